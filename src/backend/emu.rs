@@ -1,0 +1,154 @@
+//! The emulator backend: the embedded PTX of each `cuda/*.cu`, run by ptx-emu with every check on
+//! (memcheck, racecheck, initcheck, synccheck), with the same kernel names, params bytes and launch
+//! dimensions as the CUDA backend. A check that fires is an `Error::Emulator` naming kernel, block,
+//! thread, PTX line and address.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+
+use super::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
+use crate::error::{Error, Result};
+use crate::raw::{module_image, KernelParams};
+
+/// Shared memory per block the emulator offers (an H100's opt-in limit).
+const EMU_MAX_SHARED_BYTES: u32 = 227 * 1024;
+
+/// Runs the kernels on ptx-emu.
+pub struct EmuBackend {
+    device: Arc<ptx_emu::Device>,
+    modules: Mutex<HashMap<&'static str, Arc<ptx_emu::Module>>>,
+    metrics: Mutex<Vec<(String, ptx_emu::Metrics)>>,
+}
+
+impl Default for EmuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EmuBackend {
+    /// An emulated device with every check on.
+    pub fn new() -> Self {
+        Self::with_options(ptx_emu::Options::default())
+    }
+
+    /// An emulated device with the given options (checks, worker threads).
+    pub fn with_options(options: ptx_emu::Options) -> Self {
+        EmuBackend {
+            device: Arc::new(ptx_emu::Device::new(options)),
+            modules: Mutex::new(HashMap::new()),
+            metrics: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The metrics of every launch so far, by kernel name, and clears the list.
+    pub fn take_metrics(&self) -> Vec<(String, ptx_emu::Metrics)> {
+        std::mem::take(&mut *self.metrics.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn module(&self, name: &'static str) -> Result<Arc<ptx_emu::Module>> {
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = modules.get(name) {
+            return Ok(m.clone());
+        }
+        let image = module_image(name)
+            .ok_or_else(|| Error::KernelLoad { kernel: name.into(), detail: "no compiled module".into() })?;
+        let m = self
+            .device
+            .load_module(image.ptx)
+            .map_err(|e| Error::KernelLoad { kernel: name.into(), detail: e.to_string() })?;
+        modules.insert(name, m.clone());
+        Ok(m)
+    }
+
+    fn emu_err(e: ptx_emu::EmuError) -> Error {
+        Error::Emulator { detail: e.to_string() }
+    }
+}
+
+impl Backend for EmuBackend {
+    type Guard<'a> = ();
+    type Buffer<T: DeviceValue> = EmuBuffer<T>;
+
+    fn name(&self) -> String {
+        "emu".into()
+    }
+
+    fn launch<P: KernelParams>(&self, kernel: Kernel<'_>, dims: LaunchDims, params: &P) -> Result<()> {
+        let module = self.module(kernel.module)?;
+        let cfg = ptx_emu::LaunchConfig { grid: dims.grid, block: dims.block, shared_bytes: dims.shared_bytes };
+        let report = self.device.launch(&module, kernel.name, &cfg, params.as_bytes()).map_err(Self::emu_err)?;
+        self.metrics.lock().unwrap_or_else(|e| e.into_inner()).push((kernel.name.to_string(), report.metrics));
+        Ok(())
+    }
+
+    fn max_shared_bytes_per_block(&self) -> u32 {
+        EMU_MAX_SHARED_BYTES
+    }
+
+    fn upload<T: DeviceValue>(&self, data: &[T]) -> Result<EmuBuffer<T>> {
+        let buf = self.alloc_poisoned::<T>(data.len())?;
+        self.device.write(buf.addr, bytemuck::cast_slice(data)).map_err(Self::emu_err)?;
+        Ok(buf)
+    }
+
+    fn alloc_poisoned<T: DeviceValue>(&self, len: usize) -> Result<EmuBuffer<T>> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or_else(|| Error::SizeOverflow { op: "alloc", what: format!("{len} elements") })?;
+        // Zero-length buffers still get a distinct address (one byte that nothing may touch).
+        let addr = self.device.alloc(bytes.max(1)).map_err(Self::emu_err)?;
+        Ok(EmuBuffer { device: self.device.clone(), addr, len, _elem: PhantomData })
+    }
+
+    fn download<T: DeviceValue>(&self, buf: &EmuBuffer<T>) -> Result<Vec<T>> {
+        let mut out = vec![T::zeroed(); buf.len];
+        self.device.read(buf.addr, bytemuck::cast_slice_mut(&mut out)).map_err(Self::emu_err)?;
+        Ok(out)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A buffer in the emulator's global memory; freed on drop.
+pub struct EmuBuffer<T> {
+    device: Arc<ptx_emu::Device>,
+    addr: u64,
+    len: usize,
+    _elem: PhantomData<T>,
+}
+
+impl<T> EmuBuffer<T> {
+    /// The emulated device address of element 0.
+    pub fn addr(&self) -> u64 {
+        self.addr
+    }
+}
+
+impl<T> Drop for EmuBuffer<T> {
+    fn drop(&mut self) {
+        // A failed free can only mean a double free, which ownership rules out; nothing to report.
+        let _ = self.device.free(self.addr);
+    }
+}
+
+impl<T: DeviceValue> DeviceSlice<T, EmuBackend> for EmuBuffer<T> {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn device_addr<'a>(&'a self, backend: &'a EmuBackend) -> Result<(u64, ())> {
+        if !Arc::ptr_eq(&self.device, &backend.device) {
+            return Err(Error::ContextMismatch { op: "launch", tensor: "buffer" });
+        }
+        Ok((self.addr, ()))
+    }
+}
+
+impl<T: DeviceValue> DeviceSliceMut<T, EmuBackend> for EmuBuffer<T> {
+    fn device_addr_mut<'a>(&'a mut self, backend: &'a EmuBackend) -> Result<(u64, ())> {
+        self.device_addr(backend)
+    }
+}

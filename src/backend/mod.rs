@@ -1,0 +1,95 @@
+//! The seam between the ops and the machines that run them.
+//!
+//! An op is written once over [`Backend`]: it validates its inputs, fills its params struct and calls
+//! [`Backend::launch`] with a kernel name and a [`LaunchDims`]. The CUDA backend ([`CudaBackend`]) loads
+//! the embedded fatbin into the stream's context and launches with cudarc; the emulator backend
+//! ([`EmuBackend`]) runs the embedded PTX of the same source on ptx-emu, with the same params bytes and
+//! the same launch dimensions.
+//!
+//! Buffers are the backend's own: `cudarc::driver::CudaSlice` / `CudaView` / `CudaViewMut` for CUDA,
+//! [`EmuBuffer`] for the emulator. Ops take them through [`DeviceSlice`] and [`DeviceSliceMut`].
+
+mod cuda;
+// mod emu; (enabled once ptx-emu exposes its Device API)
+
+pub use cuda::{cuda_available, CudaBackend};
+// pub use emu::{EmuBackend, EmuBuffer};
+
+use crate::error::Result;
+use crate::raw::KernelParams;
+
+/// Grid, block and dynamic shared memory of one launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchDims {
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub shared_bytes: u32,
+}
+
+/// A kernel: the `cuda/<module>.cu` it lives in and its entry point (`rms_norm_bf16`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kernel<'a> {
+    pub module: &'static str,
+    pub name: &'a str,
+}
+
+/// A value that can live in device memory on every backend: `f32`, `f16`, `bf16`, `i32`, ...
+pub trait DeviceValue:
+    bytemuck::Pod + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Send + Sync + 'static
+{
+}
+impl<T> DeviceValue for T where
+    T: bytemuck::Pod + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Send + Sync + 'static
+{
+}
+
+/// A machine that runs our kernels.
+pub trait Backend {
+    /// Kept alive from taking a device address until the launch that uses it is enqueued (CUDA: records
+    /// the stream's use of the buffer for cudarc's multi-stream tracking).
+    type Guard<'a>
+    where
+        Self: 'a;
+    /// This backend's owned device buffer.
+    type Buffer<T: DeviceValue>: DeviceSliceMut<T, Self>;
+
+    /// A short name for messages and test output: `cuda:0`, `emu`.
+    fn name(&self) -> String;
+
+    /// Launches `kernel` with its params struct passed by value.
+    fn launch<P: KernelParams>(&self, kernel: Kernel<'_>, dims: LaunchDims, params: &P) -> Result<()>;
+
+    /// The largest dynamic shared memory one block may ask for (opt-in limit on CUDA).
+    fn max_shared_bytes_per_block(&self) -> u32;
+
+    /// Copies host data into a new device buffer.
+    fn upload<T: DeviceValue>(&self, data: &[T]) -> Result<Self::Buffer<T>>;
+
+    /// A new buffer of `len` elements whose contents must not be read before written: poisoned with NaN
+    /// bytes (0xFF) on CUDA, marked never-written (initcheck) on the emulator.
+    fn alloc_poisoned<T: DeviceValue>(&self, len: usize) -> Result<Self::Buffer<T>>;
+
+    /// Waits for all launched work and copies a buffer back to the host.
+    fn download<T: DeviceValue>(&self, buf: &Self::Buffer<T>) -> Result<Vec<T>>;
+
+    /// Waits for all launched work.
+    fn synchronize(&self) -> Result<()>;
+}
+
+/// Device memory an op may read.
+pub trait DeviceSlice<T, B: Backend + ?Sized> {
+    /// Number of elements.
+    fn len(&self) -> usize;
+    /// True when the slice holds no element.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The device address of element 0, and the guard to keep until the launch is enqueued.
+    fn device_addr<'a>(&'a self, backend: &'a B) -> Result<(u64, B::Guard<'a>)>;
+}
+
+/// Device memory an op may write.
+pub trait DeviceSliceMut<T, B: Backend + ?Sized>: DeviceSlice<T, B> {
+    /// The device address of element 0, for writing, and the guard to keep until the launch is enqueued.
+    fn device_addr_mut<'a>(&'a mut self, backend: &'a B) -> Result<(u64, B::Guard<'a>)>;
+}

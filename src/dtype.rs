@@ -1,0 +1,98 @@
+//! Element types the kernels accept, and their conversions.
+//!
+//! Every kernel exists in three storage types: `f32`, `f16` and `bf16`. Arithmetic inside the kernels is
+//! f32 (see each op's numerics table); these conversions are the only places values round.
+
+use half::{bf16, f16};
+
+/// The storage type of a tensor, mirrored by `lk_dtype` in `cuda/include/params.h`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+}
+
+impl DType {
+    /// Size of one element in bytes.
+    pub const fn size_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F16 | DType::BF16 => 2,
+        }
+    }
+
+    /// The suffix of the kernel entry points for this dtype (`rms_norm_bf16`).
+    pub const fn kernel_suffix(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kernel_suffix())
+    }
+}
+
+/// A storage element: `f32`, `half::f16` or `half::bf16`.
+///
+/// `from_f32` rounds to nearest even, as `__float2bfloat16_rn` / `__float2half_rn` do on the device.
+pub trait Elem:
+    Copy + Default + Send + Sync + std::fmt::Debug + PartialEq + bytemuck::Pod + 'static
+{
+    const DTYPE: DType;
+    fn to_f32(self) -> f32;
+    fn from_f32(v: f32) -> Self;
+    fn to_f64(self) -> f64 {
+        self.to_f32() as f64
+    }
+    /// Rounds an f64 straight to this type (one rounding for f32; f64 -> f32 -> T for the half types,
+    /// which can double-round, and is only used to make test inputs).
+    fn from_f64(v: f64) -> Self {
+        Self::from_f32(v as f32)
+    }
+    /// The unit roundoff of this storage type (half an ulp at 1.0).
+    const EPSILON_HALF_ULP: f64;
+}
+
+impl Elem for f32 {
+    const DTYPE: DType = DType::F32;
+    const EPSILON_HALF_ULP: f64 = f32::EPSILON as f64 / 2.0;
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+}
+
+impl Elem for f16 {
+    const DTYPE: DType = DType::F16;
+    const EPSILON_HALF_ULP: f64 = 0.000_976_562_5 / 2.0;
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+}
+
+impl Elem for bf16 {
+    const DTYPE: DType = DType::BF16;
+    const EPSILON_HALF_ULP: f64 = 0.007_812_5 / 2.0;
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+    fn from_f32(v: f32) -> Self {
+        bf16::from_f32(v)
+    }
+}
+
+/// Rounds an f32 through the storage type `T` and back: the value a kernel would store.
+pub fn round_to<T: Elem>(v: f32) -> f32 {
+    T::from_f32(v).to_f32()
+}

@@ -1,0 +1,1 @@
+//! CPU reference for every op (being written).
