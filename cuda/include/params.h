@@ -144,4 +144,7 @@ LK_STATIC_ASSERT(sizeof(SwigluParams) == 3 * 8 + 3 * 8 + 4 * 4, "SwigluParams ha
 LK_STATIC_ASSERT(sizeof(AttentionParams) == 5 * 8 + 12 * 8 + 12 * 4, "AttentionParams has padding");
 LK_STATIC_ASSERT(sizeof(GemmParams) == 3 * 8 + 3 * 8 + 8 * 4, "GemmParams has padding");
 
+/* Field offsets, generated from the Rust mirror (tests/build_artifacts.rs). */
+#include "params_layout.h"
+
 #endif /* LLAMA_KERNELS_PARAMS_H */

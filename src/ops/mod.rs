@@ -5,3 +5,14 @@
 //! function next to it, and launches.
 
 pub(crate) mod validate;
+
+use crate::backend::Kernel;
+
+/// Every kernel the safe API can launch (each op module lists its own in `KERNELS`); the build-artifact
+/// tests check that each is in the PTX and in the fatbin of every arch.
+pub fn launched_kernels() -> Vec<Kernel<'static>> {
+    let lists: &[&[Kernel<'static>]] = &[
+        // op KERNELS lists go here, one line per op module
+    ];
+    lists.iter().flat_map(|l| l.iter().copied()).collect()
+}

@@ -1,0 +1,186 @@
+//! What build.rs produced: the params mirror is fresh, every kernel is in the PTX and in the fatbin for
+//! every listed arch, and ptxas reports zero spill bytes for every kernel.
+//!
+//! Tools these tests need beyond the build (libclang for bindgen, cuobjdump) are looked up at run time;
+//! when one is missing the test prints why it skips, except under `CI`, where it fails.
+
+#[path = "support/params_bindgen.rs"]
+mod params_bindgen;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use llama_kernels::raw::{module::NVCC_PATH, MODULE_IMAGES, PTXAS_REPORT};
+
+const PARAMS_H: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cuda/include/params.h");
+const PARAMS_LAYOUT_H: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cuda/include/params_layout.h");
+const PARAMS_RS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/raw/params.rs");
+
+/// Skips (prints the reason) outside CI; fails in CI.
+fn skip_or_fail(test: &str, reason: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {reason} (CI is set, so this check may not be skipped)");
+    }
+    eprintln!("skipping {test}: {reason}");
+}
+
+/// The C side of the layout asserts: one `offsetof` static assert per field, taken from the offsets
+/// bindgen computed for the Rust mirror, so both compilers check the same numbers.
+fn params_layout_h(params_rs: &str) -> String {
+    let mut out = String::from(
+        "/* @generated from src/raw/params.rs by tests/build_artifacts.rs: do not edit.\n * Field offsets of \
+         the params structs, asserted by the CUDA compiler; the Rust mirror asserts the same offsets. */\n\
+         #ifndef LLAMA_KERNELS_PARAMS_LAYOUT_H\n#define LLAMA_KERNELS_PARAMS_LAYOUT_H\n\n",
+    );
+    let marker = "offset_of!(";
+    let mut rest = params_rs;
+    while let Some(pos) = rest.find(marker) {
+        rest = &rest[pos + marker.len()..];
+        let close = rest.find(')').expect("offset_of!(...) closes");
+        let args: Vec<&str> = rest[..close].split(',').map(str::trim).collect();
+        let after = &rest[close + 1..];
+        let offset: usize = after
+            .trim_start()
+            .trim_start_matches('-')
+            .trim_start()
+            .split("usize")
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .expect("bindgen writes `offset_of!(T, f) - Nusize`");
+        out.push_str(&format!(
+            "LK_STATIC_ASSERT(__builtin_offsetof({0}, {1}) == {2}, \"{0}::{1} is at byte {2} in the Rust mirror\");\n",
+            args[0], args[1], offset
+        ));
+    }
+    out.push_str("#endif /* LLAMA_KERNELS_PARAMS_LAYOUT_H */\n");
+    out
+}
+
+/// Compares `path` with `expected`, or rewrites it under `LLAMA_KERNELS_BLESS=1`.
+fn check_or_bless(path: &str, expected: &str) {
+    if std::env::var_os("LLAMA_KERNELS_BLESS").is_some() {
+        std::fs::write(path, expected).unwrap();
+        return;
+    }
+    let actual = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "{path} is stale: regenerate with `LLAMA_KERNELS_BLESS=1 cargo test --test build_artifacts params_mirror`"
+    );
+}
+
+#[test]
+fn params_mirror_is_fresh_and_layout_asserted_on_both_sides() {
+    // The C offset asserts follow from the committed mirror, whatever libclang says.
+    let committed = std::fs::read_to_string(PARAMS_RS).unwrap();
+    check_or_bless(PARAMS_LAYOUT_H, &params_layout_h(&committed));
+    assert!(
+        std::fs::read_to_string(PARAMS_H).unwrap().contains("#include \"params_layout.h\""),
+        "params.h must include params_layout.h so every kernel checks the offsets"
+    );
+
+    let Some(libclang_dir) = params_bindgen::find_libclang() else {
+        return skip_or_fail(
+            "params_mirror_is_fresh",
+            "libclang not found (set LIBCLANG_PATH or `python3 -m pip install libclang==18.1.1`)",
+        );
+    };
+    std::env::set_var("LIBCLANG_PATH", &libclang_dir);
+    let generated = params_bindgen::generate_params_rs(PARAMS_H).unwrap();
+    check_or_bless(PARAMS_RS, &generated);
+}
+
+/// `cuobjdump` beside the nvcc that built the kernels.
+fn cuobjdump() -> Option<PathBuf> {
+    let p = Path::new(NVCC_PATH).with_file_name("cuobjdump");
+    p.is_file().then_some(p)
+}
+
+/// The `.entry` names of a PTX module.
+fn ptx_entries(ptx: &str) -> BTreeSet<String> {
+    ptx.lines()
+        .filter_map(|l| l.trim().strip_prefix(".visible .entry "))
+        .map(|rest| rest.split('(').next().unwrap().trim().to_string())
+        .collect()
+}
+
+/// Entry symbols per SASS arch, and the archs of embedded PTX, from `cuobjdump -symbols`.
+fn fatbin_contents(tool: &Path, fatbin: &[u8], name: &str) -> (BTreeMap<String, BTreeSet<String>>, BTreeSet<String>) {
+    let path = std::env::temp_dir().join(format!("llama-kernels-{}-{name}.fatbin", std::process::id()));
+    std::fs::write(&path, fatbin).unwrap();
+    let out = std::process::Command::new(tool).arg("-symbols").arg(&path).output().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "cuobjdump failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (mut elf, mut ptx) = (BTreeMap::<String, BTreeSet<String>>::new(), BTreeSet::new());
+    let mut section_is_elf = false;
+    let mut arch = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("Fatbin elf code") {
+            section_is_elf = true;
+        } else if line.starts_with("Fatbin ptx code") {
+            section_is_elf = false;
+        } else if let Some(a) = line.strip_prefix("arch = ") {
+            arch = a.to_string();
+            if section_is_elf {
+                elf.entry(arch.clone()).or_default();
+            } else {
+                ptx.insert(arch.clone());
+            }
+        } else if section_is_elf && line.contains("STO_ENTRY") {
+            let sym = line.split_whitespace().last().unwrap().to_string();
+            elf.entry(arch.clone()).or_default().insert(sym);
+        }
+    }
+    (elf, ptx)
+}
+
+#[test]
+fn every_kernel_is_in_the_ptx_and_in_the_fatbin_for_every_arch() {
+    let launched = llama_kernels::ops::launched_kernels();
+    for k in &launched {
+        let image = llama_kernels::raw::module_image(k.module)
+            .unwrap_or_else(|| panic!("kernel {} names module {}, which build.rs did not compile", k.name, k.module));
+        assert!(ptx_entries(image.ptx).contains(k.name), "{} missing from the PTX of {}", k.name, k.module);
+    }
+    let Some(tool) = cuobjdump() else {
+        return skip_or_fail(
+            "every_kernel_is_in_the_fatbin",
+            "cuobjdump not found beside nvcc (`python3 -m pip install nvidia-cuda-cuobjdump==13.2.86`)",
+        );
+    };
+    for image in MODULE_IMAGES {
+        let entries = ptx_entries(image.ptx);
+        let (elf, ptx_archs) = fatbin_contents(&tool, image.fatbin, image.name);
+        for arch in llama_kernels::raw::module::SASS_ARCHS {
+            let syms = elf.get(*arch).unwrap_or_else(|| panic!("{}: no SASS for {arch} in the fatbin", image.name));
+            for e in &entries {
+                assert!(syms.contains(e), "{}: kernel {e} missing from the {arch} SASS", image.name);
+            }
+        }
+        let ptx_arch = llama_kernels::raw::module::PTX_ARCH.replace("compute_", "sm_");
+        assert!(ptx_archs.contains(&ptx_arch), "{}: no {ptx_arch} PTX in the fatbin ({ptx_archs:?})", image.name);
+    }
+}
+
+#[test]
+fn ptxas_reports_every_kernel_on_every_arch_with_zero_spills() {
+    for image in MODULE_IMAGES {
+        for kernel in ptx_entries(image.ptx) {
+            for arch in llama_kernels::raw::module::SASS_ARCHS {
+                let r = llama_kernels::raw::find_kernel_resources(&kernel, arch)
+                    .unwrap_or_else(|| panic!("no ptxas report for {kernel} on {arch}"));
+                assert!(r.registers > 0, "{kernel} on {arch}: ptxas reported 0 registers: report not parsed?");
+                assert_eq!(
+                    (r.spill_store_bytes, r.spill_load_bytes),
+                    (0, 0),
+                    "{kernel} on {arch} spills registers: {r:?}"
+                );
+            }
+        }
+    }
+    assert!(!PTXAS_REPORT.is_empty());
+    let tsv = std::fs::read_to_string(llama_kernels::raw::module::PTXAS_REPORT_PATH).unwrap();
+    assert_eq!(tsv.lines().count(), PTXAS_REPORT.len() + 1, "the TSV and the Rust table disagree");
+}
