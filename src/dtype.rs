@@ -41,9 +41,7 @@ impl std::fmt::Display for DType {
 /// A storage element: `f32`, `half::f16` or `half::bf16`.
 ///
 /// `from_f32` rounds to nearest even, as `__float2bfloat16_rn` / `__float2half_rn` do on the device.
-pub trait Elem:
-    Copy + Default + Send + Sync + std::fmt::Debug + PartialEq + bytemuck::Pod + 'static
-{
+pub trait Elem: Copy + Default + Send + Sync + std::fmt::Debug + PartialEq + bytemuck::Pod + 'static {
     const DTYPE: DType;
     fn to_f32(self) -> f32;
     fn from_f32(v: f32) -> Self;

@@ -11,7 +11,12 @@ pub enum Error {
     /// The driver loaded, but no CUDA device is present or it could not be initialised.
     NoDevice { detail: String },
     /// A tensor's length does not match the shape the op was given.
-    ShapeMismatch { op: &'static str, tensor: &'static str, expected: usize, actual: usize },
+    ShapeMismatch {
+        op: &'static str,
+        tensor: &'static str,
+        expected: usize,
+        actual: usize,
+    },
     /// A shape parameter is invalid (zero where a positive size is needed, or inconsistent).
     InvalidShape { op: &'static str, reason: String },
     /// A scalar argument is out of its valid range (eps <= 0, theta <= 0, NaN scale, ...).
@@ -19,11 +24,24 @@ pub enum Error {
     /// The op does not support this dtype (or this combination of dtypes).
     UnsupportedDType { op: &'static str, dtype: DType },
     /// The attention head dimension is not one the kernels support.
-    UnsupportedHeadDim { op: &'static str, head_dim: usize, supported: &'static str },
+    UnsupportedHeadDim {
+        op: &'static str,
+        head_dim: usize,
+        supported: &'static str,
+    },
     /// A device pointer is not aligned to what the kernel needs.
-    Misaligned { op: &'static str, tensor: &'static str, addr: u64, align: usize },
+    Misaligned {
+        op: &'static str,
+        tensor: &'static str,
+        addr: u64,
+        align: usize,
+    },
     /// Two tensors that must not share memory do.
-    Aliasing { op: &'static str, a: &'static str, b: &'static str },
+    Aliasing {
+        op: &'static str,
+        a: &'static str,
+        b: &'static str,
+    },
     /// A size or index does not fit the 32-bit or 64-bit fields of the kernel parameters.
     SizeOverflow { op: &'static str, what: String },
     /// A buffer belongs to another device context than the backend's stream.
@@ -44,23 +62,37 @@ impl std::fmt::Display for Error {
                 "no CUDA driver: {detail}; install the NVIDIA driver, or use the emulator backend (EmuBackend)"
             ),
             Error::NoDevice { detail } => write!(f, "no CUDA device: {detail}"),
-            Error::ShapeMismatch { op, tensor, expected, actual } => write!(
+            Error::ShapeMismatch {
+                op,
+                tensor,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "{op}: tensor `{tensor}` has {actual} elements but the shape needs {expected}"
             ),
             Error::InvalidShape { op, reason } => write!(f, "{op}: invalid shape: {reason}"),
             Error::InvalidArgument { op, reason } => write!(f, "{op}: invalid argument: {reason}"),
             Error::UnsupportedDType { op, dtype } => write!(f, "{op}: dtype {dtype} is not supported"),
-            Error::UnsupportedHeadDim { op, head_dim, supported } => write!(
-                f,
-                "{op}: head_dim {head_dim} is not supported (supported: {supported})"
-            ),
-            Error::Misaligned { op, tensor, addr, align } => write!(
+            Error::UnsupportedHeadDim {
+                op,
+                head_dim,
+                supported,
+            } => write!(f, "{op}: head_dim {head_dim} is not supported (supported: {supported})"),
+            Error::Misaligned {
+                op,
+                tensor,
+                addr,
+                align,
+            } => write!(
                 f,
                 "{op}: tensor `{tensor}` at address {addr:#x} is not aligned to {align} bytes"
             ),
             Error::Aliasing { op, a, b } => {
-                write!(f, "{op}: tensors `{a}` and `{b}` overlap in memory, which the op does not allow")
+                write!(
+                    f,
+                    "{op}: tensors `{a}` and `{b}` overlap in memory, which the op does not allow"
+                )
             }
             Error::SizeOverflow { op, what } => write!(f, "{op}: size overflow: {what}"),
             Error::ContextMismatch { op, tensor } => write!(

@@ -16,5 +16,5 @@ pub use dtype::{DType, Elem};
 pub use error::{Error, Result};
 pub use shapes::*;
 pub mod backend;
-pub mod raw;
 pub mod ops;
+pub mod raw;

@@ -30,7 +30,10 @@ pub struct RmsNormConfig {
 impl Default for RmsNormConfig {
     /// LLaMA's `norm_eps` of 1e-5, torch rounding order.
     fn default() -> Self {
-        RmsNormConfig { eps: 1e-5, rounding: Rounding::MatchTorch }
+        RmsNormConfig {
+            eps: 1e-5,
+            rounding: Rounding::MatchTorch,
+        }
     }
 }
 
@@ -117,7 +120,10 @@ pub struct AttentionConfig {
 
 impl Default for AttentionConfig {
     fn default() -> Self {
-        AttentionConfig { causal: true, softmax_scale: None }
+        AttentionConfig {
+            causal: true,
+            softmax_scale: None,
+        }
     }
 }
 
@@ -149,6 +155,11 @@ pub struct GemmConfig {
 
 impl Default for GemmConfig {
     fn default() -> Self {
-        GemmConfig { trans_a: false, trans_b: false, alpha: 1.0, beta: 0.0 }
+        GemmConfig {
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        }
     }
 }

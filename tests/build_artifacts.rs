@@ -75,7 +75,9 @@ fn params_mirror_is_fresh_and_layout_asserted_on_both_sides() {
     let committed = std::fs::read_to_string(PARAMS_RS).unwrap();
     check_or_bless(PARAMS_LAYOUT_H, &params_layout_h(&committed));
     assert!(
-        std::fs::read_to_string(PARAMS_H).unwrap().contains("#include \"params_layout.h\""),
+        std::fs::read_to_string(PARAMS_H)
+            .unwrap()
+            .contains("#include \"params_layout.h\""),
         "params.h must include params_layout.h so every kernel checks the offsets"
     );
 
@@ -108,9 +110,17 @@ fn ptx_entries(ptx: &str) -> BTreeSet<String> {
 fn fatbin_contents(tool: &Path, fatbin: &[u8], name: &str) -> (BTreeMap<String, BTreeSet<String>>, BTreeSet<String>) {
     let path = std::env::temp_dir().join(format!("llama-kernels-{}-{name}.fatbin", std::process::id()));
     std::fs::write(&path, fatbin).unwrap();
-    let out = std::process::Command::new(tool).arg("-symbols").arg(&path).output().unwrap();
+    let out = std::process::Command::new(tool)
+        .arg("-symbols")
+        .arg(&path)
+        .output()
+        .unwrap();
     let _ = std::fs::remove_file(&path);
-    assert!(out.status.success(), "cuobjdump failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cuobjdump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let (mut elf, mut ptx) = (BTreeMap::<String, BTreeSet<String>>::new(), BTreeSet::new());
     let mut section_is_elf = false;
@@ -140,9 +150,18 @@ fn fatbin_contents(tool: &Path, fatbin: &[u8], name: &str) -> (BTreeMap<String, 
 fn every_kernel_is_in_the_ptx_and_in_the_fatbin_for_every_arch() {
     let launched = llama_kernels::ops::launched_kernels();
     for k in &launched {
-        let image = llama_kernels::raw::module_image(k.module)
-            .unwrap_or_else(|| panic!("kernel {} names module {}, which build.rs did not compile", k.name, k.module));
-        assert!(ptx_entries(image.ptx).contains(k.name), "{} missing from the PTX of {}", k.name, k.module);
+        let image = llama_kernels::raw::module_image(k.module).unwrap_or_else(|| {
+            panic!(
+                "kernel {} names module {}, which build.rs did not compile",
+                k.name, k.module
+            )
+        });
+        assert!(
+            ptx_entries(image.ptx).contains(k.name),
+            "{} missing from the PTX of {}",
+            k.name,
+            k.module
+        );
     }
     let Some(tool) = cuobjdump() else {
         return skip_or_fail(
@@ -154,13 +173,23 @@ fn every_kernel_is_in_the_ptx_and_in_the_fatbin_for_every_arch() {
         let entries = ptx_entries(image.ptx);
         let (elf, ptx_archs) = fatbin_contents(&tool, image.fatbin, image.name);
         for arch in llama_kernels::raw::module::SASS_ARCHS {
-            let syms = elf.get(*arch).unwrap_or_else(|| panic!("{}: no SASS for {arch} in the fatbin", image.name));
+            let syms = elf
+                .get(*arch)
+                .unwrap_or_else(|| panic!("{}: no SASS for {arch} in the fatbin", image.name));
             for e in &entries {
-                assert!(syms.contains(e), "{}: kernel {e} missing from the {arch} SASS", image.name);
+                assert!(
+                    syms.contains(e),
+                    "{}: kernel {e} missing from the {arch} SASS",
+                    image.name
+                );
             }
         }
         let ptx_arch = llama_kernels::raw::module::PTX_ARCH.replace("compute_", "sm_");
-        assert!(ptx_archs.contains(&ptx_arch), "{}: no {ptx_arch} PTX in the fatbin ({ptx_archs:?})", image.name);
+        assert!(
+            ptx_archs.contains(&ptx_arch),
+            "{}: no {ptx_arch} PTX in the fatbin ({ptx_archs:?})",
+            image.name
+        );
     }
 }
 
@@ -171,7 +200,10 @@ fn ptxas_reports_every_kernel_on_every_arch_with_zero_spills() {
             for arch in llama_kernels::raw::module::SASS_ARCHS {
                 let r = llama_kernels::raw::find_kernel_resources(&kernel, arch)
                     .unwrap_or_else(|| panic!("no ptxas report for {kernel} on {arch}"));
-                assert!(r.registers > 0, "{kernel} on {arch}: ptxas reported 0 registers: report not parsed?");
+                assert!(
+                    r.registers > 0,
+                    "{kernel} on {arch}: ptxas reported 0 registers: report not parsed?"
+                );
                 assert_eq!(
                     (r.spill_store_bytes, r.spill_load_bytes),
                     (0, 0),
@@ -182,5 +214,9 @@ fn ptxas_reports_every_kernel_on_every_arch_with_zero_spills() {
     }
     assert!(!PTXAS_REPORT.is_empty());
     let tsv = std::fs::read_to_string(llama_kernels::raw::module::PTXAS_REPORT_PATH).unwrap();
-    assert_eq!(tsv.lines().count(), PTXAS_REPORT.len() + 1, "the TSV and the Rust table disagree");
+    assert_eq!(
+        tsv.lines().count(),
+        PTXAS_REPORT.len() + 1,
+        "the TSV and the Rust table disagree"
+    );
 }

@@ -24,13 +24,19 @@ pub fn cuda_available() -> Result<()> {
     // SAFETY: only tries to dlopen the driver library by its usual names; loads nothing into cudarc's state.
     let present = unsafe { cudarc::driver::sys::is_culib_present() };
     if !present {
-        return Err(Error::NoDriver { detail: "libcuda.so could not be loaded".into() });
+        return Err(Error::NoDriver {
+            detail: "libcuda.so could not be loaded".into(),
+        });
     }
     let count = cudarc::driver::result::init()
         .and_then(|_| cudarc::driver::result::device::get_count())
-        .map_err(|e| Error::NoDevice { detail: format!("cuInit / cuDeviceGetCount failed: {e}") })?;
+        .map_err(|e| Error::NoDevice {
+            detail: format!("cuInit / cuDeviceGetCount failed: {e}"),
+        })?;
     if count < 1 {
-        return Err(Error::NoDevice { detail: "the driver reports 0 CUDA devices".into() });
+        return Err(Error::NoDevice {
+            detail: "the driver reports 0 CUDA devices".into(),
+        });
     }
     Ok(())
 }
@@ -45,7 +51,10 @@ struct ContextKernels {
 /// One `ContextKernels` per live context, keyed by the context's address.
 fn kernels_for(ctx: &Arc<CudaContext>) -> Arc<ContextKernels> {
     static CACHE: OnceLock<Mutex<HashMap<usize, Weak<ContextKernels>>>> = OnceLock::new();
-    let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     map.retain(|_, w| w.strong_count() > 0);
     let key = Arc::as_ptr(ctx) as usize;
     if let Some(k) = map.get(&key).and_then(Weak::upgrade) {
@@ -71,13 +80,19 @@ impl CudaBackend {
             .context()
             .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(|e| Error::Driver { detail: e.to_string() })?;
-        Ok(CudaBackend { stream, kernels, max_shared_optin: max_shared_optin.max(0) as u32 })
+        Ok(CudaBackend {
+            stream,
+            kernels,
+            max_shared_optin: max_shared_optin.max(0) as u32,
+        })
     }
 
     /// Opens device `ordinal` and its default stream, after checking that a driver and device exist.
     pub fn open(ordinal: usize) -> Result<Self> {
         cuda_available()?;
-        let ctx = CudaContext::new(ordinal).map_err(|e| Error::NoDevice { detail: format!("device {ordinal}: {e}") })?;
+        let ctx = CudaContext::new(ordinal).map_err(|e| Error::NoDevice {
+            detail: format!("device {ordinal}: {e}"),
+        })?;
         Self::new(ctx.default_stream())
     }
 
@@ -87,8 +102,17 @@ impl CudaBackend {
     }
 
     fn function(&self, kernel: Kernel<'_>) -> Result<CudaFunction> {
-        let load_err = |detail: String| Error::KernelLoad { kernel: kernel.name.to_string(), detail };
-        if let Some(f) = self.kernels.functions.lock().unwrap_or_else(|e| e.into_inner()).get(kernel.name) {
+        let load_err = |detail: String| Error::KernelLoad {
+            kernel: kernel.name.to_string(),
+            detail,
+        };
+        if let Some(f) = self
+            .kernels
+            .functions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(kernel.name)
+        {
             return Ok(f.clone());
         }
         let module = {
@@ -109,7 +133,11 @@ impl CudaBackend {
             }
         };
         let f = module.load_function(kernel.name).map_err(|e| load_err(e.to_string()))?;
-        self.kernels.functions.lock().unwrap_or_else(|e| e.into_inner()).insert(kernel.name.to_string(), f.clone());
+        self.kernels
+            .functions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(kernel.name.to_string(), f.clone());
         Ok(f)
     }
 
@@ -177,7 +205,10 @@ fn same_context(buf_ctx: &Arc<CudaContext>, backend: &CudaBackend) -> Result<()>
     if Arc::ptr_eq(buf_ctx, backend.stream.context()) {
         Ok(())
     } else {
-        Err(Error::ContextMismatch { op: "launch", tensor: "buffer" })
+        Err(Error::ContextMismatch {
+            op: "launch",
+            tensor: "buffer",
+        })
     }
 }
 

@@ -7,41 +7,62 @@ use crate::error::{Error, Result};
 pub fn check_len(op: &'static str, tensor: &'static str, len: usize, dims: &[usize]) -> Result<()> {
     let expected = checked_product(op, tensor, dims)?;
     if len != expected {
-        return Err(Error::ShapeMismatch { op, tensor, expected, actual: len });
+        return Err(Error::ShapeMismatch {
+            op,
+            tensor,
+            expected,
+            actual: len,
+        });
     }
     Ok(())
 }
 
 /// The product of `dims`, or `SizeOverflow`.
 pub fn checked_product(op: &'static str, what: &str, dims: &[usize]) -> Result<usize> {
-    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| Error::SizeOverflow {
-        op,
-        what: format!("{what}: {dims:?} overflows usize"),
-    })
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::SizeOverflow {
+            op,
+            what: format!("{what}: {dims:?} overflows usize"),
+        })
 }
 
 /// `v > 0`, else `InvalidShape` naming the dimension.
 pub fn check_positive(op: &'static str, name: &str, v: usize) -> Result<()> {
     if v == 0 {
-        return Err(Error::InvalidShape { op, reason: format!("{name} must be > 0") });
+        return Err(Error::InvalidShape {
+            op,
+            reason: format!("{name} must be > 0"),
+        });
     }
     Ok(())
 }
 
 /// `v` as an `i32` kernel field, else `SizeOverflow`.
 pub fn to_i32(op: &'static str, name: &str, v: usize) -> Result<i32> {
-    i32::try_from(v).map_err(|_| Error::SizeOverflow { op, what: format!("{name} = {v} does not fit in i32") })
+    i32::try_from(v).map_err(|_| Error::SizeOverflow {
+        op,
+        what: format!("{name} = {v} does not fit in i32"),
+    })
 }
 
 /// `v` as an `i64` kernel field, else `SizeOverflow`.
 pub fn to_i64(op: &'static str, name: &str, v: usize) -> Result<i64> {
-    i64::try_from(v).map_err(|_| Error::SizeOverflow { op, what: format!("{name} = {v} does not fit in i64") })
+    i64::try_from(v).map_err(|_| Error::SizeOverflow {
+        op,
+        what: format!("{name} = {v} does not fit in i64"),
+    })
 }
 
 /// `addr` is a multiple of `align`, else `Misaligned`.
 pub fn check_align(op: &'static str, tensor: &'static str, addr: u64, align: usize) -> Result<()> {
     if addr % align as u64 != 0 {
-        return Err(Error::Misaligned { op, tensor, addr, align });
+        return Err(Error::Misaligned {
+            op,
+            tensor,
+            addr,
+            align,
+        });
     }
     Ok(())
 }
@@ -49,7 +70,10 @@ pub fn check_align(op: &'static str, tensor: &'static str, addr: u64, align: usi
 /// A finite, positive scalar, else `InvalidArgument`.
 pub fn check_finite_positive(op: &'static str, name: &str, v: f32) -> Result<()> {
     if !(v.is_finite() && v > 0.0) {
-        return Err(Error::InvalidArgument { op, reason: format!("{name} must be finite and > 0, got {v}") });
+        return Err(Error::InvalidArgument {
+            op,
+            reason: format!("{name} must be finite and > 0, got {v}"),
+        });
     }
     Ok(())
 }

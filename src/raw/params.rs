@@ -36,27 +36,19 @@ const _: () = {
     ["Alignment of RmsNormParams"][::core::mem::align_of::<RmsNormParams>() - 8usize];
     ["Offset of field: RmsNormParams::out"][::core::mem::offset_of!(RmsNormParams, out) - 0usize];
     ["Offset of field: RmsNormParams::x"][::core::mem::offset_of!(RmsNormParams, x) - 8usize];
-    ["Offset of field: RmsNormParams::residual"]
-        [::core::mem::offset_of!(RmsNormParams, residual) - 16usize];
-    ["Offset of field: RmsNormParams::weight"]
-        [::core::mem::offset_of!(RmsNormParams, weight) - 24usize];
-    ["Offset of field: RmsNormParams::x_row_stride"]
-        [::core::mem::offset_of!(RmsNormParams, x_row_stride) - 32usize];
+    ["Offset of field: RmsNormParams::residual"][::core::mem::offset_of!(RmsNormParams, residual) - 16usize];
+    ["Offset of field: RmsNormParams::weight"][::core::mem::offset_of!(RmsNormParams, weight) - 24usize];
+    ["Offset of field: RmsNormParams::x_row_stride"][::core::mem::offset_of!(RmsNormParams, x_row_stride) - 32usize];
     ["Offset of field: RmsNormParams::out_row_stride"]
         [::core::mem::offset_of!(RmsNormParams, out_row_stride) - 40usize];
     ["Offset of field: RmsNormParams::residual_row_stride"]
         [::core::mem::offset_of!(RmsNormParams, residual_row_stride) - 48usize];
-    ["Offset of field: RmsNormParams::rows"]
-        [::core::mem::offset_of!(RmsNormParams, rows) - 56usize];
-    ["Offset of field: RmsNormParams::hidden"]
-        [::core::mem::offset_of!(RmsNormParams, hidden) - 60usize];
+    ["Offset of field: RmsNormParams::rows"][::core::mem::offset_of!(RmsNormParams, rows) - 56usize];
+    ["Offset of field: RmsNormParams::hidden"][::core::mem::offset_of!(RmsNormParams, hidden) - 60usize];
     ["Offset of field: RmsNormParams::eps"][::core::mem::offset_of!(RmsNormParams, eps) - 64usize];
-    ["Offset of field: RmsNormParams::rounding"]
-        [::core::mem::offset_of!(RmsNormParams, rounding) - 68usize];
-    ["Offset of field: RmsNormParams::vectorized"]
-        [::core::mem::offset_of!(RmsNormParams, vectorized) - 72usize];
-    ["Offset of field: RmsNormParams::reserved0"]
-        [::core::mem::offset_of!(RmsNormParams, reserved0) - 76usize];
+    ["Offset of field: RmsNormParams::rounding"][::core::mem::offset_of!(RmsNormParams, rounding) - 68usize];
+    ["Offset of field: RmsNormParams::vectorized"][::core::mem::offset_of!(RmsNormParams, vectorized) - 72usize];
+    ["Offset of field: RmsNormParams::reserved0"][::core::mem::offset_of!(RmsNormParams, reserved0) - 76usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -80,23 +72,15 @@ const _: () = {
     ["Alignment of RopeParams"][::core::mem::align_of::<RopeParams>() - 8usize];
     ["Offset of field: RopeParams::q"][::core::mem::offset_of!(RopeParams, q) - 0usize];
     ["Offset of field: RopeParams::k"][::core::mem::offset_of!(RopeParams, k) - 8usize];
-    ["Offset of field: RopeParams::positions"]
-        [::core::mem::offset_of!(RopeParams, positions) - 16usize];
-    ["Offset of field: RopeParams::inv_freq"]
-        [::core::mem::offset_of!(RopeParams, inv_freq) - 24usize];
-    ["Offset of field: RopeParams::q_token_stride"]
-        [::core::mem::offset_of!(RopeParams, q_token_stride) - 32usize];
-    ["Offset of field: RopeParams::k_token_stride"]
-        [::core::mem::offset_of!(RopeParams, k_token_stride) - 40usize];
+    ["Offset of field: RopeParams::positions"][::core::mem::offset_of!(RopeParams, positions) - 16usize];
+    ["Offset of field: RopeParams::inv_freq"][::core::mem::offset_of!(RopeParams, inv_freq) - 24usize];
+    ["Offset of field: RopeParams::q_token_stride"][::core::mem::offset_of!(RopeParams, q_token_stride) - 32usize];
+    ["Offset of field: RopeParams::k_token_stride"][::core::mem::offset_of!(RopeParams, k_token_stride) - 40usize];
     ["Offset of field: RopeParams::tokens"][::core::mem::offset_of!(RopeParams, tokens) - 48usize];
-    ["Offset of field: RopeParams::n_heads"]
-        [::core::mem::offset_of!(RopeParams, n_heads) - 52usize];
-    ["Offset of field: RopeParams::n_kv_heads"]
-        [::core::mem::offset_of!(RopeParams, n_kv_heads) - 56usize];
-    ["Offset of field: RopeParams::head_dim"]
-        [::core::mem::offset_of!(RopeParams, head_dim) - 60usize];
-    ["Offset of field: RopeParams::rotary_dim"]
-        [::core::mem::offset_of!(RopeParams, rotary_dim) - 64usize];
+    ["Offset of field: RopeParams::n_heads"][::core::mem::offset_of!(RopeParams, n_heads) - 52usize];
+    ["Offset of field: RopeParams::n_kv_heads"][::core::mem::offset_of!(RopeParams, n_kv_heads) - 56usize];
+    ["Offset of field: RopeParams::head_dim"][::core::mem::offset_of!(RopeParams, head_dim) - 60usize];
+    ["Offset of field: RopeParams::rotary_dim"][::core::mem::offset_of!(RopeParams, rotary_dim) - 64usize];
     ["Offset of field: RopeParams::layout"][::core::mem::offset_of!(RopeParams, layout) - 68usize];
 };
 #[repr(C)]
@@ -120,18 +104,14 @@ const _: () = {
     ["Offset of field: SwigluParams::out"][::core::mem::offset_of!(SwigluParams, out) - 0usize];
     ["Offset of field: SwigluParams::gate"][::core::mem::offset_of!(SwigluParams, gate) - 8usize];
     ["Offset of field: SwigluParams::up"][::core::mem::offset_of!(SwigluParams, up) - 16usize];
-    ["Offset of field: SwigluParams::out_row_stride"]
-        [::core::mem::offset_of!(SwigluParams, out_row_stride) - 24usize];
+    ["Offset of field: SwigluParams::out_row_stride"][::core::mem::offset_of!(SwigluParams, out_row_stride) - 24usize];
     ["Offset of field: SwigluParams::gate_row_stride"]
         [::core::mem::offset_of!(SwigluParams, gate_row_stride) - 32usize];
-    ["Offset of field: SwigluParams::up_row_stride"]
-        [::core::mem::offset_of!(SwigluParams, up_row_stride) - 40usize];
+    ["Offset of field: SwigluParams::up_row_stride"][::core::mem::offset_of!(SwigluParams, up_row_stride) - 40usize];
     ["Offset of field: SwigluParams::rows"][::core::mem::offset_of!(SwigluParams, rows) - 48usize];
     ["Offset of field: SwigluParams::d"][::core::mem::offset_of!(SwigluParams, d) - 52usize];
-    ["Offset of field: SwigluParams::rounding"]
-        [::core::mem::offset_of!(SwigluParams, rounding) - 56usize];
-    ["Offset of field: SwigluParams::vectorized"]
-        [::core::mem::offset_of!(SwigluParams, vectorized) - 60usize];
+    ["Offset of field: SwigluParams::rounding"][::core::mem::offset_of!(SwigluParams, rounding) - 56usize];
+    ["Offset of field: SwigluParams::vectorized"][::core::mem::offset_of!(SwigluParams, vectorized) - 60usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -171,8 +151,7 @@ const _: () = {
     ["Size of AttentionParams"][::core::mem::size_of::<AttentionParams>() - 184usize];
     ["Alignment of AttentionParams"][::core::mem::align_of::<AttentionParams>() - 8usize];
     ["Offset of field: AttentionParams::o"][::core::mem::offset_of!(AttentionParams, o) - 0usize];
-    ["Offset of field: AttentionParams::lse"]
-        [::core::mem::offset_of!(AttentionParams, lse) - 8usize];
+    ["Offset of field: AttentionParams::lse"][::core::mem::offset_of!(AttentionParams, lse) - 8usize];
     ["Offset of field: AttentionParams::q"][::core::mem::offset_of!(AttentionParams, q) - 16usize];
     ["Offset of field: AttentionParams::k"][::core::mem::offset_of!(AttentionParams, k) - 24usize];
     ["Offset of field: AttentionParams::v"][::core::mem::offset_of!(AttentionParams, v) - 32usize];
@@ -200,30 +179,22 @@ const _: () = {
         [::core::mem::offset_of!(AttentionParams, o_row_stride) - 120usize];
     ["Offset of field: AttentionParams::o_head_stride"]
         [::core::mem::offset_of!(AttentionParams, o_head_stride) - 128usize];
-    ["Offset of field: AttentionParams::batch"]
-        [::core::mem::offset_of!(AttentionParams, batch) - 136usize];
-    ["Offset of field: AttentionParams::q_len"]
-        [::core::mem::offset_of!(AttentionParams, q_len) - 140usize];
-    ["Offset of field: AttentionParams::kv_len"]
-        [::core::mem::offset_of!(AttentionParams, kv_len) - 144usize];
-    ["Offset of field: AttentionParams::n_heads"]
-        [::core::mem::offset_of!(AttentionParams, n_heads) - 148usize];
-    ["Offset of field: AttentionParams::n_kv_heads"]
-        [::core::mem::offset_of!(AttentionParams, n_kv_heads) - 152usize];
-    ["Offset of field: AttentionParams::head_dim"]
-        [::core::mem::offset_of!(AttentionParams, head_dim) - 156usize];
+    ["Offset of field: AttentionParams::batch"][::core::mem::offset_of!(AttentionParams, batch) - 136usize];
+    ["Offset of field: AttentionParams::q_len"][::core::mem::offset_of!(AttentionParams, q_len) - 140usize];
+    ["Offset of field: AttentionParams::kv_len"][::core::mem::offset_of!(AttentionParams, kv_len) - 144usize];
+    ["Offset of field: AttentionParams::n_heads"][::core::mem::offset_of!(AttentionParams, n_heads) - 148usize];
+    ["Offset of field: AttentionParams::n_kv_heads"][::core::mem::offset_of!(AttentionParams, n_kv_heads) - 152usize];
+    ["Offset of field: AttentionParams::head_dim"][::core::mem::offset_of!(AttentionParams, head_dim) - 156usize];
     ["Offset of field: AttentionParams::heads_per_kv_head"]
         [::core::mem::offset_of!(AttentionParams, heads_per_kv_head) - 160usize];
-    ["Offset of field: AttentionParams::causal"]
-        [::core::mem::offset_of!(AttentionParams, causal) - 164usize];
+    ["Offset of field: AttentionParams::causal"][::core::mem::offset_of!(AttentionParams, causal) - 164usize];
     ["Offset of field: AttentionParams::causal_offset"]
         [::core::mem::offset_of!(AttentionParams, causal_offset) - 168usize];
     ["Offset of field: AttentionParams::softmax_scale"]
         [::core::mem::offset_of!(AttentionParams, softmax_scale) - 172usize];
     ["Offset of field: AttentionParams::softmax_scale_log2"]
         [::core::mem::offset_of!(AttentionParams, softmax_scale_log2) - 176usize];
-    ["Offset of field: AttentionParams::reserved0"]
-        [::core::mem::offset_of!(AttentionParams, reserved0) - 180usize];
+    ["Offset of field: AttentionParams::reserved0"][::core::mem::offset_of!(AttentionParams, reserved0) - 180usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -256,12 +227,9 @@ const _: () = {
     ["Offset of field: GemmParams::m"][::core::mem::offset_of!(GemmParams, m) - 48usize];
     ["Offset of field: GemmParams::n"][::core::mem::offset_of!(GemmParams, n) - 52usize];
     ["Offset of field: GemmParams::k"][::core::mem::offset_of!(GemmParams, k) - 56usize];
-    ["Offset of field: GemmParams::trans_a"]
-        [::core::mem::offset_of!(GemmParams, trans_a) - 60usize];
-    ["Offset of field: GemmParams::trans_b"]
-        [::core::mem::offset_of!(GemmParams, trans_b) - 64usize];
+    ["Offset of field: GemmParams::trans_a"][::core::mem::offset_of!(GemmParams, trans_a) - 60usize];
+    ["Offset of field: GemmParams::trans_b"][::core::mem::offset_of!(GemmParams, trans_b) - 64usize];
     ["Offset of field: GemmParams::alpha"][::core::mem::offset_of!(GemmParams, alpha) - 68usize];
     ["Offset of field: GemmParams::beta"][::core::mem::offset_of!(GemmParams, beta) - 72usize];
-    ["Offset of field: GemmParams::reserved0"]
-        [::core::mem::offset_of!(GemmParams, reserved0) - 76usize];
+    ["Offset of field: GemmParams::reserved0"][::core::mem::offset_of!(GemmParams, reserved0) - 76usize];
 };
