@@ -17,7 +17,11 @@ pub fn find_nvcc() -> Result<std::path::PathBuf, String> {
     let exists = |p: &PathBuf| p.is_file();
     if let Some(p) = std::env::var_os("NVCC") {
         let p = PathBuf::from(p);
-        return if exists(&p) { Ok(p) } else { Err(format!("NVCC={} does not exist", p.display())) };
+        return if exists(&p) {
+            Ok(p)
+        } else {
+            Err(format!("NVCC={} does not exist", p.display()))
+        };
     }
     for var in ["CUDA_HOME", "CUDA_PATH"] {
         if let Some(root) = std::env::var_os(var) {
@@ -39,7 +43,8 @@ pub fn find_nvcc() -> Result<std::path::PathBuf, String> {
             }
         }
     }
-    let script = "import site, sys; print('\\n'.join(site.getsitepackages() + [site.getusersitepackages()] + sys.path))";
+    let script =
+        "import site, sys; print('\\n'.join(site.getsitepackages() + [site.getusersitepackages()] + sys.path))";
     for python in ["python3", "python"] {
         let Ok(out) = std::process::Command::new(python).args(["-c", script]).output() else {
             continue;

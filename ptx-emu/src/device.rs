@@ -1,0 +1,250 @@
+//! The library API: an emulated device with global memory, modules and launches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::error::EmuError;
+use crate::ir::Program;
+use crate::memory::GlobalMem;
+use crate::metrics::Metrics;
+use crate::{exec, lower, parser};
+
+/// Which checks run during a launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checks {
+    pub memcheck: bool,
+    pub racecheck: bool,
+    pub initcheck: bool,
+    pub synccheck: bool,
+}
+
+impl Checks {
+    pub fn all() -> Self {
+        Checks {
+            memcheck: true,
+            racecheck: true,
+            initcheck: true,
+            synccheck: true,
+        }
+    }
+    pub fn none() -> Self {
+        Checks {
+            memcheck: false,
+            racecheck: false,
+            initcheck: false,
+            synccheck: false,
+        }
+    }
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks::all()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub checks: Checks,
+    /// Host threads for running blocks. Blocks currently run on one thread in a deterministic order;
+    /// the field is accepted for API stability (see README "Status").
+    pub worker_threads: usize,
+    /// Largest dynamic + static shared memory per block (bytes).
+    pub max_shared_bytes: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            checks: Checks::all(),
+            worker_threads: 1,
+            max_shared_bytes: 227 * 1024,
+        }
+    }
+}
+
+/// Grid, block and dynamic shared memory of a launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchConfig {
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub shared_bytes: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct LaunchReport {
+    pub metrics: Metrics,
+}
+
+/// A parsed and lowered PTX module, bound to the device that loaded it (its globals live there).
+#[derive(Debug)]
+pub struct Module {
+    prog: Program,
+    kernels: HashMap<String, usize>,
+    device_id: usize,
+}
+
+impl Module {
+    /// Names of the module's kernels (`.entry`).
+    pub fn kernel_names(&self) -> Vec<String> {
+        self.prog.kernels.iter().map(|k| k.name.clone()).collect()
+    }
+
+    /// Parameter layout of a kernel: (offset, size, align) of each parameter, and the total size.
+    pub fn kernel_params(&self, kernel: &str) -> Option<(Vec<(u32, u32, u32)>, u32)> {
+        let k = &self.prog.kernels[*self.kernels.get(kernel)?];
+        Some((k.params.clone(), k.param_bytes))
+    }
+
+    /// Number of IR instructions (all functions).
+    pub fn ir_len(&self) -> usize {
+        self.prog.code.len()
+    }
+}
+
+/// An emulated GPU. Send + Sync; launches on one device are serialized.
+pub struct Device {
+    options: Options,
+    mem: Mutex<GlobalMem>,
+    id: usize,
+}
+
+static NEXT_DEVICE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+impl Device {
+    pub fn new(options: Options) -> Device {
+        Device {
+            options,
+            mem: Mutex::new(GlobalMem::default()),
+            id: NEXT_DEVICE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    fn mem(&self) -> std::sync::MutexGuard<'_, GlobalMem> {
+        self.mem.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Allocates `bytes` of global memory (256-byte aligned, never written for initcheck).
+    pub fn alloc(&self, bytes: usize) -> Result<u64, EmuError> {
+        self.mem().alloc(bytes)
+    }
+
+    pub fn free(&self, addr: u64) -> Result<(), EmuError> {
+        self.mem().free(addr)
+    }
+
+    /// Host -> device; marks the bytes written. `addr` may point inside an allocation.
+    pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), EmuError> {
+        self.mem().write(addr, data)
+    }
+
+    /// Device -> host.
+    pub fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), EmuError> {
+        self.mem().read(addr, out)
+    }
+
+    /// Parses and lowers a PTX module once; allocates and initializes its `.global`/`.const` variables.
+    pub fn load_module(&self, ptx: &str) -> Result<Arc<Module>, EmuError> {
+        let ast = parser::parse(ptx)?;
+        let globals = lower::module_globals(&ast)?;
+        let mut addrs = HashMap::new();
+        {
+            let mut mem = self.mem();
+            for g in globals {
+                let a = mem.alloc(g.bytes.len())?;
+                mem.write(a, &g.bytes)?;
+                addrs.insert(g.name, a);
+            }
+        }
+        let prog = lower::lower(&ast, &addrs)?;
+        let kernels = prog
+            .kernels
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.name.clone(), i))
+            .collect();
+        Ok(Arc::new(Module {
+            prog,
+            kernels,
+            device_id: self.id,
+        }))
+    }
+
+    /// Runs `kernel` with the raw parameter bytes `params` (laid out as CUDA lays them out).
+    /// Any check that fired makes this an `EmuError::Check` holding every report.
+    pub fn launch(
+        &self,
+        module: &Module,
+        kernel: &str,
+        cfg: &LaunchConfig,
+        params: &[u8],
+    ) -> Result<LaunchReport, EmuError> {
+        if module.device_id != self.id {
+            return Err(EmuError::Usage("module was loaded on another device".into()));
+        }
+        let &ki = module
+            .kernels
+            .get(kernel)
+            .ok_or_else(|| EmuError::NoKernel(kernel.to_string()))?;
+        let k = &module.prog.kernels[ki];
+        if params.len() != k.param_bytes as usize {
+            return Err(EmuError::Usage(format!(
+                "kernel {kernel} takes {} bytes of parameters, got {}",
+                k.param_bytes,
+                params.len()
+            )));
+        }
+        let threads = cfg.block.iter().map(|&b| b as u64).product::<u64>();
+        if cfg.grid.contains(&0) || cfg.block.contains(&0) {
+            return Err(EmuError::Usage(format!(
+                "empty grid {:?} or block {:?}",
+                cfg.grid, cfg.block
+            )));
+        }
+        if threads > 1024 || cfg.block[2] > 64 {
+            return Err(EmuError::Usage(format!(
+                "block {:?} has more than 1024 threads (or z > 64)",
+                cfg.block
+            )));
+        }
+        if cfg.grid[1] > 65535 || cfg.grid[2] > 65535 {
+            return Err(EmuError::Usage(format!(
+                "grid {:?}: y and z must be at most 65535",
+                cfg.grid
+            )));
+        }
+        let total_shared = module.prog.static_shared as u64 + cfg.shared_bytes as u64;
+        if total_shared > self.options.max_shared_bytes as u64 {
+            return Err(EmuError::Usage(format!(
+                "{} bytes of shared memory per block requested; the device offers {}",
+                total_shared, self.options.max_shared_bytes
+            )));
+        }
+        let start = Instant::now();
+        let mut mem = self.mem();
+        let out = exec::launch(
+            &module.prog,
+            ki,
+            &mut mem,
+            params,
+            cfg.grid,
+            cfg.block,
+            cfg.shared_bytes,
+            self.options.checks,
+        );
+        let mut metrics = out.metrics;
+        metrics.wall_seconds = start.elapsed().as_secs_f64();
+        if !out.reports.is_empty() {
+            return Err(EmuError::Check {
+                kernel: kernel.to_string(),
+                reports: out.reports,
+            });
+        }
+        Ok(LaunchReport { metrics })
+    }
+}

@@ -1,0 +1,484 @@
+//! ld / st / atom / red on every state space, generic addressing through disjoint windows, and the
+//! memory checks: memcheck (bounds, alignment), initcheck (unwritten bytes), racecheck (shared hazards),
+//! reads of shared bytes with a cp.async in flight. Also the coalescing and bank-conflict metrics.
+
+use super::step::{get, lanes, set};
+use super::{float, Env, Warp};
+use crate::error::CheckKind;
+use crate::ir::*;
+
+pub(crate) fn window(space: Space) -> u64 {
+    match space {
+        Space::Shared => SHARED_WINDOW,
+        Space::Local => LOCAL_WINDOW,
+        Space::Param => PARAM_WINDOW,
+        _ => 0,
+    }
+}
+
+/// The state space and in-space address of an address used with `space`.
+#[inline]
+pub(crate) fn resolve(space: Space, a: u64) -> (Space, u64) {
+    match space {
+        Space::Generic => {
+            for s in [Space::Shared, Space::Local, Space::Param] {
+                let b = window(s);
+                if a >= b && a < b + WINDOW_SIZE {
+                    return (s, a - b);
+                }
+            }
+            (Space::Global, a)
+        }
+        Space::Const => (Space::Global, a),
+        s => (s, a),
+    }
+}
+
+fn space_name(s: Space) -> &'static str {
+    match s {
+        Space::Global | Space::Generic => "global",
+        Space::Shared => "shared",
+        Space::Local => "local",
+        Space::Param => "param",
+        Space::Const => "const",
+    }
+}
+
+/// Where one lane's access lands, after the checks.
+pub(crate) enum Loc {
+    Global(usize, usize),
+    Shared(usize),
+    Local(usize),
+    Param(usize),
+}
+
+/// Resolves and checks one lane's access of `len` bytes; reports and returns None when it cannot happen.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn locate(
+    w: &Warp,
+    env: &mut Env,
+    l: usize,
+    space: Space,
+    a: u64,
+    len: u64,
+    write: bool,
+    line: u32,
+) -> Option<Loc> {
+    let (sp, off) = resolve(space, a);
+    let what = if write { "write" } else { "read" };
+    if a % len.min(16) != 0 && len.is_power_of_two() {
+        if env.checks.memcheck {
+            env.report(
+                CheckKind::Memcheck,
+                w.id,
+                l,
+                line,
+                Some(a),
+                format!("misaligned {} {what} of {len} bytes", space_name(sp)),
+            );
+        }
+        return None;
+    }
+    let loc = match sp {
+        Space::Global => env.gmem.find(off, len).map(|(i, o)| Loc::Global(i, o as usize)),
+        Space::Shared => ((off + len) as usize <= env.shared.len()).then_some(Loc::Shared(off as usize)),
+        Space::Local => ((off + len) as usize <= env.prog.local_bytes as usize).then_some(Loc::Local(off as usize)),
+        Space::Param => {
+            if write {
+                None
+            } else {
+                ((off + len) as usize <= env.params.len()).then_some(Loc::Param(off as usize))
+            }
+        }
+        _ => None,
+    };
+    if loc.is_none() && env.checks.memcheck {
+        let detail = match sp {
+            Space::Shared => format!(" (block has {} bytes of shared memory)", env.shared.len()),
+            Space::Local => format!(" (thread has {} bytes of local memory)", env.prog.local_bytes),
+            Space::Param if write => " (parameters are read-only)".to_string(),
+            _ => String::new(),
+        };
+        env.report(
+            CheckKind::Memcheck,
+            w.id,
+            l,
+            line,
+            Some(a),
+            format!("out-of-bounds {} {what} of {len} bytes{detail}", space_name(sp)),
+        );
+    }
+    loc
+}
+
+fn tid(w: &Warp, l: usize) -> u32 {
+    w.id * 32 + l as u32
+}
+
+/// initcheck / racecheck / cp.async checks of a shared access.
+fn check_shared(w: &Warp, env: &mut Env, l: usize, off: usize, len: usize, write: bool, line: u32) {
+    if !write && env.checks.initcheck && !bits_set(&env.shared_init, off, len) {
+        env.report(
+            CheckKind::Initcheck,
+            w.id,
+            l,
+            line,
+            Some(off as u64),
+            format!("read of {len} bytes of shared memory that nothing wrote"),
+        );
+    }
+    if !write && !env.shared_pending.is_empty() && env.shared_pending[off..off + len].iter().any(|&p| p != u32::MAX) {
+        env.report(
+            CheckKind::AsyncCopy,
+            w.id,
+            l,
+            line,
+            Some(off as u64),
+            "read of a cp.async destination before cp.async.wait_group/wait_all completed it".into(),
+        );
+    }
+    if env.checks.racecheck {
+        let t = tid(w, l);
+        if let Some(h) = env.race.access(off, len, t, write, env.epoch, &env.warp_syncs, line) {
+            let other = env.thread_of(h.other / 32, (h.other % 32) as usize);
+            env.report(
+                CheckKind::Racecheck,
+                w.id,
+                l,
+                line,
+                Some(off as u64),
+                format!(
+                    "{} hazard on shared memory with thread ({},{},{}) at PTX line {}: no barrier between the accesses",
+                    h.kind, other[0], other[1], other[2], h.other_line
+                ),
+            );
+        }
+    }
+    if write {
+        set_bits(&mut env.shared_init, off, len);
+    }
+}
+
+pub(crate) fn bits_set(bits: &[u64], off: usize, len: usize) -> bool {
+    (off..off + len).all(|i| bits[i / 64] >> (i % 64) & 1 == 1)
+}
+
+pub(crate) fn set_bits(bits: &mut [u64], off: usize, len: usize) {
+    for i in off..off + len {
+        bits[i / 64] |= 1 << (i % 64);
+    }
+}
+
+/// Reads `out.len()` bytes at a checked location.
+pub(crate) fn read_bytes(w: &Warp, env: &mut Env, l: usize, loc: &Loc, out: &mut [u8], line: u32, a: u64) {
+    let n = out.len();
+    match *loc {
+        Loc::Global(i, o) => {
+            let al = &env.gmem.allocs[i];
+            out.copy_from_slice(&al.data[o..o + n]);
+            if env.checks.initcheck && !al.is_init(o as u64, n as u64) {
+                env.report(
+                    CheckKind::Initcheck,
+                    w.id,
+                    l,
+                    line,
+                    Some(a),
+                    format!("read of {n} bytes of global memory that nothing wrote"),
+                );
+            }
+        }
+        Loc::Shared(o) => {
+            check_shared(w, env, l, o, n, false, line);
+            out.copy_from_slice(&env.shared[o..o + n]);
+        }
+        Loc::Local(o) => {
+            let b = l * env.prog.local_bytes as usize + o;
+            out.copy_from_slice(&w.local[b..b + n]);
+        }
+        Loc::Param(o) => out.copy_from_slice(&env.params[o..o + n]),
+    }
+}
+
+pub(crate) fn write_bytes(w: &mut Warp, env: &mut Env, l: usize, loc: &Loc, data: &[u8], line: u32) {
+    let n = data.len();
+    match *loc {
+        Loc::Global(i, o) => {
+            let al = &mut env.gmem.allocs[i];
+            al.data[o..o + n].copy_from_slice(data);
+            al.mark_init(o as u64, n as u64);
+        }
+        Loc::Shared(o) => {
+            check_shared(w, env, l, o, n, true, line);
+            env.shared[o..o + n].copy_from_slice(data);
+        }
+        Loc::Local(o) => {
+            let b = l * env.prog.local_bytes as usize + o;
+            w.local[b..b + n].copy_from_slice(data);
+        }
+        Loc::Param(_) => {}
+    }
+}
+
+/// Coalescing / bank-conflict metrics of one warp-level request.
+fn request_metrics(env: &mut Env, space: Space, addrs: &[(u64, u64)]) {
+    if addrs.is_empty() {
+        return;
+    }
+    match space {
+        Space::Global => {
+            let mut sectors: Vec<u64> = Vec::with_capacity(64);
+            for &(a, len) in addrs {
+                let mut s = a >> 5;
+                while s <= (a + len - 1) >> 5 {
+                    sectors.push(s);
+                    s += 1;
+                }
+            }
+            sectors.sort_unstable();
+            sectors.dedup();
+            env.metrics.global_requests += 1;
+            env.metrics.global_sectors += sectors.len() as u64;
+        }
+        Space::Shared => {
+            // Lanes are served 128 bytes at a time (32 lanes x 4 B, 16 x 8 B, 8 x 16 B); within a phase
+            // each bank serves one distinct 4-byte word per wavefront.
+            let len = addrs[0].1.max(4);
+            let per_phase = (128 / len).max(1) as usize;
+            let mut wavefronts = 0u64;
+            let mut phases = 0u64;
+            for chunk in addrs.chunks(per_phase) {
+                phases += 1;
+                let mut words: Vec<u64> = Vec::with_capacity(128);
+                for &(a, l) in chunk {
+                    let mut wd = a >> 2;
+                    while wd <= (a + l - 1) >> 2 {
+                        words.push(wd);
+                        wd += 1;
+                    }
+                }
+                words.sort_unstable();
+                words.dedup();
+                let mut per_bank = [0u32; 32];
+                for wd in words {
+                    per_bank[(wd % 32) as usize] += 1;
+                }
+                wavefronts += *per_bank.iter().max().unwrap_or(&1) as u64;
+            }
+            env.metrics.shared_requests += 1;
+            env.metrics.shared_wavefronts += wavefronts;
+            env.metrics.shared_bank_conflicts += wavefronts.saturating_sub(phases);
+        }
+        _ => {}
+    }
+}
+
+#[inline]
+fn lane_addr(r: &[u64], addr: &Addr, l: usize) -> u64 {
+    match addr.base {
+        Some(b) => r[((b as usize) << 5) | l].wrapping_add(addr.off as u64),
+        None => addr.off as u64,
+    }
+}
+
+pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
+    match &inst.op {
+        Op::Ld {
+            space,
+            size,
+            signed,
+            ds,
+            addr,
+        } => {
+            let total = *size as u64 * ds.len() as u64;
+            let mut reqs: Vec<(u64, u64)> = Vec::new();
+            let mut req_space = Space::Global;
+            lanes!(active, |l| {
+                let a = lane_addr(&w.regs, addr, l);
+                let Some(loc) = locate(w, env, l, *space, a, total, false, inst.line) else {
+                    continue;
+                };
+                let mut buf = [0u8; 64];
+                let buf = &mut buf[..total as usize];
+                read_bytes(w, env, l, &loc, buf, inst.line, a);
+                let (sp, off) = resolve(*space, a);
+                req_space = sp;
+                reqs.push((off, total));
+                match sp {
+                    Space::Global => env.metrics.global_load_bytes += total,
+                    Space::Shared => env.metrics.shared_load_bytes += total,
+                    Space::Local => env.metrics.local_bytes += total,
+                    _ => {}
+                }
+                for (i, d) in ds.iter().enumerate() {
+                    let s = *size as usize;
+                    let mut v = [0u8; 8];
+                    v[..s.min(8)].copy_from_slice(&buf[i * s..i * s + s.min(8)]);
+                    let mut x = u64::from_le_bytes(v);
+                    if *signed && s < 8 {
+                        let sh = 64 - 8 * s as u32;
+                        x = (((x << sh) as i64) >> sh) as u64;
+                    }
+                    set(&mut w.regs, *d, l, x);
+                }
+            });
+            request_metrics(env, req_space, &reqs);
+        }
+        Op::St {
+            space,
+            size,
+            srcs,
+            addr,
+        } => {
+            let total = *size as u64 * srcs.len() as u64;
+            let mut reqs: Vec<(u64, u64)> = Vec::new();
+            let mut req_space = Space::Global;
+            lanes!(active, |l| {
+                let a = lane_addr(&w.regs, addr, l);
+                let Some(loc) = locate(w, env, l, *space, a, total, true, inst.line) else {
+                    continue;
+                };
+                let mut buf = [0u8; 64];
+                let s = *size as usize;
+                for (i, src) in srcs.iter().enumerate() {
+                    let v = get(&w.regs, *src, l).to_le_bytes();
+                    buf[i * s..i * s + s.min(8)].copy_from_slice(&v[..s.min(8)]);
+                }
+                write_bytes(w, env, l, &loc, &buf[..total as usize], inst.line);
+                let (sp, off) = resolve(*space, a);
+                req_space = sp;
+                reqs.push((off, total));
+                match sp {
+                    Space::Global => env.metrics.global_store_bytes += total,
+                    Space::Shared => env.metrics.shared_store_bytes += total,
+                    Space::Local => env.metrics.local_bytes += total,
+                    _ => {}
+                }
+            });
+            request_metrics(env, req_space, &reqs);
+        }
+        Op::Atom {
+            space,
+            op,
+            t,
+            d,
+            addr,
+            b,
+            c,
+        } => {
+            let len = (t.bits() / 8) as u64;
+            lanes!(active, |l| {
+                let a = lane_addr(&w.regs, addr, l);
+                let Some(loc) = locate(w, env, l, *space, a, len, true, inst.line) else {
+                    continue;
+                };
+                if matches!(loc, Loc::Local(_) | Loc::Param(_)) && env.checks.memcheck {
+                    env.report(
+                        CheckKind::Memcheck,
+                        w.id,
+                        l,
+                        inst.line,
+                        Some(a),
+                        "atomic on local or param memory".into(),
+                    );
+                    continue;
+                }
+                let mut buf = [0u8; 8];
+                let n = len as usize;
+                read_bytes(w, env, l, &loc, &mut buf[..n], inst.line, a);
+                let old = u64::from_le_bytes(buf);
+                let bv = get(&w.regs, *b, l);
+                let cv = c.map(|c| get(&w.regs, c, l)).unwrap_or(0);
+                let new = atom_op(*op, *t, old, bv, cv);
+                let nb = new.to_le_bytes();
+                write_bytes(w, env, l, &loc, &nb[..n], inst.line);
+                if matches!(loc, Loc::Global(..)) {
+                    env.metrics.global_atomic_bytes += len;
+                }
+                if let Some(d) = d {
+                    set(&mut w.regs, *d, l, old);
+                }
+            });
+        }
+        _ => {}
+    }
+}
+
+fn atom_op(op: AtomOp, t: Ty, old: u64, b: u64, c: u64) -> u64 {
+    let bits = t.bits() as u8;
+    let m = super::int::mask(bits);
+    match t {
+        Ty::F(f) => match op {
+            AtomOp::Add => {
+                let mods = FMods {
+                    rnd: Rnd::Rn,
+                    ftz: f == FTy::F32,
+                    sat: false,
+                    relu: false,
+                    nan: false,
+                };
+                float::bin_scalar(FBin::Add, f, mods, old, b)
+            }
+            AtomOp::Exch => b,
+            AtomOp::Min => float::bin_scalar(
+                FBin::Min,
+                f,
+                FMods {
+                    rnd: Rnd::Rn,
+                    ftz: false,
+                    sat: false,
+                    relu: false,
+                    nan: false,
+                },
+                old,
+                b,
+            ),
+            AtomOp::Max => float::bin_scalar(
+                FBin::Max,
+                f,
+                FMods {
+                    rnd: Rnd::Rn,
+                    ftz: false,
+                    sat: false,
+                    relu: false,
+                    nan: false,
+                },
+                old,
+                b,
+            ),
+            _ => old,
+        },
+        Ty::I(it) => {
+            let (x, y) = (super::int::read(it, old), super::int::read(it, b));
+            (match op {
+                AtomOp::Add => old.wrapping_add(b),
+                AtomOp::Min => x.min(y) as u64,
+                AtomOp::Max => x.max(y) as u64,
+                AtomOp::Inc => {
+                    if (old & m) >= (b & m) {
+                        0
+                    } else {
+                        old + 1
+                    }
+                }
+                AtomOp::Dec => {
+                    if (old & m) == 0 || (old & m) > (b & m) {
+                        b
+                    } else {
+                        old - 1
+                    }
+                }
+                AtomOp::And => old & b,
+                AtomOp::Or => old | b,
+                AtomOp::Xor => old ^ b,
+                AtomOp::Exch => b,
+                AtomOp::Cas => {
+                    if (old & m) == (b & m) {
+                        c
+                    } else {
+                        old
+                    }
+                }
+            }) & m
+        }
+    }
+}

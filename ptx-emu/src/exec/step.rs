@@ -1,0 +1,560 @@
+//! One warp's turn: picks the lanes that share the lowest PC, runs them together until they diverge,
+//! block, meet other lanes or use up the time slice; dispatches arithmetic, logic, conversion and control
+//! instructions (memory: `mem.rs`, collectives: `warp.rs`, tensor core and async copies: `tensor.rs`).
+
+use super::{cvt, float, int, mem, tensor, warp, Env, Lane, Warp};
+use crate::error::CheckKind;
+use crate::ir::*;
+
+/// Warp-instructions per turn before the next warp runs.
+const SLICE: u32 = 8192;
+
+pub(crate) enum Flow {
+    /// Every lane of the group goes on at pc + 1.
+    Next,
+    /// Every lane of the group goes on at this pc.
+    Jump(u32),
+    /// The instruction set each lane's pc / state itself.
+    Stop,
+}
+
+#[inline(always)]
+pub(crate) fn get(r: &[u64], s: Src, l: usize) -> u64 {
+    match s {
+        Src::R(x) => r[((x as usize) << 5) | l],
+        Src::I(v) => v,
+    }
+}
+
+#[inline(always)]
+pub(crate) fn set(r: &mut [u64], d: Slot, l: usize, v: u64) {
+    r[((d as usize) << 5) | l] = v;
+}
+
+/// Iterates the set bits of a lane mask.
+macro_rules! lanes {
+    ($m:expr, |$l:ident| $body:block) => {{
+        let mut m: u32 = $m;
+        while m != 0 {
+            let $l = m.trailing_zeros() as usize;
+            m &= m - 1;
+            $body
+        }
+    }};
+}
+pub(crate) use lanes;
+
+/// Runs the warp for one turn; returns whether any instruction executed.
+pub(crate) fn run_warp(w: &mut Warp, env: &mut Env) -> bool {
+    let prog = env.prog;
+    let mut progress = false;
+    let mut budget = SLICE;
+    'pick: while budget > 0 && !env.fatal {
+        let mut ready = 0u32;
+        let mut minpc = u32::MAX;
+        for l in 0..32 {
+            if w.state[l] == Lane::Ready {
+                ready |= 1 << l;
+                minpc = minpc.min(w.pc[l]);
+            }
+        }
+        if ready == 0 {
+            break;
+        }
+        let mut mask = 0u32;
+        let mut limit = u32::MAX;
+        lanes!(ready, |l| {
+            if w.pc[l] == minpc {
+                mask |= 1 << l;
+            } else {
+                limit = limit.min(w.pc[l]);
+            }
+        });
+        let mut pc = minpc;
+        loop {
+            let inst = &prog.code[pc as usize];
+            let active = match inst.guard {
+                None => mask,
+                Some((p, neg)) => {
+                    let mut a = 0u32;
+                    lanes!(mask, |l| {
+                        if ((w.regs[((p as usize) << 5) | l] & 1) != 0) != neg {
+                            a |= 1 << l;
+                        }
+                    });
+                    a
+                }
+            };
+            budget -= 1;
+            progress = true;
+            let n = active.count_ones() as u64;
+            env.metrics.warp_instructions += 1;
+            env.metrics.instructions += n;
+            env.metrics.by_class[inst.class as usize] += n;
+            env.clock += 1;
+            match exec(w, env, inst, pc, mask, active) {
+                Flow::Next => pc += 1,
+                Flow::Jump(t) => pc = t,
+                Flow::Stop => continue 'pick,
+            }
+            if pc >= limit || budget == 0 || env.fatal {
+                break;
+            }
+        }
+        lanes!(mask, |l| {
+            w.pc[l] = pc;
+        });
+    }
+    progress
+}
+
+/// Sets pc+1 for the group's lanes that did not take part.
+#[inline]
+fn skip(w: &mut Warp, mask: u32, active: u32, pc: u32) {
+    lanes!(mask & !active, |l| {
+        w.pc[l] = pc + 1;
+    });
+}
+
+fn sreg(w: &Warp, env: &Env, r: SReg, l: usize) -> u64 {
+    let lin = w.id * 32 + l as u32;
+    let b = env.block;
+    let tid = [lin % b[0], (lin / b[0]) % b[1], lin / (b[0] * b[1])];
+    let nwarps = (b[0] * b[1] * b[2]).div_ceil(32);
+    let lm = |x: u64| x & 0xffff_ffff;
+    match r {
+        SReg::Tid(d) => tid[d as usize] as u64,
+        SReg::Ntid(d) => b[d as usize] as u64,
+        SReg::Ctaid(d) => env.ctaid[d as usize] as u64,
+        SReg::Nctaid(d) => env.grid[d as usize] as u64,
+        SReg::Laneid => l as u64,
+        SReg::Warpid => w.id as u64,
+        SReg::Nwarpid => nwarps as u64,
+        SReg::Clock => env.clock & 0xffff_ffff,
+        SReg::Clock64 | SReg::GlobalTimer => env.clock,
+        SReg::LanemaskEq => 1 << l,
+        SReg::LanemaskLt => lm((1u64 << l) - 1),
+        SReg::LanemaskLe => lm((1u64 << (l + 1)) - 1),
+        SReg::LanemaskGt => lm(!((1u64 << (l + 1)) - 1)),
+        SReg::LanemaskGe => lm(!((1u64 << l) - 1)),
+        SReg::Smid | SReg::Gridid => 0,
+        SReg::Nsmid => 1,
+        SReg::DynSmemSize => env.dyn_shared as u64,
+        SReg::TotalSmemSize => env.shared.len() as u64,
+    }
+}
+
+fn cmp_int(cmp: Cmp, t: IntTy, a: u64, b: u64) -> bool {
+    let (x, y) = (int::read(t, a), int::read(t, b));
+    let (ux, uy) = (a & int::mask(t.bits), b & int::mask(t.bits));
+    match cmp {
+        Cmp::Eq | Cmp::Equ => x == y,
+        Cmp::Ne | Cmp::Neu => x != y,
+        Cmp::Lt | Cmp::Ltu => x < y,
+        Cmp::Le | Cmp::Leu => x <= y,
+        Cmp::Gt | Cmp::Gtu => x > y,
+        Cmp::Ge | Cmp::Geu => x >= y,
+        Cmp::Lo => ux < uy,
+        Cmp::Ls => ux <= uy,
+        Cmp::Hi => ux > uy,
+        Cmp::Hs => ux >= uy,
+        Cmp::Num | Cmp::Nan => false,
+    }
+}
+
+fn cmp_f(cmp: Cmp, x: f64, y: f64) -> bool {
+    let un = x.is_nan() || y.is_nan();
+    match cmp {
+        Cmp::Eq => x == y,
+        Cmp::Ne => !un && x != y,
+        Cmp::Lt | Cmp::Lo => x < y,
+        Cmp::Le | Cmp::Ls => x <= y,
+        Cmp::Gt | Cmp::Hi => x > y,
+        Cmp::Ge | Cmp::Hs => x >= y,
+        Cmp::Equ => un || x == y,
+        Cmp::Neu => un || x != y,
+        Cmp::Ltu => un || x < y,
+        Cmp::Leu => un || x <= y,
+        Cmp::Gtu => un || x > y,
+        Cmp::Geu => un || x >= y,
+        Cmp::Num => !un,
+        Cmp::Nan => un,
+    }
+}
+
+fn compare(cmp: Cmp, t: Ty, ftz: bool, a: u64, b: u64) -> bool {
+    match t {
+        Ty::I(it) => cmp_int(cmp, it, a, b),
+        Ty::F(FTy::F32) => {
+            let (mut x, mut y) = (f32::from_bits(a as u32), f32::from_bits(b as u32));
+            if ftz {
+                x = float::ftz32(x);
+                y = float::ftz32(y);
+            }
+            cmp_f(cmp, x as f64, y as f64)
+        }
+        Ty::F(f) => cmp_f(cmp, float::load(f, a, false), float::load(f, b, false)),
+    }
+}
+
+fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u32) -> Flow {
+    let r = &mut w.regs;
+    match &inst.op {
+        Op::Mov { d, a, bits } => {
+            let m = int::mask(*bits);
+            lanes!(active, |l| {
+                let v = get(r, *a, l) & m;
+                set(r, *d, l, v);
+            });
+        }
+        Op::Pack { d, parts, each } => {
+            let m = int::mask(*each);
+            lanes!(active, |l| {
+                let mut v = 0u64;
+                for (i, p) in parts.iter().enumerate() {
+                    v |= (get(r, *p, l) & m) << (i as u32 * *each as u32);
+                }
+                set(r, *d, l, v);
+            });
+        }
+        Op::Unpack { ds, a, each } => {
+            let m = int::mask(*each);
+            lanes!(active, |l| {
+                let v = get(r, *a, l);
+                for (i, d) in ds.iter().enumerate() {
+                    if let Some(d) = d {
+                        set(r, *d, l, (v >> (i as u32 * *each as u32)) & m);
+                    }
+                }
+            });
+        }
+        Op::SReg { d, r: s } => {
+            lanes!(active, |l| {
+                let v = sreg(w, env, *s, l);
+                set(&mut w.regs, *d, l, v);
+            });
+        }
+        Op::IBin { op, t, d, a, b } => {
+            lanes!(active, |l| {
+                let v = int::bin(*op, *t, get(r, *a, l), get(r, *b, l));
+                set(r, *d, l, v);
+            });
+        }
+        Op::IUn { op, t, d, a } => {
+            lanes!(active, |l| {
+                let v = int::un(*op, *t, get(r, *a, l));
+                set(r, *d, l, v);
+            });
+        }
+        Op::ITern { op, t, d, a, b, c } => {
+            lanes!(active, |l| {
+                let v = int::tern(*op, *t, get(r, *a, l), get(r, *b, l), get(r, *c, l));
+                set(r, *d, l, v);
+            });
+        }
+        Op::Bfi { t, d, a, b, c, e } => {
+            lanes!(active, |l| {
+                let v = int::bfi(*t, get(r, *a, l), get(r, *b, l), get(r, *c, l), get(r, *e, l));
+                set(r, *d, l, v);
+            });
+        }
+        Op::Lop3 { d, a, b, c, lut } => {
+            lanes!(active, |l| {
+                let v = int::lop3(get(r, *a, l), get(r, *b, l), get(r, *c, l), *lut);
+                set(r, *d, l, v);
+            });
+        }
+        Op::Prmt { d, a, b, c } => {
+            lanes!(active, |l| {
+                let v = int::prmt(get(r, *a, l), get(r, *b, l), get(r, *c, l));
+                set(r, *d, l, v);
+            });
+        }
+        Op::Shf { d, a, b, c, left, wrap } => {
+            lanes!(active, |l| {
+                let v = int::shf(get(r, *a, l), get(r, *b, l), get(r, *c, l), *left, *wrap);
+                set(r, *d, l, v);
+            });
+        }
+        Op::FBin { op, t, m, d, a, b } => {
+            let (op, t, m) = (*op, *t, *m);
+            if float::is_packed(t) {
+                lanes!(active, |l| {
+                    let v = float::packed(
+                        t,
+                        |s, x, y, _| float::bin_scalar(op, s, m, x, y),
+                        get(r, *a, l),
+                        get(r, *b, l),
+                        0,
+                    );
+                    set(r, *d, l, v);
+                });
+            } else {
+                lanes!(active, |l| {
+                    let v = float::bin_scalar(op, t, m, get(r, *a, l), get(r, *b, l));
+                    set(r, *d, l, v);
+                });
+            }
+        }
+        Op::FUn { op, t, m, d, a } => {
+            let (op, t, m) = (*op, *t, *m);
+            lanes!(active, |l| {
+                let x = get(r, *a, l);
+                let v = if float::is_packed(t) {
+                    float::packed(t, |s, x, _, _| float::un_scalar(op, s, m, x), x, 0, 0)
+                } else {
+                    float::un_scalar(op, t, m, x)
+                };
+                set(r, *d, l, v);
+            });
+        }
+        Op::Fma { t, m, d, a, b, c } => {
+            let (t, m) = (*t, *m);
+            if float::is_packed(t) {
+                lanes!(active, |l| {
+                    let v = float::packed(
+                        t,
+                        |s, x, y, z| float::fma_scalar(s, m, x, y, z),
+                        get(r, *a, l),
+                        get(r, *b, l),
+                        get(r, *c, l),
+                    );
+                    set(r, *d, l, v);
+                });
+            } else {
+                lanes!(active, |l| {
+                    let v = float::fma_scalar(t, m, get(r, *a, l), get(r, *b, l), get(r, *c, l));
+                    set(r, *d, l, v);
+                });
+            }
+        }
+        Op::Testp { t, kind, d, a } => {
+            lanes!(active, |l| {
+                let v = float::testp(*t, *kind, get(r, *a, l)) as u64;
+                set(r, *d, l, v);
+            });
+        }
+        Op::Setp {
+            cmp,
+            t,
+            ftz,
+            d,
+            d2,
+            a,
+            b,
+            comb,
+        } => {
+            lanes!(active, |l| {
+                let mut p = compare(*cmp, *t, *ftz, get(r, *a, l), get(r, *b, l));
+                let mut q = !p;
+                if let Some((bop, c, neg)) = comb {
+                    let c = ((get(r, *c, l) & 1) != 0) != *neg;
+                    let f = |x: bool| match bop {
+                        BoolOp::And => x && c,
+                        BoolOp::Or => x || c,
+                        BoolOp::Xor => x ^ c,
+                    };
+                    p = f(p);
+                    q = f(q);
+                }
+                set(r, *d, l, p as u64);
+                if let Some(d2) = d2 {
+                    set(r, *d2, l, q as u64);
+                }
+            });
+        }
+        Op::Set {
+            cmp,
+            t,
+            float_out,
+            d,
+            a,
+            b,
+        } => {
+            lanes!(active, |l| {
+                let p = compare(*cmp, *t, false, get(r, *a, l), get(r, *b, l));
+                let v = match (p, float_out) {
+                    (true, true) => 0x3f80_0000,
+                    (true, false) => 0xffff_ffff,
+                    _ => 0,
+                };
+                set(r, *d, l, v);
+            });
+        }
+        Op::Selp { d, a, b, p } => {
+            lanes!(active, |l| {
+                let v = if get(r, *p, l) & 1 != 0 {
+                    get(r, *a, l)
+                } else {
+                    get(r, *b, l)
+                };
+                set(r, *d, l, v);
+            });
+        }
+        Op::Cvt { dt, st, m, d, a } => {
+            let tf32 = matches!(dt, Ty::I(IntTy { bits: 19, .. }));
+            lanes!(active, |l| {
+                let x = get(r, *a, l);
+                let v = if tf32 { cvt::tf32(x) } else { cvt::cvt(*dt, *st, *m, x) };
+                set(r, *d, l, v);
+            });
+        }
+        Op::CvtPack { dt, m, d, hi, lo } => {
+            lanes!(active, |l| {
+                let v = cvt::pack(*dt, *m, get(r, *hi, l), get(r, *lo, l));
+                set(r, *d, l, v);
+            });
+        }
+        Op::Cvta { to_space, space, d, a } => {
+            let base = mem::window(*space);
+            lanes!(active, |l| {
+                let x = get(r, *a, l);
+                let v = if *to_space {
+                    x.wrapping_sub(base)
+                } else {
+                    x.wrapping_add(base)
+                };
+                set(r, *d, l, v);
+            });
+        }
+        Op::Ld { .. } | Op::St { .. } | Op::Atom { .. } => mem::access(w, env, inst, active),
+        Op::Bra { target } => {
+            if active == mask {
+                return Flow::Jump(*target);
+            }
+            if active == 0 {
+                return Flow::Next;
+            }
+            lanes!(mask, |l| {
+                w.pc[l] = if active >> l & 1 == 1 { *target } else { pc + 1 };
+            });
+            return Flow::Stop;
+        }
+        Op::Call { func, args, .. } => {
+            if active == 0 {
+                return Flow::Next;
+            }
+            let f = &env.prog.funcs[*func as usize];
+            let lb = env.prog.local_bytes as usize;
+            lanes!(active, |l| {
+                w.stack[l].push(pc);
+                for ((src, size), (dst, _)) in args.iter().zip(&f.params) {
+                    let base = l * lb;
+                    w.local.copy_within(
+                        base + *src as usize..base + (*src + *size) as usize,
+                        base + *dst as usize,
+                    );
+                }
+            });
+            if active == mask {
+                return Flow::Jump(f.entry);
+            }
+            lanes!(mask, |l| {
+                w.pc[l] = if active >> l & 1 == 1 { f.entry } else { pc + 1 };
+            });
+            return Flow::Stop;
+        }
+        Op::Ret => {
+            if active == 0 {
+                return Flow::Next;
+            }
+            let lb = env.prog.local_bytes as usize;
+            lanes!(active, |l| {
+                match w.stack[l].pop() {
+                    Some(call_pc) => {
+                        if let Op::Call { func, ret, .. } = &env.prog.code[call_pc as usize].op {
+                            let f = &env.prog.funcs[*func as usize];
+                            for ((dst, size), (src, _)) in ret.iter().zip(&f.rets) {
+                                let base = l * lb;
+                                w.local.copy_within(
+                                    base + *src as usize..base + (*src + *size) as usize,
+                                    base + *dst as usize,
+                                );
+                            }
+                        }
+                        w.pc[l] = call_pc + 1;
+                    }
+                    None => {
+                        w.state[l] = Lane::Exited;
+                        env.live -= 1;
+                    }
+                }
+            });
+            skip(w, mask, active, pc);
+            return Flow::Stop;
+        }
+        Op::Exit => {
+            if active == 0 {
+                return Flow::Next;
+            }
+            lanes!(active, |l| {
+                w.state[l] = Lane::Exited;
+                env.live -= 1;
+            });
+            skip(w, mask, active, pc);
+            return Flow::Stop;
+        }
+        Op::Trap => {
+            if active == 0 {
+                return Flow::Next;
+            }
+            let l = active.trailing_zeros() as usize;
+            env.report(CheckKind::Trap, w.id, l, inst.line, None, "trap executed".into());
+            env.fatal = true;
+            return Flow::Stop;
+        }
+        Op::Bar { kind, id, count } => {
+            if active == 0 {
+                return Flow::Next;
+            }
+            let l0 = active.trailing_zeros() as usize;
+            let id = (get(r, *id, l0) & 15) as usize;
+            let count = count.map(|c| get(r, c, l0) as u32);
+            let n = active.count_ones();
+            let b = &mut env.bars[id];
+            b.arrived += n;
+            if count.is_some() {
+                b.expected = count;
+            }
+            if *kind == BarKind::Arrive {
+                return Flow::Next;
+            }
+            lanes!(active, |l| {
+                w.state[l] = Lane::Barrier;
+                w.bar_id[l] = id as u8;
+                w.pc[l] = pc;
+            });
+            skip(w, mask, active, pc);
+            return Flow::Stop;
+        }
+        Op::Membar | Op::Nop => {}
+        Op::Activemask { d } => {
+            lanes!(active, |l| {
+                set(r, *d, l, active as u64);
+            });
+        }
+        Op::Shfl { .. }
+        | Op::Vote { .. }
+        | Op::Redux { .. }
+        | Op::Match { .. }
+        | Op::WarpSync { .. }
+        | Op::Mma { .. }
+        | Op::Ldmatrix { .. }
+        | Op::Stmatrix { .. } => {
+            if active == 0 {
+                return Flow::Next;
+            }
+            lanes!(active, |l| {
+                w.state[l] = Lane::Collective;
+                w.pc[l] = pc;
+            });
+            skip(w, mask, active, pc);
+            warp::try_complete(w, env, pc);
+            return Flow::Stop;
+        }
+        Op::CpAsync { .. } | Op::CpAsyncCommit | Op::CpAsyncWait { .. } => {
+            return tensor::async_copy(w, env, inst, active)
+        }
+    }
+    Flow::Next
+}

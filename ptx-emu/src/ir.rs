@@ -1,0 +1,671 @@
+//! The compact IR the executor runs: registers are slot indices into a per-thread register file of u64,
+//! types and modifiers are resolved into the opcode, symbols into addresses, labels into PCs.
+
+/// A register slot.
+pub type Slot = u32;
+
+/// A source operand: a register slot or an immediate (raw bits).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Src {
+    R(Slot),
+    I(u64),
+}
+
+/// State spaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Space {
+    Global,
+    Shared,
+    Local,
+    /// Kernel parameters (read only).
+    Param,
+    Const,
+    /// A generic address: the window it falls in decides the space.
+    Generic,
+}
+
+/// `[base + off]`; `base` None means the absolute address `off`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Addr {
+    pub base: Option<Slot>,
+    pub off: i64,
+}
+
+/// An integer type: width in bits (1 for predicates) and signedness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntTy {
+    pub bits: u8,
+    pub signed: bool,
+}
+
+/// Float formats, including the packed pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FTy {
+    F16,
+    BF16,
+    F32,
+    F64,
+    F16x2,
+    BF16x2,
+}
+
+/// Rounding modes. `Rni`..`Rpi` are the round-to-integer forms of cvt/cvt.rni.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rnd {
+    Rn,
+    Rz,
+    Rm,
+    Rp,
+    Rna,
+    Rni,
+    Rzi,
+    Rmi,
+    Rpi,
+    /// `.approx` / `.full` / no modifier where the result is not correctly rounded.
+    Approx,
+}
+
+/// Float modifiers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FMods {
+    pub rnd: Rnd,
+    pub ftz: bool,
+    pub sat: bool,
+    /// `.relu` (f16/bf16 min/max/fma/cvt).
+    pub relu: bool,
+    /// `.NaN` on min/max: propagate NaN.
+    pub nan: bool,
+}
+
+/// A scalar type for setp/cvt/atom: integer or float.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ty {
+    I(IntTy),
+    F(FTy),
+}
+
+impl Ty {
+    pub fn bits(self) -> u32 {
+        match self {
+            Ty::I(t) => t.bits as u32,
+            Ty::F(FTy::F16 | FTy::BF16) => 16,
+            Ty::F(FTy::F32 | FTy::F16x2 | FTy::BF16x2) => 32,
+            Ty::F(FTy::F64) => 64,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IBin {
+    Add,
+    Sub,
+    AddSat,
+    SubSat,
+    MulLo,
+    MulHi,
+    MulWide,
+    Mul24Lo,
+    Mul24Hi,
+    Div,
+    Rem,
+    Min,
+    Max,
+    And,
+    Or,
+    Xor,
+    Shl,
+    Shr,
+    /// `bmsk`
+    Bmsk,
+    /// add.cc / addc: not supported yet; kept out of the IR on purpose.
+    Copysign,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IUn {
+    Not,
+    Cnot,
+    Neg,
+    Abs,
+    Popc,
+    Clz,
+    Brev,
+    Bfind,
+    BfindShift,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ITern {
+    MadLo,
+    MadHi,
+    MadWide,
+    Mad24Lo,
+    Bfe,
+    Sad,
+    /// `dp4a`/`dp2a` are not emitted by our kernels: not here.
+    MadHiSat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FBin {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Min,
+    Max,
+    Copysign,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FUn {
+    Neg,
+    Abs,
+    Sqrt,
+    Rsqrt,
+    Rcp,
+    Ex2,
+    Lg2,
+    Sin,
+    Cos,
+    Tanh,
+    /// `testp`-style classification is separate; this is `cvt.rni`-free `frc`-free set.
+    Mov,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Lo,
+    Ls,
+    Hi,
+    Hs,
+    Equ,
+    Neu,
+    Ltu,
+    Leu,
+    Gtu,
+    Geu,
+    Num,
+    Nan,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoolOp {
+    And,
+    Or,
+    Xor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AtomOp {
+    Add,
+    Min,
+    Max,
+    Inc,
+    Dec,
+    And,
+    Or,
+    Xor,
+    Exch,
+    Cas,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShflMode {
+    Up,
+    Down,
+    Bfly,
+    Idx,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VoteMode {
+    All,
+    Any,
+    Uni,
+    Ballot,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduxOp {
+    Add,
+    Min,
+    Max,
+    And,
+    Or,
+    Xor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SReg {
+    Tid(u8),
+    Ntid(u8),
+    Ctaid(u8),
+    Nctaid(u8),
+    Laneid,
+    Warpid,
+    Nwarpid,
+    Clock,
+    Clock64,
+    LanemaskEq,
+    LanemaskLt,
+    LanemaskLe,
+    LanemaskGt,
+    LanemaskGe,
+    Smid,
+    Nsmid,
+    Gridid,
+    GlobalTimer,
+    DynSmemSize,
+    TotalSmemSize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarKind {
+    Sync,
+    Arrive,
+}
+
+/// Element type of an `mma.sync` operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmaTy {
+    F16,
+    BF16,
+    F32,
+}
+
+/// Instruction classes for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Class {
+    Int,
+    Fp32,
+    Fp64,
+    Half,
+    Convert,
+    Special,
+    Move,
+    Global,
+    Shared,
+    Local,
+    ParamConst,
+    Atomic,
+    Control,
+    Barrier,
+    Warp,
+    Tensor,
+    Async,
+    Other,
+}
+
+pub const NUM_CLASSES: usize = 18;
+
+impl Class {
+    pub const ALL: [Class; NUM_CLASSES] = [
+        Class::Int,
+        Class::Fp32,
+        Class::Fp64,
+        Class::Half,
+        Class::Convert,
+        Class::Special,
+        Class::Move,
+        Class::Global,
+        Class::Shared,
+        Class::Local,
+        Class::ParamConst,
+        Class::Atomic,
+        Class::Control,
+        Class::Barrier,
+        Class::Warp,
+        Class::Tensor,
+        Class::Async,
+        Class::Other,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Int => "int",
+            Class::Fp32 => "fp32",
+            Class::Fp64 => "fp64",
+            Class::Half => "half",
+            Class::Convert => "convert",
+            Class::Special => "special_function",
+            Class::Move => "move",
+            Class::Global => "global_memory",
+            Class::Shared => "shared_memory",
+            Class::Local => "local_memory",
+            Class::ParamConst => "param_const",
+            Class::Atomic => "atomic",
+            Class::Control => "control",
+            Class::Barrier => "barrier",
+            Class::Warp => "warp_collective",
+            Class::Tensor => "tensor_core",
+            Class::Async => "async_copy",
+            Class::Other => "other",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Copy `bits` of a into d.
+    Mov {
+        d: Slot,
+        a: Src,
+        bits: u8,
+    },
+    /// d = concatenation of parts (part 0 in the low bits), each `each` bits wide.
+    Pack {
+        d: Slot,
+        parts: Vec<Src>,
+        each: u8,
+    },
+    /// Splits a into parts of `each` bits (part 0 from the low bits).
+    Unpack {
+        ds: Vec<Option<Slot>>,
+        a: Src,
+        each: u8,
+    },
+    SReg {
+        d: Slot,
+        r: SReg,
+    },
+    IBin {
+        op: IBin,
+        t: IntTy,
+        d: Slot,
+        a: Src,
+        b: Src,
+    },
+    IUn {
+        op: IUn,
+        t: IntTy,
+        d: Slot,
+        a: Src,
+    },
+    ITern {
+        op: ITern,
+        t: IntTy,
+        d: Slot,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
+    Bfi {
+        t: IntTy,
+        d: Slot,
+        a: Src,
+        b: Src,
+        c: Src,
+        e: Src,
+    },
+    Lop3 {
+        d: Slot,
+        a: Src,
+        b: Src,
+        c: Src,
+        lut: u8,
+    },
+    Prmt {
+        d: Slot,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
+    Shf {
+        d: Slot,
+        a: Src,
+        b: Src,
+        c: Src,
+        left: bool,
+        wrap: bool,
+    },
+    FBin {
+        op: FBin,
+        t: FTy,
+        m: FMods,
+        d: Slot,
+        a: Src,
+        b: Src,
+    },
+    FUn {
+        op: FUn,
+        t: FTy,
+        m: FMods,
+        d: Slot,
+        a: Src,
+    },
+    Fma {
+        t: FTy,
+        m: FMods,
+        d: Slot,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
+    Testp {
+        t: FTy,
+        kind: u8,
+        d: Slot,
+        a: Src,
+    },
+    Setp {
+        cmp: Cmp,
+        t: Ty,
+        ftz: bool,
+        d: Slot,
+        d2: Option<Slot>,
+        a: Src,
+        b: Src,
+        comb: Option<(BoolOp, Src, bool)>,
+    },
+    /// `set.cmp.dtype.stype`: d = all ones (or 1.0f) when true.
+    Set {
+        cmp: Cmp,
+        t: Ty,
+        float_out: bool,
+        d: Slot,
+        a: Src,
+        b: Src,
+    },
+    Selp {
+        d: Slot,
+        a: Src,
+        b: Src,
+        p: Src,
+    },
+    Cvt {
+        dt: Ty,
+        st: Ty,
+        m: FMods,
+        d: Slot,
+        a: Src,
+    },
+    /// `cvt.rn[.relu].{f16x2,bf16x2}.f32 d, hi, lo`.
+    CvtPack {
+        dt: FTy,
+        m: FMods,
+        d: Slot,
+        hi: Src,
+        lo: Src,
+    },
+    /// generic <-> state-space address.
+    Cvta {
+        to_space: bool,
+        space: Space,
+        d: Slot,
+        a: Src,
+    },
+    Ld {
+        space: Space,
+        size: u8,
+        signed: bool,
+        ds: Vec<Slot>,
+        addr: Addr,
+    },
+    St {
+        space: Space,
+        size: u8,
+        srcs: Vec<Src>,
+        addr: Addr,
+    },
+    Atom {
+        space: Space,
+        op: AtomOp,
+        t: Ty,
+        d: Option<Slot>,
+        addr: Addr,
+        b: Src,
+        c: Option<Src>,
+    },
+    Bra {
+        target: u32,
+    },
+    Call {
+        func: u32,
+        args: Vec<(u32, u32)>,
+        ret: Vec<(u32, u32)>,
+    },
+    Ret,
+    Exit,
+    Trap,
+    Bar {
+        kind: BarKind,
+        id: Src,
+        count: Option<Src>,
+    },
+    Membar,
+    Shfl {
+        mode: ShflMode,
+        d: Slot,
+        p: Option<Slot>,
+        a: Src,
+        b: Src,
+        c: Src,
+        mask: Src,
+    },
+    Vote {
+        mode: VoteMode,
+        d: Slot,
+        a: Src,
+        neg: bool,
+        mask: Src,
+    },
+    Redux {
+        op: ReduxOp,
+        signed: bool,
+        d: Slot,
+        a: Src,
+        mask: Src,
+    },
+    Match {
+        all: bool,
+        bits: u8,
+        d: Slot,
+        p: Option<Slot>,
+        a: Src,
+        mask: Src,
+    },
+    WarpSync {
+        mask: Src,
+    },
+    Activemask {
+        d: Slot,
+    },
+    /// `mma.sync.aligned.m16n8kK.row.col.dtype.atype.btype.ctype`.
+    Mma {
+        k: u8,
+        ab: MmaTy,
+        cd: MmaTy,
+        ct: MmaTy,
+        d: Vec<Slot>,
+        a: Vec<Src>,
+        b: Vec<Src>,
+        c: Vec<Src>,
+    },
+    /// `ldmatrix.sync.aligned.m8n8.xN[.trans].shared.b16`.
+    Ldmatrix {
+        n: u8,
+        trans: bool,
+        ds: Vec<Slot>,
+        addr: Addr,
+        space: Space,
+    },
+    /// `stmatrix.sync.aligned.m8n8.xN[.trans].shared.b16`.
+    Stmatrix {
+        n: u8,
+        trans: bool,
+        srcs: Vec<Src>,
+        addr: Addr,
+        space: Space,
+    },
+    /// `cp.async.{ca,cg}.shared.global [dst], [src], cp_size[, src_size][, ignore_src]`.
+    CpAsync {
+        size: u8,
+        dst: Addr,
+        src: Addr,
+        src_size: Option<Src>,
+        ignore: Option<(Src, bool)>,
+    },
+    CpAsyncCommit,
+    CpAsyncWait {
+        n: u32,
+    },
+    Nop,
+}
+
+/// One instruction: operation, guard predicate, PTX line, metrics class.
+#[derive(Clone, Debug)]
+pub struct Inst {
+    pub op: Op,
+    pub guard: Option<(Slot, bool)>,
+    pub line: u32,
+    pub class: Class,
+}
+
+/// Per-kernel facts the launcher needs.
+#[derive(Clone, Debug)]
+pub struct KernelInfo {
+    pub name: String,
+    pub entry: u32,
+    /// (offset, size, align) of each parameter in the param buffer.
+    pub params: Vec<(u32, u32, u32)>,
+    pub param_bytes: u32,
+    pub line: u32,
+}
+
+/// A device function: where it starts, where its params and return values live in the per-thread frame.
+#[derive(Clone, Debug)]
+pub struct FuncInfo {
+    pub name: String,
+    pub entry: u32,
+    pub params: Vec<(u32, u32)>,
+    pub rets: Vec<(u32, u32)>,
+}
+
+/// A lowered module: one flat code array for all functions.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub code: Vec<Inst>,
+    pub kernels: Vec<KernelInfo>,
+    pub funcs: Vec<FuncInfo>,
+    pub nslots: u32,
+    /// Per-thread local bytes (local depots and device-function param frames).
+    pub local_bytes: u32,
+    /// Static shared bytes; dynamic shared memory starts at `dyn_shared_base`.
+    pub static_shared: u32,
+    pub dyn_shared_base: u32,
+}
+
+/// Start of the generic-address window of shared memory.
+pub const SHARED_WINDOW: u64 = 0x0000_7f00_0000_0000;
+/// Start of the generic-address window of local memory.
+pub const LOCAL_WINDOW: u64 = 0x0000_7e00_0000_0000;
+/// Start of the generic-address window of kernel parameters.
+pub const PARAM_WINDOW: u64 = 0x0000_7d00_0000_0000;
+/// Size of each window.
+pub const WINDOW_SIZE: u64 = 0x0000_0001_0000_0000;

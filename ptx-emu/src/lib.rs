@@ -1,0 +1,20 @@
+//! ptx-emu: a PTX emulator with CUDA semantics, sanitizer-class checks and memory-traffic metrics.
+//!
+//! Stages: `lexer` -> `parser` (AST in `ast`) -> `lower` (compact IR in `ir`) -> `exec` (warp-lockstep
+//! executor with per-thread PCs; instruction semantics split by family). The public API is [`Device`].
+
+pub mod ast;
+mod device;
+pub mod error;
+pub mod exec;
+pub mod ir;
+pub mod lexer;
+pub mod lower;
+pub mod memory;
+pub mod metrics;
+pub mod nvcc;
+pub mod parser;
+
+pub use device::{Checks, Device, LaunchConfig, LaunchReport, Module, Options};
+pub use error::{CheckKind, CheckReport, EmuError};
+pub use metrics::Metrics;

@@ -1,0 +1,218 @@
+//! `ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] --block X[,Y[,Z]] [--shared BYTES] --arg ...`
+//! Exit 0: ran clean; 1: a check fired (reports on stderr); 2: parse, unsupported or usage error.
+
+use ptx_emu::{Checks, Device, EmuError, LaunchConfig, Options};
+
+const USAGE: &str = "usage: ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] --block X[,Y[,Z]] [--shared BYTES]
+    --arg u32:V | i32:V | u64:V | i64:V | f32:V | f64:V      (scalars, in parameter order)
+    --arg buf:in=PATH[,out=PATH]      device buffer holding the raw bytes of PATH
+    --arg buf:zero=BYTES[,out=PATH]   device buffer of BYTES zero bytes
+    --arg buf:poison=BYTES[,out=PATH] device buffer of BYTES that count as never written
+    [--metrics PATH] [--no-check memcheck|racecheck|initcheck|synccheck]
+A kernel with one by-value struct parameter gets the --arg values packed in order with C alignment.";
+
+enum Arg {
+    Scalar(Vec<u8>),
+    Buf { init: BufInit, out: Option<String> },
+}
+
+enum BufInit {
+    File(String),
+    Zero(usize),
+    Poison(usize),
+}
+
+fn dims(s: &str) -> Result<[u32; 3], String> {
+    let v: Vec<u32> = s
+        .split(',')
+        .map(|x| x.trim().parse::<u32>().map_err(|e| format!("bad dimension `{s}`: {e}")))
+        .collect::<Result<_, _>>()?;
+    if v.is_empty() || v.len() > 3 {
+        return Err(format!("bad dimensions `{s}`"));
+    }
+    Ok([v[0], *v.get(1).unwrap_or(&1), *v.get(2).unwrap_or(&1)])
+}
+
+fn parse_arg(s: &str) -> Result<Arg, String> {
+    let (kind, val) = s.split_once(':').ok_or(format!("bad --arg `{s}`"))?;
+    let e = |x: &dyn std::fmt::Display| format!("bad --arg `{s}`: {x}");
+    Ok(match kind {
+        "u32" => Arg::Scalar(val.parse::<u32>().map_err(|x| e(&x))?.to_le_bytes().to_vec()),
+        "i32" => Arg::Scalar(val.parse::<i32>().map_err(|x| e(&x))?.to_le_bytes().to_vec()),
+        "u64" => Arg::Scalar(val.parse::<u64>().map_err(|x| e(&x))?.to_le_bytes().to_vec()),
+        "i64" => Arg::Scalar(val.parse::<i64>().map_err(|x| e(&x))?.to_le_bytes().to_vec()),
+        "f32" => Arg::Scalar(val.parse::<f32>().map_err(|x| e(&x))?.to_le_bytes().to_vec()),
+        "f64" => Arg::Scalar(val.parse::<f64>().map_err(|x| e(&x))?.to_le_bytes().to_vec()),
+        "buf" => {
+            let mut init = None;
+            let mut out = None;
+            for part in val.split(',') {
+                let (k, v) = part.split_once('=').ok_or(e(&"expected key=value"))?;
+                match k {
+                    "in" => init = Some(BufInit::File(v.to_string())),
+                    "zero" => init = Some(BufInit::Zero(v.parse().map_err(|x| e(&x))?)),
+                    "poison" => init = Some(BufInit::Poison(v.parse().map_err(|x| e(&x))?)),
+                    "out" => out = Some(v.to_string()),
+                    _ => return Err(e(&format!("unknown key `{k}`"))),
+                }
+            }
+            Arg::Buf {
+                init: init.ok_or(e(&"buf needs in=, zero= or poison="))?,
+                out,
+            }
+        }
+        _ => return Err(e(&"unknown kind")),
+    })
+}
+
+fn run(args: &[String]) -> Result<i32, (i32, String)> {
+    let usage = |m: String| (2, format!("{m}\n{USAGE}"));
+    if args.first().map(String::as_str) != Some("run") {
+        return Err(usage("expected the `run` command".into()));
+    }
+    let mut file = None;
+    let mut kernel = None;
+    let mut grid = None;
+    let mut block = None;
+    let mut shared = 0u32;
+    let mut kargs = vec![];
+    let mut metrics_path = None;
+    let mut checks = Checks::all();
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let mut val = || {
+            i += 1;
+            args.get(i).cloned().ok_or_else(|| usage(format!("{a} needs a value")))
+        };
+        match a {
+            "--kernel" => kernel = Some(val()?),
+            "--grid" => grid = Some(dims(&val()?).map_err(usage)?),
+            "--block" => block = Some(dims(&val()?).map_err(usage)?),
+            "--shared" => shared = val()?.parse().map_err(|e| usage(format!("bad --shared: {e}")))?,
+            "--arg" => kargs.push(parse_arg(&val()?).map_err(usage)?),
+            "--metrics" => metrics_path = Some(val()?),
+            "--no-check" => match val()?.as_str() {
+                "memcheck" => checks.memcheck = false,
+                "racecheck" => checks.racecheck = false,
+                "initcheck" => checks.initcheck = false,
+                "synccheck" => checks.synccheck = false,
+                "all" => checks = Checks::none(),
+                c => return Err(usage(format!("unknown check `{c}`"))),
+            },
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(0);
+            }
+            f if !f.starts_with('-') && file.is_none() => file = Some(f.to_string()),
+            f => return Err(usage(format!("unknown option `{f}`"))),
+        }
+        i += 1;
+    }
+    let file = file.ok_or_else(|| usage("missing FILE.ptx".into()))?;
+    let kernel = kernel.ok_or_else(|| usage("missing --kernel".into()))?;
+    let grid = grid.ok_or_else(|| usage("missing --grid".into()))?;
+    let block = block.ok_or_else(|| usage("missing --block".into()))?;
+    let ptx = std::fs::read_to_string(&file).map_err(|e| (2, format!("cannot read {file}: {e}")))?;
+    let dev = Device::new(Options {
+        checks,
+        ..Options::default()
+    });
+    let emu = |e: EmuError| (2, e.to_string());
+    let module = dev.load_module(&ptx).map_err(emu)?;
+    let (params, total) = module
+        .kernel_params(&kernel)
+        .ok_or_else(|| (2, format!("no kernel `{kernel}` in {file}")))?;
+    // Device buffers first, then the param blob.
+    let mut values: Vec<Vec<u8>> = vec![];
+    let mut outs: Vec<(u64, usize, String)> = vec![];
+    for a in &kargs {
+        match a {
+            Arg::Scalar(b) => values.push(b.clone()),
+            Arg::Buf { init, out } => {
+                let (bytes, data) = match init {
+                    BufInit::File(p) => {
+                        let d = std::fs::read(p).map_err(|e| (2, format!("cannot read {p}: {e}")))?;
+                        (d.len(), Some(d))
+                    }
+                    BufInit::Zero(n) => (*n, Some(vec![0u8; *n])),
+                    BufInit::Poison(n) => (*n, None),
+                };
+                let addr = dev.alloc(bytes).map_err(emu)?;
+                if let Some(d) = data {
+                    dev.write(addr, &d).map_err(emu)?;
+                }
+                if let Some(o) = out {
+                    outs.push((addr, bytes, o.clone()));
+                }
+                values.push(addr.to_le_bytes().to_vec());
+            }
+        }
+    }
+    let mut blob = vec![0u8; total as usize];
+    if values.len() == params.len() {
+        for (v, (off, size, _)) in values.iter().zip(&params) {
+            if v.len() != *size as usize {
+                return Err(usage(format!(
+                    "parameter at offset {off} has {size} bytes, the --arg gives {}",
+                    v.len()
+                )));
+            }
+            blob[*off as usize..*off as usize + v.len()].copy_from_slice(v);
+        }
+    } else if params.len() == 1 {
+        // one by-value struct: pack with C alignment
+        let mut off = 0usize;
+        for v in &values {
+            off = off.div_ceil(v.len()) * v.len();
+            if off + v.len() > blob.len() {
+                return Err(usage(format!("--arg values exceed the {total}-byte parameter struct")));
+            }
+            blob[off..off + v.len()].copy_from_slice(v);
+            off += v.len();
+        }
+    } else {
+        return Err(usage(format!(
+            "kernel `{kernel}` has {} parameters, {} --arg given",
+            params.len(),
+            values.len()
+        )));
+    }
+    let cfg = LaunchConfig {
+        grid,
+        block,
+        shared_bytes: shared,
+    };
+    let result = dev.launch(&module, &kernel, &cfg, &blob);
+    let code = match &result {
+        Ok(rep) => {
+            if let Some(p) = &metrics_path {
+                std::fs::write(p, rep.metrics.to_json()).map_err(|e| (2, format!("cannot write {p}: {e}")))?;
+            }
+            0
+        }
+        Err(EmuError::Check { .. }) => {
+            eprintln!("{}", result.as_ref().err().map(|e| e.to_string()).unwrap_or_default());
+            1
+        }
+        Err(e) => return Err((2, e.to_string())),
+    };
+    for (addr, bytes, path) in outs {
+        let mut buf = vec![0u8; bytes];
+        dev.read(addr, &mut buf).map_err(emu)?;
+        std::fs::write(&path, &buf).map_err(|e| (2, format!("cannot write {path}: {e}")))?;
+    }
+    Ok(code)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match run(&args) {
+        Ok(c) => c,
+        Err((c, msg)) => {
+            eprintln!("ptx-emu: {msg}");
+            c
+        }
+    };
+    std::process::exit(code);
+}
