@@ -1,0 +1,132 @@
+//! Shared test helpers: run one instruction on chosen inputs, run hand-written PTX, compile .cu with nvcc.
+#![allow(dead_code)]
+
+use ptx_emu::{Checks, Device, EmuError, LaunchConfig, Options};
+
+pub const HEADER: &str = ".version 9.2\n.target sm_80\n.address_size 64\n";
+
+/// Runs `body` in a one-thread kernel. Inputs are loaded into the 64-bit registers %x0..%x7, and
+/// %y0..%y3 are stored back (all `.b64`, so any instruction width can use them). `%p0..%p3` are
+/// predicates, `%t0..%t3` scratch.
+pub fn eval(body: &str, inputs: &[u64]) -> Vec<u64> {
+    try_eval(body, inputs).unwrap_or_else(|e| panic!("{body}: {e}"))
+}
+
+pub fn try_eval(body: &str, inputs: &[u64]) -> Result<Vec<u64>, EmuError> {
+    let mut src = String::from(HEADER);
+    src.push_str(".visible .entry t(.param .u64 p_out, .param .u64 p_in)\n{\n");
+    src.push_str(".reg .b64 %x<8>;\n.reg .b64 %y<4>;\n.reg .b64 %t<4>;\n.reg .pred %p<4>;\n.reg .b64 %rd<4>;\n");
+    src.push_str("ld.param.u64 %rd1, [p_out];\nld.param.u64 %rd2, [p_in];\n");
+    for i in 0..8 {
+        src.push_str(&format!("ld.global.u64 %x{i}, [%rd2+{}];\n", 8 * i));
+    }
+    src.push_str("mov.b64 %y0, 0;\nmov.b64 %y1, 0;\nmov.b64 %y2, 0;\nmov.b64 %y3, 0;\n");
+    src.push_str(body);
+    src.push('\n');
+    for i in 0..4 {
+        src.push_str(&format!("st.global.u64 [%rd1+{}], %y{i};\n", 8 * i));
+    }
+    src.push_str("ret;\n}\n");
+    let dev = Device::new(Options::default());
+    let m = dev.load_module(&src)?;
+    let mut inp = [0u64; 8];
+    inp[..inputs.len()].copy_from_slice(inputs);
+    let bytes: Vec<u8> = inp.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let pin = dev.alloc(64)?;
+    dev.write(pin, &bytes)?;
+    let pout = dev.alloc(32)?;
+    dev.write(pout, &[0; 32])?;
+    let mut params = pout.to_le_bytes().to_vec();
+    params.extend_from_slice(&pin.to_le_bytes());
+    dev.launch(&m, "t", &LaunchConfig { grid: [1, 1, 1], block: [1, 1, 1], shared_bytes: 0 }, &params)?;
+    let mut out = [0u8; 32];
+    dev.read(pout, &mut out)?;
+    Ok(out.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+pub fn f32b(x: f32) -> u64 {
+    x.to_bits() as u64
+}
+
+pub fn f64b(x: f64) -> u64 {
+    x.to_bits()
+}
+
+/// A device with every check on, or the given checks.
+pub fn device(checks: Checks) -> Device {
+    Device::new(Options { checks, ..Options::default() })
+}
+
+/// Allocates and fills a buffer.
+pub fn upload(dev: &Device, data: &[u8]) -> u64 {
+    let a = dev.alloc(data.len()).unwrap();
+    dev.write(a, data).unwrap();
+    a
+}
+
+pub fn download(dev: &Device, addr: u64, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    dev.read(addr, &mut v).unwrap();
+    v
+}
+
+pub fn f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+pub fn u32s(b: &[u8]) -> Vec<u32> {
+    b.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+pub fn bytes_f32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn bytes_u32(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Parameter blob of u64 pointers / scalars (8-byte aligned each).
+pub fn params(vals: &[u64]) -> Vec<u8> {
+    vals.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub fn cfg(grid: [u32; 3], block: [u32; 3], shared: u32) -> LaunchConfig {
+    LaunchConfig { grid, block, shared_bytes: shared }
+}
+
+/// Compiles a .cu file from tests/cu to PTX with nvcc; None (with a printed reason) when nvcc is missing
+/// and CI is not set; panics when CI is set.
+pub fn compile_cu(name: &str) -> Option<String> {
+    let nvcc = match ptx_emu::nvcc::find_nvcc() {
+        Ok(n) => n,
+        Err(e) => {
+            if std::env::var_os("CI").is_some() {
+                panic!("nvcc is required when CI is set: {e}");
+            }
+            eprintln!("SKIP {name}: nvcc not found ({e})");
+            return None;
+        }
+    };
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cu").join(name);
+    let out_dir = std::env::temp_dir().join(format!("ptx-emu-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join(format!("{name}.ptx"));
+    let st = std::process::Command::new(&nvcc)
+        .args(["-O3", "-ptx", "-arch=compute_80", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .expect("run nvcc");
+    assert!(st.status.success(), "nvcc failed on {name}: {}", String::from_utf8_lossy(&st.stderr));
+    Some(std::fs::read_to_string(out).unwrap())
+}
+
+/// The reports of a failed launch, or a panic naming what happened instead.
+pub fn reports(r: Result<ptx_emu::LaunchReport, EmuError>) -> Vec<ptx_emu::CheckReport> {
+    match r {
+        Err(EmuError::Check { reports, .. }) => reports,
+        Err(e) => panic!("expected check reports, got error {e}"),
+        Ok(_) => panic!("expected check reports, the launch ran clean"),
+    }
+}
