@@ -130,3 +130,51 @@ pub fn reports(r: Result<ptx_emu::LaunchReport, EmuError>) -> Vec<ptx_emu::Check
         Ok(_) => panic!("expected check reports, the launch ran clean"),
     }
 }
+
+/// Like `eval`, for `n` threads in one block: lane i gets inputs[i] in %x0..%x3 plus its %tid.x in %x7;
+/// returns each thread's %y0..%y3.
+pub fn eval_threads(body: &str, inputs: &[[u64; 4]], block: u32) -> Result<Vec<[u64; 4]>, EmuError> {
+    let mut src = String::from(HEADER);
+    src.push_str(".visible .entry t(.param .u64 p_out, .param .u64 p_in)\n{\n");
+    src.push_str(".reg .b64 %x<8>;\n.reg .b64 %y<4>;\n.reg .b64 %t<4>;\n.reg .pred %p<4>;\n.reg .b64 %rd<8>;\n.reg .b32 %r<4>;\n");
+    src.push_str("ld.param.u64 %rd1, [p_out];\nld.param.u64 %rd2, [p_in];\nmov.u32 %r0, %tid.x;\n");
+    src.push_str("cvt.u64.u32 %x7, %r0;\nshl.b64 %rd3, %x7, 5;\nadd.s64 %rd4, %rd2, %rd3;\nadd.s64 %rd5, %rd1, %rd3;\n");
+    for i in 0..4 {
+        src.push_str(&format!("ld.global.u64 %x{i}, [%rd4+{}];\n", 8 * i));
+    }
+    src.push_str("mov.b64 %y0, 0;\nmov.b64 %y1, 0;\nmov.b64 %y2, 0;\nmov.b64 %y3, 0;\n");
+    src.push_str(body);
+    src.push('\n');
+    for i in 0..4 {
+        src.push_str(&format!("st.global.u64 [%rd5+{}], %y{i};\n", 8 * i));
+    }
+    src.push_str("ret;\n}\n");
+    let dev = Device::new(Options::default());
+    let m = dev.load_module(&src)?;
+    let n = block as usize;
+    let mut bytes = vec![0u8; 32 * n];
+    for (i, v) in inputs.iter().enumerate().take(n) {
+        for (k, x) in v.iter().enumerate() {
+            bytes[32 * i + 8 * k..32 * i + 8 * k + 8].copy_from_slice(&x.to_le_bytes());
+        }
+    }
+    let pin = upload(&dev, &bytes);
+    let pout = upload(&dev, &vec![0u8; 32 * n]);
+    dev.launch(&m, "t", &cfg([1, 1, 1], [block, 1, 1], 0), &params(&[pout, pin]))?;
+    let out = download(&dev, pout, 32 * n);
+    Ok(out
+        .chunks(32)
+        .map(|c| {
+            let mut v = [0u64; 4];
+            for k in 0..4 {
+                v[k] = u64::from_le_bytes(c[8 * k..8 * k + 8].try_into().unwrap());
+            }
+            v
+        })
+        .collect())
+}
+
+/// Inputs where lane i has %x0 = f(i).
+pub fn lanes_x0(n: usize, f: impl Fn(usize) -> u64) -> Vec<[u64; 4]> {
+    (0..n).map(|i| [f(i), 0, 0, 0]).collect()
+}
