@@ -218,7 +218,11 @@ impl Device {
                 cfg.grid
             )));
         }
-        let total_shared = module.prog.static_shared as u64 + cfg.shared_bytes as u64;
+        let total_shared = if cfg.shared_bytes > 0 {
+            module.prog.dyn_shared_base as u64 + cfg.shared_bytes as u64
+        } else {
+            k.static_shared as u64
+        };
         if total_shared > self.options.max_shared_bytes as u64 {
             return Err(EmuError::Usage(format!(
                 "{} bytes of shared memory per block requested; the device offers {}",

@@ -636,6 +636,8 @@ pub struct KernelInfo {
     pub params: Vec<(u32, u32, u32)>,
     pub param_bytes: u32,
     pub line: u32,
+    /// Static shared bytes this kernel can address (module-level and its own `.shared` variables).
+    pub static_shared: u32,
 }
 
 /// A device function: where it starts, where its params and return values live in the per-thread frame.

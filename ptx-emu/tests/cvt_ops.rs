@@ -26,9 +26,21 @@ const CASES: &[(&str, &[u64], u64)] = &[
     ("cvt.f32.bf16 %y0, %x0;", &[0x3f80], 0x3f80_0000),
     ("cvt.rn.bf16.f32 %y0, %x0;", &[0x7f7f_ffff], 0x7f80),
     // packed: d = {hi from the first source, lo from the second}
-    ("cvt.rn.f16x2.f32 %y0, %x0, %x1;", &[0x4000_0000, 0x3f80_0000], 0x4000_3c00),
-    ("cvt.rn.bf16x2.f32 %y0, %x0, %x1;", &[0x4000_0000, 0x3f80_0000], 0x4000_3f80),
-    ("cvt.rn.relu.bf16x2.f32 %y0, %x0, %x1;", &[0xc000_0000, 0x3f80_0000], 0x0000_3f80),
+    (
+        "cvt.rn.f16x2.f32 %y0, %x0, %x1;",
+        &[0x4000_0000, 0x3f80_0000],
+        0x4000_3c00,
+    ),
+    (
+        "cvt.rn.bf16x2.f32 %y0, %x0, %x1;",
+        &[0x4000_0000, 0x3f80_0000],
+        0x4000_3f80,
+    ),
+    (
+        "cvt.rn.relu.bf16x2.f32 %y0, %x0, %x1;",
+        &[0xc000_0000, 0x3f80_0000],
+        0x0000_3f80,
+    ),
     // f64 <-> f32
     ("cvt.rn.f32.f64 %y0, %x0;", &[0x3ff0_0000_1000_0000], 0x3f80_0000),
     ("cvt.rp.f32.f64 %y0, %x0;", &[0x3ff0_0000_1000_0000], 0x3f80_0001),
@@ -77,5 +89,10 @@ fn cvt_matches_the_isa() {
             failures.push(format!("{body} {inputs:x?}: got {got:#x}, want {want:#x}"));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -27,9 +27,17 @@ const CASES: &[(&str, &[u64], u64)] = &[
     ("mul24.lo.u32 %y0, %x0, %x1;", &[0x0100_0003, 2], 6),
     ("mad.lo.s32 %y0, %x0, %x1, %x2;", &[3, 4, 5], 17),
     ("mad.hi.u32 %y0, %x0, %x1, %x2;", &[0x8000_0000, 4, 1], 3),
-    ("mad.wide.u32 %y0, %x0, %x1, %x2;", &[M32, M32, 1], 0xffff_fffe_0000_0002),
+    (
+        "mad.wide.u32 %y0, %x0, %x1, %x2;",
+        &[M32, M32, 1],
+        0xffff_fffe_0000_0002,
+    ),
     ("mad.wide.s32 %y0, %x0, %x1, %x2;", &[M32, 3, 10], 7),
-    ("div.s32 %y0, %x0, %x1;", &[(-7i32) as u32 as u64, 2], (-3i32) as u32 as u64),
+    (
+        "div.s32 %y0, %x0, %x1;",
+        &[(-7i32) as u32 as u64, 2],
+        (-3i32) as u32 as u64,
+    ),
     ("div.u32 %y0, %x0, %x1;", &[7, 2], 3),
     ("div.u32 %y0, %x0, %x1;", &[7, 0], M32),
     ("rem.s32 %y0, %x0, %x1;", &[(-7i32) as u32 as u64, 2], M32),
@@ -72,20 +80,40 @@ const CASES: &[(&str, &[u64], u64)] = &[
     ("bfe.u32 %y0, %x0, %x1, %x2;", &[0xffff_ffff, 4, 0], 0),
     // bfi: insert the low len bits of a into b at pos
     ("bfi.b32 %y0, %x0, %x1, %x2, %x3;", &[0xf, 0, 4, 4], 0xf0),
-    ("bfi.b32 %y0, %x0, %x1, %x2, %x3;", &[0x5, 0xffff_ffff, 30, 4], 0x7fff_ffff),
+    (
+        "bfi.b32 %y0, %x0, %x1, %x2, %x3;",
+        &[0x5, 0xffff_ffff, 30, 4],
+        0x7fff_ffff,
+    ),
     ("bfi.b64 %y0, %x0, %x1, %x2, %x3;", &[1, 0, 32, 1], 1 << 32),
     // prmt default mode: bytes b:a = 0x77665544_33221100, selector nibbles pick bytes, bit 3 replicates sign
-    ("prmt.b32 %y0, %x0, %x1, %x2;", &[0x3322_1100, 0x7766_5544, 0x5410], 0x5544_1100),
-    ("prmt.b32 %y0, %x0, %x1, %x2;", &[0x3322_1100, 0x7766_5544, 0x0123], 0x0011_2233),
+    (
+        "prmt.b32 %y0, %x0, %x1, %x2;",
+        &[0x3322_1100, 0x7766_5544, 0x5410],
+        0x5544_1100,
+    ),
+    (
+        "prmt.b32 %y0, %x0, %x1, %x2;",
+        &[0x3322_1100, 0x7766_5544, 0x0123],
+        0x0011_2233,
+    ),
     ("prmt.b32 %y0, %x0, %x1, %x2;", &[0x0000_0080, 0, 0x8888], M32),
     // lop3: 0xF0 = a, 0xCC = b, 0xAA = c; (a & b) ^ c = 0x6A
-    ("lop3.b32 %y0, %x0, %x1, %x2, 0x6A;", &[0xff00_ff00, 0xf0f0_f0f0, 0xcccc_cccc], (0xff00_ff00 & 0xf0f0_f0f0) ^ 0xcccc_cccc),
+    (
+        "lop3.b32 %y0, %x0, %x1, %x2, 0x6A;",
+        &[0xff00_ff00, 0xf0f0_f0f0, 0xcccc_cccc],
+        (0xff00_ff00 & 0xf0f0_f0f0) ^ 0xcccc_cccc,
+    ),
     ("lop3.b32 %y0, %x0, %x1, %x2, 0xF0;", &[0x1234_5678, 1, 2], 0x1234_5678),
     ("lop3.b32 %y0, %x0, %x1, %x2, 0xFE;", &[1, 2, 4], 7),
     // shf: funnel shift of {b:a}
     ("shf.l.wrap.b32 %y0, %x0, %x1, %x2;", &[0x8000_0000, 1, 1], 3),
     ("shf.l.wrap.b32 %y0, %x0, %x1, %x2;", &[0x8000_0000, 1, 33], 3),
-    ("shf.l.clamp.b32 %y0, %x0, %x1, %x2;", &[0x8000_0000, 1, 40], 0x8000_0000),
+    (
+        "shf.l.clamp.b32 %y0, %x0, %x1, %x2;",
+        &[0x8000_0000, 1, 40],
+        0x8000_0000,
+    ),
     ("shf.r.wrap.b32 %y0, %x0, %x1, %x2;", &[0x8000_0000, 1, 4], 0x1800_0000),
     ("shf.r.clamp.b32 %y0, %x0, %x1, %x2;", &[5, 7, 32], 7),
     ("sad.u32 %y0, %x0, %x1, %x2;", &[3, 10, 1], 8),
@@ -95,14 +123,42 @@ const CASES: &[(&str, &[u64], u64)] = &[
     ("setp.lo.u32 %p0, %x0, %x1; selp.u64 %y0, 1, 0, %p0;", &[M32, 0], 0),
     ("setp.ge.u64 %p0, %x0, %x1; selp.u64 %y0, 1, 0, %p0;", &[5, 5], 1),
     ("setp.ne.b16 %p0, %x0, %x1; selp.u64 %y0, 1, 0, %p0;", &[0x1_0005, 5], 0),
-    ("setp.lt.and.s32 %p0|%p1, %x0, %x1, %p2; selp.u64 %y0, 1, 0, %p0; selp.u64 %y1, 1, 0, %p1;", &[1, 2], 0),
-    ("setp.eq.s32 %p2, %x2, 1; setp.lt.or.s32 %p0|%p1, %x0, %x1, !%p2; selp.u64 %y0, 1, 0, %p1;", &[1, 2, 0], 1),
-    ("setp.eq.s32 %p0, %x0, 1; setp.eq.s32 %p1, %x1, 1; xor.pred %p2, %p0, %p1; selp.u64 %y0, 1, 0, %p2;", &[1, 1], 0),
-    ("setp.eq.s32 %p0, %x0, 1; not.pred %p2, %p0; selp.u64 %y0, 1, 0, %p2;", &[1], 0),
-    ("selp.b32 %y0, %x0, %x1, %p3; setp.eq.s32 %p3, 1, 1; selp.b32 %y0, %x0, %x1, %p3;", &[10, 20], 10),
+    (
+        "setp.lt.and.s32 %p0|%p1, %x0, %x1, %p2; selp.u64 %y0, 1, 0, %p0; selp.u64 %y1, 1, 0, %p1;",
+        &[1, 2],
+        0,
+    ),
+    (
+        "setp.eq.s32 %p2, %x2, 1; setp.lt.or.s32 %p0|%p1, %x0, %x1, !%p2; selp.u64 %y0, 1, 0, %p1;",
+        &[1, 2, 0],
+        1,
+    ),
+    (
+        "setp.eq.s32 %p0, %x0, 1; setp.eq.s32 %p1, %x1, 1; xor.pred %p2, %p0, %p1; selp.u64 %y0, 1, 0, %p2;",
+        &[1, 1],
+        0,
+    ),
+    (
+        "setp.eq.s32 %p0, %x0, 1; not.pred %p2, %p0; selp.u64 %y0, 1, 0, %p2;",
+        &[1],
+        0,
+    ),
+    (
+        "selp.b32 %y0, %x0, %x1, %p3; setp.eq.s32 %p3, 1, 1; selp.b32 %y0, %x0, %x1, %p3;",
+        &[10, 20],
+        10,
+    ),
     // predicated execution
-    ("setp.eq.s32 %p0, %x0, 0; @%p0 mov.b64 %y0, 11; @!%p0 mov.b64 %y0, 22;", &[0], 11),
-    ("setp.eq.s32 %p0, %x0, 0; @%p0 mov.b64 %y0, 11; @!%p0 mov.b64 %y0, 22;", &[1], 22),
+    (
+        "setp.eq.s32 %p0, %x0, 0; @%p0 mov.b64 %y0, 11; @!%p0 mov.b64 %y0, 22;",
+        &[0],
+        11,
+    ),
+    (
+        "setp.eq.s32 %p0, %x0, 0; @%p0 mov.b64 %y0, 11; @!%p0 mov.b64 %y0, 22;",
+        &[1],
+        22,
+    ),
     // conversions between integer types
     ("cvt.u32.u64 %y0, %x0;", &[0x1_0000_0005], 5),
     ("cvt.s64.s32 %y0, %x0;", &[M32], u64::MAX),
@@ -113,7 +169,11 @@ const CASES: &[(&str, &[u64], u64)] = &[
     ("cvt.sat.s8.s32 %y0, %x0;", &[300], 127),
     ("cvt.sat.u32.s64 %y0, %x0;", &[1 << 40], M32),
     // moves and packing
-    ("mov.b64 {%t0, %t1}, %x0; mov.b64 %y0, %t1;", &[0x1111_2222_3333_4444], 0x1111_2222),
+    (
+        "mov.b64 {%t0, %t1}, %x0; mov.b64 %y0, %t1;",
+        &[0x1111_2222_3333_4444],
+        0x1111_2222,
+    ),
     ("mov.b32 %y0, {%x0, %x1};", &[0x1234, 0xabcd], 0xabcd_1234),
     ("mov.b64 %y0, {%x0, %x1};", &[1, 2], 0x2_0000_0001),
     ("mov.b32 {%t0, %t1}, %x0; mov.b16 %y0, %t0;", &[0xaaaa_bbbb], 0xbbbb),
@@ -132,7 +192,12 @@ fn integer_instructions_match_the_isa() {
             failures.push(format!("{body} {inputs:x?}: got {got:#x}, want {want:#x}"));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -5,7 +5,11 @@ mod common;
 use common::{eval_threads, lanes_x0};
 
 fn y0(body: &str, inputs: &[[u64; 4]], n: u32) -> Vec<u64> {
-    eval_threads(body, inputs, n).unwrap_or_else(|e| panic!("{body}: {e}")).iter().map(|v| v[0]).collect()
+    eval_threads(body, inputs, n)
+        .unwrap_or_else(|e| panic!("{body}: {e}"))
+        .iter()
+        .map(|v| v[0])
+        .collect()
 }
 
 #[test]
@@ -15,20 +19,42 @@ fn shfl_modes_follow_the_isa_pseudocode() {
     let got = y0("shfl.sync.bfly.b32 %y0, %x0, 1, 31, -1;", &inp, 32);
     assert_eq!(got, (0..32).map(|i| 100 + (i ^ 1) as u64).collect::<Vec<_>>());
     // down 3 with clamp 31: lanes > 28 keep their own value, p false
-    let out = eval_threads("shfl.sync.down.b32 %y0|%p0, %x0, 3, 31, -1; selp.u64 %y1, 1, 0, %p0;", &inp, 32).unwrap();
+    let out = eval_threads(
+        "shfl.sync.down.b32 %y0|%p0, %x0, 3, 31, -1; selp.u64 %y1, 1, 0, %p0;",
+        &inp,
+        32,
+    )
+    .unwrap();
     for (i, v) in out.iter().enumerate() {
-        let (want, p) = if i + 3 <= 31 { (100 + i as u64 + 3, 1) } else { (100 + i as u64, 0) };
+        let (want, p) = if i + 3 <= 31 {
+            (100 + i as u64 + 3, 1)
+        } else {
+            (100 + i as u64, 0)
+        };
         assert_eq!((v[0], v[1]), (want, p), "lane {i}");
     }
     // up 2 with c = 0: lanes 0, 1 keep their own value
     let got = y0("shfl.sync.up.b32 %y0, %x0, 2, 0, -1;", &inp, 32);
-    assert_eq!(got, (0..32).map(|i| 100 + if i >= 2 { i - 2 } else { i } as u64).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        (0..32)
+            .map(|i| 100 + if i >= 2 { i - 2 } else { i } as u64)
+            .collect::<Vec<_>>()
+    );
     // idx 5 with width 16 (c = 0x101f): segments of 16 lanes, each reads lane 5 of its segment
     let got = y0("shfl.sync.idx.b32 %y0, %x0, 5, 4127, -1;", &inp, 32);
-    assert_eq!(got, (0..32).map(|i| 100 + if i < 16 { 5 } else { 21 }).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        (0..32).map(|i| 100 + if i < 16 { 5 } else { 21 }).collect::<Vec<_>>()
+    );
     // down 1 in segments of 8 (c = 0x1807): lane 7 of each segment keeps its value
     let got = y0("shfl.sync.down.b32 %y0, %x0, 1, 6151, -1;", &inp, 32);
-    assert_eq!(got, (0..32).map(|i| 100 + if i % 8 == 7 { i } else { i + 1 } as u64).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        (0..32)
+            .map(|i| 100 + if i % 8 == 7 { i } else { i + 1 } as u64)
+            .collect::<Vec<_>>()
+    );
     // per-lane source index from a register
     let inp2: Vec<[u64; 4]> = (0..32).map(|i| [i as u64 * 10, (31 - i) as u64, 0, 0]).collect();
     let got = y0("shfl.sync.idx.b32 %y0, %x0, %x1, 31, -1;", &inp2, 32);
@@ -40,7 +66,12 @@ fn shfl_reads_all_inputs_before_writing() {
     // Destination register is the source register: a lane-by-lane implementation would read updated values.
     let inp = lanes_x0(32, |i| i as u64);
     let got = y0("shfl.sync.down.b32 %x0, %x0, 1, 31, -1; mov.b64 %y0, %x0;", &inp, 32);
-    assert_eq!(got, (0..32).map(|i| if i < 31 { i + 1 } else { 31 } as u64).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        (0..32)
+            .map(|i| if i < 31 { i + 1 } else { 31 } as u64)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -64,18 +95,33 @@ fn vote_redux_match_activemask() {
     assert_eq!(got, vec![ballot; 32]);
     let got = y0("setp.eq.s32 %p0, %x0, 0; vote.sync.ballot.b32 %y0, !%p0, -1;", &inp, 32);
     assert_eq!(got, vec![!ballot & 0xffff_ffff; 32]);
-    let got = y0("setp.lt.s32 %p0, %x0, 3; vote.sync.all.pred %p1, %p0, -1; selp.u64 %y0, 1, 0, %p1;", &inp, 32);
+    let got = y0(
+        "setp.lt.s32 %p0, %x0, 3; vote.sync.all.pred %p1, %p0, -1; selp.u64 %y0, 1, 0, %p1;",
+        &inp,
+        32,
+    );
     assert_eq!(got, vec![1; 32]);
-    let got = y0("setp.eq.s32 %p0, %x0, 7; vote.sync.any.pred %p1, %p0, -1; selp.u64 %y0, 1, 0, %p1;", &inp, 32);
+    let got = y0(
+        "setp.eq.s32 %p0, %x0, 7; vote.sync.any.pred %p1, %p0, -1; selp.u64 %y0, 1, 0, %p1;",
+        &inp,
+        32,
+    );
     assert_eq!(got, vec![0; 32]);
-    let got = y0("setp.eq.s32 %p0, %x0, 0; vote.sync.uni.pred %p1, %p0, -1; selp.u64 %y0, 1, 0, %p1;", &inp, 32);
+    let got = y0(
+        "setp.eq.s32 %p0, %x0, 0; vote.sync.uni.pred %p1, %p0, -1; selp.u64 %y0, 1, 0, %p1;",
+        &inp,
+        32,
+    );
     assert_eq!(got, vec![0; 32]);
     // redux over 32 lanes of i % 3: sum = 11*0 + 11*1 + 10*2 = 31
     assert_eq!(y0("redux.sync.add.u32 %y0, %x0, -1;", &inp, 32), vec![31; 32]);
     assert_eq!(y0("redux.sync.max.u32 %y0, %x0, -1;", &inp, 32), vec![2; 32]);
     assert_eq!(y0("redux.sync.or.b32 %y0, %x0, -1;", &inp, 32), vec![3; 32]);
     let neg = lanes_x0(32, |i| (i as i32 - 5) as u32 as u64);
-    assert_eq!(y0("redux.sync.min.s32 %y0, %x0, -1;", &neg, 32), vec![(-5i32) as u32 as u64; 32]);
+    assert_eq!(
+        y0("redux.sync.min.s32 %y0, %x0, -1;", &neg, 32),
+        vec![(-5i32) as u32 as u64; 32]
+    );
     // match.any: lanes with equal values
     let got = y0("match.any.sync.b32 %y0, %x0, -1;", &inp, 32);
     for (i, g) in got.iter().enumerate() {
@@ -83,11 +129,17 @@ fn vote_redux_match_activemask() {
         assert_eq!(*g, want, "lane {i}");
     }
     let same = lanes_x0(32, |_| 9);
-    let out = eval_threads("match.all.sync.b32 %y0|%p0, %x0, -1; selp.u64 %y1, 1, 0, %p0;", &same, 32).unwrap();
+    let out = eval_threads(
+        "match.all.sync.b32 %y0|%p0, %x0, -1; selp.u64 %y1, 1, 0, %p0;",
+        &same,
+        32,
+    )
+    .unwrap();
     assert!(out.iter().all(|v| v[0] == 0xffff_ffff && v[1] == 1));
     // activemask inside a branch taken by even lanes only
     let inp = lanes_x0(32, |i| i as u64);
-    let body = "and.b64 %t0, %x0, 1; setp.ne.s64 %p0, %t0, 0; @%p0 bra $L_odd; activemask.b32 %y0; $L_odd: bar.warp.sync -1;";
+    let body =
+        "and.b64 %t0, %x0, 1; setp.ne.s64 %p0, %t0, 0; @%p0 bra $L_odd; activemask.b32 %y0; $L_odd: bar.warp.sync -1;";
     let got = y0(body, &inp, 32);
     for (i, g) in got.iter().enumerate() {
         assert_eq!(*g, if i % 2 == 0 { 0x5555_5555 } else { 0 }, "lane {i}");

@@ -153,7 +153,12 @@ pub(crate) fn launch(
 ) -> LaunchOut {
     let k = &prog.kernels[kernel];
     let nthreads = block[0] * block[1] * block[2];
-    let shared_size = (prog.dyn_shared_base + dyn_shared) as usize;
+    // Dynamic shared memory starts at the module-wide base; without it the kernel sees only its own statics.
+    let shared_size = if dyn_shared > 0 {
+        (prog.dyn_shared_base + dyn_shared) as usize
+    } else {
+        k.static_shared as usize
+    };
     let mut env = Env {
         prog,
         kernel: &k.name,

@@ -59,6 +59,20 @@ pub(crate) fn run_warp(w: &mut Warp, env: &mut Env) -> bool {
             }
         }
         if ready == 0 {
+            // Lanes may wait at a collective for lanes that have since exited: retry those now.
+            let mut pcs: Vec<u32> = (0..32)
+                .filter(|&l| w.state[l] == Lane::Collective)
+                .map(|l| w.pc[l])
+                .collect();
+            pcs.dedup();
+            let mut woke = false;
+            for pc in pcs {
+                warp::try_complete(w, env, pc);
+                woke |= w.state.contains(&Lane::Ready);
+            }
+            if woke {
+                continue;
+            }
             break;
         }
         let mut mask = 0u32;

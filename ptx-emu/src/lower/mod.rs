@@ -277,7 +277,7 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
         }
         max_static = max_static.max(off);
     }
-    let dyn_base = align_up(max_static, 128);
+    let dyn_base = align_up(max_static, 16);
     for (name, _) in &extern_shared {
         module_syms.insert(name.clone(), Sym::Shared(dyn_base as u32));
     }
@@ -350,6 +350,7 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
                 params,
                 param_bytes: off as u32,
                 line: f.line,
+                static_shared: 0,
             });
         } else {
             let (idx, info) = &funcs[&f.name];
@@ -390,7 +391,9 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
         if f.is_entry {
             max_kernel_slots = max_kernel_slots.max(ctx.next_slot);
             kernel_slots.push(ctx.next_slot);
-            kernels.push(kinfo.expect("entry"));
+            let mut k = kinfo.expect("entry");
+            k.static_shared = ctx.shared_bytes as u32;
+            kernels.push(k);
         } else {
             func_slot_base = ctx.next_slot;
         }

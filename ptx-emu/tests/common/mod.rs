@@ -38,10 +38,22 @@ pub fn try_eval(body: &str, inputs: &[u64]) -> Result<Vec<u64>, EmuError> {
     dev.write(pout, &[0; 32])?;
     let mut params = pout.to_le_bytes().to_vec();
     params.extend_from_slice(&pin.to_le_bytes());
-    dev.launch(&m, "t", &LaunchConfig { grid: [1, 1, 1], block: [1, 1, 1], shared_bytes: 0 }, &params)?;
+    dev.launch(
+        &m,
+        "t",
+        &LaunchConfig {
+            grid: [1, 1, 1],
+            block: [1, 1, 1],
+            shared_bytes: 0,
+        },
+        &params,
+    )?;
     let mut out = [0u8; 32];
     dev.read(pout, &mut out)?;
-    Ok(out.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())
+    Ok(out
+        .chunks(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect())
 }
 
 pub fn f32b(x: f32) -> u64 {
@@ -54,7 +66,10 @@ pub fn f64b(x: f64) -> u64 {
 
 /// A device with every check on, or the given checks.
 pub fn device(checks: Checks) -> Device {
-    Device::new(Options { checks, ..Options::default() })
+    Device::new(Options {
+        checks,
+        ..Options::default()
+    })
 }
 
 /// Allocates and fills a buffer.
@@ -92,7 +107,11 @@ pub fn params(vals: &[u64]) -> Vec<u8> {
 }
 
 pub fn cfg(grid: [u32; 3], block: [u32; 3], shared: u32) -> LaunchConfig {
-    LaunchConfig { grid, block, shared_bytes: shared }
+    LaunchConfig {
+        grid,
+        block,
+        shared_bytes: shared,
+    }
 }
 
 /// Compiles a .cu file from tests/cu to PTX with nvcc; None (with a printed reason) when nvcc is missing
@@ -108,7 +127,9 @@ pub fn compile_cu(name: &str) -> Option<String> {
             return None;
         }
     };
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cu").join(name);
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/cu")
+        .join(name);
     let out_dir = std::env::temp_dir().join(format!("ptx-emu-tests-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let out = out_dir.join(format!("{name}.ptx"));
@@ -118,7 +139,11 @@ pub fn compile_cu(name: &str) -> Option<String> {
         .arg(&src)
         .output()
         .expect("run nvcc");
-    assert!(st.status.success(), "nvcc failed on {name}: {}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "nvcc failed on {name}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     Some(std::fs::read_to_string(out).unwrap())
 }
 
@@ -138,7 +163,9 @@ pub fn eval_threads(body: &str, inputs: &[[u64; 4]], block: u32) -> Result<Vec<[
     src.push_str(".visible .entry t(.param .u64 p_out, .param .u64 p_in)\n{\n");
     src.push_str(".reg .b64 %x<8>;\n.reg .b64 %y<4>;\n.reg .b64 %t<4>;\n.reg .pred %p<4>;\n.reg .b64 %rd<8>;\n.reg .b32 %r<4>;\n");
     src.push_str("ld.param.u64 %rd1, [p_out];\nld.param.u64 %rd2, [p_in];\nmov.u32 %r0, %tid.x;\n");
-    src.push_str("cvt.u64.u32 %x7, %r0;\nshl.b64 %rd3, %x7, 5;\nadd.s64 %rd4, %rd2, %rd3;\nadd.s64 %rd5, %rd1, %rd3;\n");
+    src.push_str(
+        "cvt.u64.u32 %x7, %r0;\nshl.b64 %rd3, %x7, 5;\nadd.s64 %rd4, %rd2, %rd3;\nadd.s64 %rd5, %rd1, %rd3;\n",
+    );
     for i in 0..4 {
         src.push_str(&format!("ld.global.u64 %x{i}, [%rd4+{}];\n", 8 * i));
     }
