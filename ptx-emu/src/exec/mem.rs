@@ -384,6 +384,8 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
                 }
                 let mut buf = [0u8; 8];
                 let n = len as usize;
+                // Atomics never race with each other: racecheck skips them (see README "Status").
+                let race = std::mem::replace(&mut env.checks.racecheck, false);
                 read_bytes(w, env, l, &loc, &mut buf[..n], inst.line, a);
                 let old = u64::from_le_bytes(buf);
                 let bv = get(&w.regs, *b, l);
@@ -391,6 +393,7 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
                 let new = atom_op(*op, *t, old, bv, cv);
                 let nb = new.to_le_bytes();
                 write_bytes(w, env, l, &loc, &nb[..n], inst.line);
+                env.checks.racecheck = race;
                 if matches!(loc, Loc::Global(..)) {
                     env.metrics.global_atomic_bytes += len;
                 }

@@ -184,6 +184,7 @@ pub(crate) fn launch(
         warp_syncs: vec![],
     };
     let nwarps = nthreads.div_ceil(32);
+    env.warp_syncs = vec![0; nwarps as usize];
     let nslots = prog.nslots.max(1) as usize;
     let local = prog.local_bytes as usize;
     let mut warps: Vec<Warp> = (0..nwarps)

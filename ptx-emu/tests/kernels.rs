@@ -1,0 +1,396 @@
+//! Small .cu kernels compiled with nvcc at test time (skipped with a printed reason when nvcc is missing,
+//! unless CI is set), run on the emulator with every check on and compared with a CPU result.
+
+mod common;
+use common::*;
+use ptx_emu::{Checks, Device};
+
+fn lcg(seed: u32, n: usize) -> Vec<u32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            s >> 8
+        })
+        .collect()
+}
+
+fn rand_f32(seed: u32, n: usize) -> Vec<f32> {
+    lcg(seed, n).iter().map(|&v| (v % 2000) as f32 / 1000.0 - 1.0).collect()
+}
+
+fn setup(name: &str) -> Option<(Device, std::sync::Arc<ptx_emu::Module>)> {
+    let ptx = compile_cu(name)?;
+    let dev = device(Checks::all());
+    let m = dev.load_module(&ptx).unwrap_or_else(|e| panic!("{name}: {e}"));
+    Some((dev, m))
+}
+
+fn close(a: f32, b: f64, rtol: f64, atol: f64) -> bool {
+    ((a as f64) - b).abs() <= atol + rtol * b.abs()
+}
+
+#[test]
+fn block_reduction_and_atomic_sum() {
+    let Some((dev, m)) = setup("reduce.cu") else { return };
+    let n = 3000;
+    let x = rand_f32(1, n);
+    let (grid, block) = (4u32, 128u32);
+    let partial = dev.alloc(4 * grid as usize).unwrap();
+    let total = upload(&dev, &[0u8; 4]);
+    let xb = upload(&dev, &bytes_f32(&x));
+    let mut p = params(&[partial, total, xb]);
+    p.extend_from_slice(&(n as u32).to_le_bytes());
+    let rep = dev
+        .launch(&m, "reduce_sum", &cfg([grid, 1, 1], [block, 1, 1], 0), &p)
+        .unwrap();
+    let got = f32s(&download(&dev, partial, 4 * grid as usize));
+    for b in 0..grid as usize {
+        let want: f64 = (0..n)
+            .filter(|i| (i / block as usize) % grid as usize == b)
+            .map(|i| x[i] as f64)
+            .sum();
+        assert!(close(got[b], want, 1e-5, 1e-4), "block {b}: {} vs {want}", got[b]);
+    }
+    let tot = f32s(&download(&dev, total, 4))[0];
+    let want: f64 = x.iter().map(|&v| v as f64).sum();
+    assert!(close(tot, want, 1e-5, 1e-3), "{tot} vs {want}");
+    assert_eq!(rep.metrics.barriers, 2 * grid as u64);
+    assert!(rep.metrics.class(ptx_emu::ir::Class::Warp) > 0);
+
+    // row_stats: float4 loads, one block per row
+    let (rows, cols) = (3usize, 256usize);
+    let x = rand_f32(2, rows * cols);
+    let xb = upload(&dev, &bytes_f32(&x));
+    let out = dev.alloc(8 * rows).unwrap();
+    let mut p = params(&[out, xb]);
+    p.extend_from_slice(&(cols as u32).to_le_bytes());
+    let rep = dev
+        .launch(&m, "row_stats", &cfg([rows as u32, 1, 1], [64, 1, 1], 0), &p)
+        .unwrap();
+    let got = f32s(&download(&dev, out, 8 * rows));
+    for r in 0..rows {
+        let row = &x[r * cols..(r + 1) * cols];
+        let ss: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum();
+        let want = 1.0 / (ss / cols as f64 + 1e-5).sqrt();
+        assert!(close(got[2 * r], want, 1e-5, 0.0), "rsqrt row {r}");
+        let mx = row.iter().cloned().fold(f32::MIN, f32::max);
+        assert_eq!(got[2 * r + 1], mx);
+    }
+    // 16-byte vector loads by consecutive lanes: 4 sectors per 8 lanes -> 16 sectors per 32-lane request
+    assert!(
+        rep.metrics.sectors_per_request() <= 16.0 + 1e-9,
+        "{}",
+        rep.metrics.sectors_per_request()
+    );
+}
+
+#[test]
+fn warp_shuffles_votes_and_reductions() {
+    let Some((dev, m)) = setup("shuffles.cu") else { return };
+    let v: Vec<u32> = lcg(3, 32).iter().map(|x| x % 100).collect();
+    let inp = upload(&dev, &bytes_u32(&v));
+    let out = dev.alloc(32 * 8 * 4).unwrap();
+    dev.launch(&m, "warp_ops", &cfg([1, 1, 1], [32, 1, 1], 0), &params(&[out, inp]))
+        .unwrap();
+    let o = u32s(&download(&dev, out, 32 * 32));
+    let ballot = (0..32).filter(|&i| v[i] & 1 == 1).fold(0u32, |m, i| m | 1 << i);
+    let any = v.contains(&7) as u32;
+    let sum: u32 = v.iter().sum();
+    let max = *v.iter().max().unwrap();
+    let odd_sum: u32 = (0..32).filter(|i| i % 2 == 1).map(|i| v[i]).sum();
+    for l in 0..32 {
+        let r = &o[l * 8..l * 8 + 8];
+        assert_eq!(r[0], v[..=l].iter().sum::<u32>(), "scan lane {l}");
+        assert_eq!(r[1], v[(l / 8) * 8 + 3], "width-8 broadcast lane {l}");
+        assert_eq!(r[2], if l + 5 < 32 { v[l + 5] } else { v[l] }, "shfl down lane {l}");
+        assert_eq!(r[3], ballot);
+        assert_eq!(r[4], any | 2);
+        let mm = (0..32).filter(|&j| v[j] % 4 == v[l] % 4).fold(0u32, |m, j| m | 1 << j);
+        assert_eq!(r[5], mm, "match lane {l}");
+        assert_eq!(r[6], sum ^ max);
+        assert_eq!(r[7], if l % 2 == 1 { odd_sum } else { 0 }, "odd-lane redux lane {l}");
+    }
+}
+
+#[test]
+fn atomics_on_shared_and_global() {
+    let Some((dev, m)) = setup("atomics.cu") else { return };
+    let n = 1000;
+    let data = lcg(4, n);
+    let fdata = rand_f32(5, n);
+    let hist = upload(&dev, &[0u8; 64]);
+    let maxv = upload(&dev, &(-10.0f32).to_le_bytes());
+    let ring = upload(&dev, &[0u8; 4]);
+    let last = upload(&dev, &[0u8; 4]);
+    let db = upload(&dev, &bytes_u32(&data));
+    let fb = upload(&dev, &bytes_f32(&fdata));
+    let mut p = params(&[hist, maxv, ring, last, db, fb]);
+    p.extend_from_slice(&(n as u32).to_le_bytes());
+    dev.launch(&m, "histogram", &cfg([3, 1, 1], [64, 1, 1], 0), &p).unwrap();
+    let h = u32s(&download(&dev, hist, 64));
+    for b in 0..16 {
+        assert_eq!(
+            h[b],
+            data.iter().filter(|&&d| d % 16 == b as u32).count() as u32,
+            "bin {b}"
+        );
+    }
+    assert_eq!(
+        f32s(&download(&dev, maxv, 4))[0],
+        fdata.iter().cloned().fold(f32::MIN, f32::max)
+    );
+    // atomicInc(ring, 9) wraps to 0 after 9: n increments from 0 -> n % 10
+    assert_eq!(u32s(&download(&dev, ring, 4))[0], (n % 10) as u32);
+    assert_eq!(u32s(&download(&dev, last, 4))[0], 12345);
+}
+
+#[test]
+fn dynamic_shared_memory() {
+    let Some((dev, m)) = setup("dynshared.cu") else { return };
+    let n = 200usize;
+    let x: Vec<f32> = (0..n).map(|i| i as f32).collect();
+    let inb = upload(&dev, &bytes_f32(&x));
+    let out = upload(&dev, &vec![0u8; 4 * n]);
+    let mut p = params(&[out, inb]);
+    p.extend_from_slice(&(n as u32).to_le_bytes());
+    dev.launch(&m, "reverse_block", &cfg([4, 1, 1], [64, 1, 1], 64 * 4), &p)
+        .unwrap();
+    let got = f32s(&download(&dev, out, 4 * n));
+    for i in 0..192 {
+        let (b, t) = (i / 64, i % 64);
+        assert_eq!(got[i], (b * 64 + 63 - t) as f32, "i {i}");
+    }
+    // too little dynamic shared memory: memcheck reports the overrun
+    let err = dev.launch(&m, "reverse_block", &cfg([4, 1, 1], [64, 1, 1], 32 * 4), &p);
+    assert!(reports(err).iter().any(|r| r.message.contains("out-of-bounds shared")));
+
+    // 2-D blocks: transpose 32x32 through a padded tile
+    let w = 32usize;
+    let x: Vec<f32> = (0..w * w).map(|i| i as f32).collect();
+    let inb = upload(&dev, &bytes_f32(&x));
+    let out = upload(&dev, &vec![0u8; 4 * w * w]);
+    let mut p = params(&[out, inb]);
+    p.extend_from_slice(&(w as u32).to_le_bytes());
+    let rep = dev
+        .launch(&m, "transpose_tile", &cfg([2, 2, 1], [16, 16, 1], 16 * 17 * 4), &p)
+        .unwrap();
+    let got = f32s(&download(&dev, out, 4 * w * w));
+    for r in 0..w {
+        for c in 0..w {
+            assert_eq!(got[r * w + c], x[c * w + r]);
+        }
+    }
+    // padded tile: column reads hit 16 distinct banks... reads by half-warps of a 16-wide tile
+    assert!(rep.metrics.shared_requests > 0);
+}
+
+#[test]
+fn named_barriers_with_counts() {
+    let Some((dev, m)) = setup("barriers.cu") else { return };
+    let x: Vec<f32> = (0..32).map(|i| i as f32).collect();
+    let inb = upload(&dev, &bytes_f32(&x));
+    let out = upload(&dev, &[0u8; 4 * 96]);
+    dev.launch(
+        &m,
+        "producer_consumer",
+        &cfg([1, 1, 1], [128, 1, 1], 0),
+        &params(&[out, inb]),
+    )
+    .unwrap();
+    let got = f32s(&download(&dev, out, 4 * 96));
+    for l in 0..32 {
+        assert_eq!(got[l], x[31 - l] * 2.0 + 1.0);
+    }
+    for t in 64..128 {
+        assert_eq!(got[t - 32], (127 - t + 64) as f32);
+    }
+}
+
+fn f16_bits(x: f32) -> u16 {
+    // test-side conversion through f64 rounding: exact for the small integers used here
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    if x == 0.0 {
+        return sign;
+    }
+    let e = ((b >> 23) & 0xff) as i32 - 127 + 15;
+    let man = ((b >> 13) & 0x3ff) as u16;
+    sign | ((e as u16) << 10) | man
+}
+
+#[test]
+fn tiny_mma_gemm_with_ldmatrix() {
+    let Some((dev, m)) = setup("mma.cu") else { return };
+    // small integers and halves: exact in f16/bf16 and in f32 accumulation
+    let a: Vec<f32> = (0..256).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+    let bt: Vec<f32> = (0..128).map(|i| ((i * 5) % 9) as f32 * 0.5 - 2.0).collect();
+    let want: Vec<f32> = (0..16)
+        .flat_map(|r| (0..8).map(move |c| (r, c)))
+        .map(|(r, c)| (0..16).map(|k| a[r * 16 + k] * bt[c * 16 + k]).sum())
+        .collect();
+    let to_u16 = |v: &[f32], bf: bool| -> Vec<u8> {
+        v.iter()
+            .flat_map(|&x| {
+                if bf {
+                    ((x.to_bits() >> 16) as u16).to_le_bytes()
+                } else {
+                    f16_bits(x).to_le_bytes()
+                }
+            })
+            .collect()
+    };
+    for (kernel, bf) in [("mma_f16", false), ("mma_bf16", true)] {
+        let ab = upload(&dev, &to_u16(&a, bf));
+        let bb = upload(&dev, &to_u16(&bt, bf));
+        let c = dev.alloc(16 * 8 * 4).unwrap();
+        let rep = dev
+            .launch(&m, kernel, &cfg([1, 1, 1], [32, 1, 1], 0), &params(&[c, ab, bb]))
+            .unwrap();
+        assert_eq!(f32s(&download(&dev, c, 512)), want, "{kernel}");
+        assert_eq!(rep.metrics.mma, 1);
+    }
+    // m16n8k8 with f16 accumulators: A 16x8, Bt 8x8
+    let a8: Vec<f32> = (0..128).map(|i| ((i * 3) % 7) as f32 - 3.0).collect();
+    let b8: Vec<f32> = (0..64).map(|i| ((i * 5) % 5) as f32 - 2.0).collect();
+    let ab = upload(&dev, &to_u16(&a8, false));
+    let bb = upload(&dev, &to_u16(&b8, false));
+    let c = dev.alloc(16 * 8 * 2).unwrap();
+    dev.launch(
+        &m,
+        "mma_k8_f16acc",
+        &cfg([1, 1, 1], [32, 1, 1], 0),
+        &params(&[c, ab, bb]),
+    )
+    .unwrap();
+    let got = download(&dev, c, 256);
+    for r in 0..16 {
+        for col in 0..8 {
+            let want: f32 = (0..8).map(|k| a8[r * 8 + k] * b8[col * 8 + k]).sum();
+            let g = u16::from_le_bytes([got[2 * (r * 8 + col)], got[2 * (r * 8 + col) + 1]]);
+            assert_eq!(g, f16_bits(want), "({r},{col}) want {want}");
+        }
+    }
+}
+
+#[test]
+fn async_copy_pipeline_with_zero_fill() {
+    let Some((dev, m)) = setup("mma.cu") else { return };
+    let n = 100usize; // lanes with 4*t >= 100 get zero-filled tiles
+    let x: Vec<f32> = (0..256).map(|i| i as f32).collect();
+    let inb = upload(&dev, &bytes_f32(&x));
+    let out = dev.alloc(64 * 4).unwrap();
+    let mut p = params(&[out, inb]);
+    p.extend_from_slice(&(n as u32).to_le_bytes());
+    dev.launch(&m, "async_tile", &cfg([1, 1, 1], [64, 1, 1], 0), &p)
+        .unwrap();
+    let got = f32s(&download(&dev, out, 256));
+    let tile = |i: usize| {
+        if i < n.div_ceil(4) * 4 && (i / 4) * 4 < n {
+            x[i]
+        } else {
+            0.0
+        }
+    };
+    for t in 0..64 {
+        let want = tile(4 * t) + tile(4 * t + 1) + tile(4 * t + 2) + tile(4 * t + 3) + tile((4 * t + 4) % 256);
+        assert_eq!(got[t], want, "t {t}");
+    }
+}
+
+fn bf16_round(x: f32) -> f32 {
+    let b = x.to_bits();
+    let r = b.wrapping_add(0x7fff + ((b >> 16) & 1));
+    f32::from_bits(r & 0xffff_0000)
+}
+
+#[test]
+fn llama_ops_match_cpu() {
+    let Some((dev, m)) = setup("llama_ops.cu") else { return };
+    // RMSNorm bf16
+    let (rows, cols) = (2usize, 96usize);
+    let x: Vec<f32> = rand_f32(6, rows * cols).into_iter().map(bf16_round).collect();
+    let w: Vec<f32> = rand_f32(7, cols).into_iter().map(|v| bf16_round(v + 1.0)).collect();
+    let tob = |v: &[f32]| -> Vec<u8> {
+        v.iter()
+            .flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes())
+            .collect()
+    };
+    let xb = upload(&dev, &tob(&x));
+    let wb = upload(&dev, &tob(&w));
+    let out = dev.alloc(2 * rows * cols).unwrap();
+    let mut p = params(&[out, xb, wb]);
+    p.extend_from_slice(&(cols as u32).to_le_bytes());
+    p.extend_from_slice(&1e-5f32.to_le_bytes());
+    dev.launch(&m, "rmsnorm_bf16", &cfg([rows as u32, 1, 1], [64, 1, 1], 0), &p)
+        .unwrap();
+    let got = download(&dev, out, 2 * rows * cols);
+    for r in 0..rows {
+        let row = &x[r * cols..(r + 1) * cols];
+        let ss: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum();
+        let inv = 1.0 / (ss / cols as f64 + 1e-5).sqrt();
+        for i in 0..cols {
+            let want = bf16_round(bf16_round((row[i] as f64 * inv) as f32) * w[i]);
+            let g = f32::from_bits(
+                (u16::from_le_bytes([got[2 * (r * cols + i)], got[2 * (r * cols + i) + 1]]) as u32) << 16,
+            );
+            assert!(
+                (g - want).abs() <= want.abs() * 2f32.powi(-7) + 1e-6,
+                "({r},{i}) {g} vs {want}"
+            );
+        }
+    }
+    // RoPE f32 with sincosf (including large angles through the slow path)
+    let (tokens, hd) = (3usize, 16usize);
+    let q = rand_f32(8, tokens * hd);
+    let pos = [0i32, 7, 40000];
+    let inv: Vec<f32> = (0..hd / 2)
+        .map(|i| 10000f32.powf(-(2.0 * i as f32) / hd as f32))
+        .collect();
+    let qb = upload(&dev, &bytes_f32(&q));
+    let pb = upload(&dev, &pos.iter().flat_map(|p| p.to_le_bytes()).collect::<Vec<_>>());
+    let ib = upload(&dev, &bytes_f32(&inv));
+    let mut p = params(&[qb, pb, ib]);
+    p.extend_from_slice(&(tokens as u32).to_le_bytes());
+    p.extend_from_slice(&(hd as u32).to_le_bytes());
+    dev.launch(
+        &m,
+        "rope_f32",
+        &cfg([tokens as u32, 1, 1], [hd as u32 / 2, 1, 1], 0),
+        &p,
+    )
+    .unwrap();
+    let got = f32s(&download(&dev, qb, 4 * tokens * hd));
+    for t in 0..tokens {
+        for i in 0..hd / 2 {
+            let ang = (pos[t] as f32 * inv[i]) as f64;
+            let (a, b) = (q[t * hd + 2 * i] as f64, q[t * hd + 2 * i + 1] as f64);
+            let w0 = a * ang.cos() - b * ang.sin();
+            let w1 = a * ang.sin() + b * ang.cos();
+            assert!(close(got[t * hd + 2 * i], w0, 1e-5, 1e-6), "rope ({t},{i})");
+            assert!(close(got[t * hd + 2 * i + 1], w1, 1e-5, 1e-6), "rope ({t},{i})");
+        }
+    }
+    // softmax rows with exp2
+    let s = rand_f32(9, 64);
+    let sb = upload(&dev, &bytes_f32(&s));
+    let out = dev.alloc(256).unwrap();
+    let mut p = params(&[out, sb]);
+    p.extend_from_slice(&(1.4426950408889634f32 * 0.5).to_le_bytes());
+    dev.launch(&m, "softmax_rows", &cfg([2, 1, 1], [32, 1, 1], 0), &p)
+        .unwrap();
+    let got = f32s(&download(&dev, out, 256));
+    for r in 0..2 {
+        let row = &s[r * 32..r * 32 + 32];
+        let mx = row.iter().map(|&v| v as f64 * 0.5).fold(f64::MIN, f64::max);
+        let den: f64 = row.iter().map(|&v| (v as f64 * 0.5 - mx).exp()).sum();
+        for i in 0..32 {
+            assert!(close(
+                got[r * 32 + i],
+                (row[i] as f64 * 0.5 - mx).exp() / den,
+                1e-5,
+                1e-7
+            ));
+        }
+    }
+}
