@@ -77,6 +77,9 @@ pub struct LaunchReport {
     pub metrics: Metrics,
 }
 
+/// (offset, size, align) of one kernel parameter.
+pub type ParamSlot = (u32, u32, u32);
+
 /// A parsed and lowered PTX module, bound to the device that loaded it (its globals live there).
 #[derive(Debug)]
 pub struct Module {
@@ -92,7 +95,7 @@ impl Module {
     }
 
     /// Parameter layout of a kernel: (offset, size, align) of each parameter, and the total size.
-    pub fn kernel_params(&self, kernel: &str) -> Option<(Vec<(u32, u32, u32)>, u32)> {
+    pub fn kernel_params(&self, kernel: &str) -> Option<(Vec<ParamSlot>, u32)> {
         let k = &self.prog.kernels[*self.kernels.get(kernel)?];
         Some((k.params.clone(), k.param_bytes))
     }

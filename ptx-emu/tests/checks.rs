@@ -1,6 +1,8 @@
 //! Each check proven by a kernel with the bug planted: the launch must fail with a report that names
 //! the kernel, block, thread, PTX line and address; the fixed kernel must run clean.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror the math being checked
+
 mod common;
 use common::*;
 use ptx_emu::{CheckKind, Checks};

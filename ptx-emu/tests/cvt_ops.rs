@@ -1,5 +1,7 @@
 //! `cvt` in the forms nvcc emits. Expected bit patterns from the IEEE 754 / PTX ISA definitions.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror the math being checked
+
 mod common;
 use common::eval;
 

@@ -2,6 +2,8 @@
 //! comparisons; the approximate functions within the ISA's stated accuracy. Expected bit patterns are
 //! worked out from the IEEE 754 / PTX ISA definitions by hand.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror the math being checked
+
 mod common;
 use common::{eval, f32b, f64b};
 

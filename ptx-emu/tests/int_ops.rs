@@ -1,6 +1,8 @@
 //! Integer, logic, bit-manipulation and predicate instructions. Expected values are worked out from the
 //! PTX ISA definitions by hand.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror the math being checked
+
 mod common;
 use common::eval;
 

@@ -1,6 +1,8 @@
 //! Small .cu kernels compiled with nvcc at test time (skipped with a printed reason when nvcc is missing,
 //! unless CI is set), run on the emulator with every check on and compared with a CPU result.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror the math being checked
+
 mod common;
 use common::*;
 use ptx_emu::{Checks, Device};
@@ -376,7 +378,7 @@ fn llama_ops_match_cpu() {
     let sb = upload(&dev, &bytes_f32(&s));
     let out = dev.alloc(256).unwrap();
     let mut p = params(&[out, sb]);
-    p.extend_from_slice(&(1.4426950408889634f32 * 0.5).to_le_bytes());
+    p.extend_from_slice(&(std::f32::consts::LOG2_E * 0.5).to_le_bytes());
     dev.launch(&m, "softmax_rows", &cfg([2, 1, 1], [32, 1, 1], 0), &p)
         .unwrap();
     let got = f32s(&download(&dev, out, 256));

@@ -1,6 +1,8 @@
 //! Warp collectives as rendezvous: shfl (up/down/bfly/idx with clamp and segment mask), vote, redux,
 //! match, bar.warp.sync, activemask; divergence and reconvergence.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror the math being checked
+
 mod common;
 use common::{eval_threads, lanes_x0};
 

@@ -289,10 +289,7 @@ pub fn store(t: FTy, x: f64, sticky: i32, m: FMods) -> u64 {
     let mut x = x;
     let mut sticky = sticky;
     if m.sat {
-        if x.is_nan() {
-            x = 0.0;
-            sticky = 0;
-        } else if x <= 0.0 {
+        if x.is_nan() || x <= 0.0 {
             x = 0.0;
             sticky = 0;
         } else if x >= 1.0 {

@@ -57,6 +57,7 @@ impl RaceShadow {
     }
 
     /// Records an access of [off, off+len) by thread `tid`; returns the first hazard found.
+    #[allow(clippy::too_many_arguments)]
     pub fn access(
         &mut self,
         off: usize,

@@ -133,6 +133,7 @@ pub(crate) fn matrix(w: &mut Warp, env: &mut Env, op: &Op, group: u32, line: u32
     // mats[i][row][col]
     let mut mats = [[[0u16; 8]; 8]; 4];
     let mut locs: Vec<Option<(Loc, usize)>> = Vec::with_capacity(8 * n);
+    #[allow(clippy::needless_range_loop)]
     for i in 0..n {
         for row in 0..8 {
             let lane = 8 * i + row;
