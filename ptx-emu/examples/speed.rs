@@ -91,10 +91,17 @@ $L_loop:
 "#;
 
 fn run(name: &str, src: &str, checks: Checks, params: impl Fn(&Device) -> Vec<u8>, grid: u32) -> (u64, f64) {
-    let dev = Device::new(Options { checks, ..Options::default() });
+    let dev = Device::new(Options {
+        checks,
+        ..Options::default()
+    });
     let m = dev.load_module(src).expect("module");
     let p = params(&dev);
-    let cfg = LaunchConfig { grid: [grid, 1, 1], block: [256, 1, 1], shared_bytes: 0 };
+    let cfg = LaunchConfig {
+        grid: [grid, 1, 1],
+        block: [256, 1, 1],
+        shared_bytes: 0,
+    };
     let t = Instant::now();
     let rep = dev.launch(&m, name, &cfg, &p).expect("launch");
     (rep.metrics.instructions, t.elapsed().as_secs_f64())

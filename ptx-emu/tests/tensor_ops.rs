@@ -61,7 +61,8 @@ fn ldmatrix_x4_and_trans_layouts() {
         let m = dev.load_module(&ldmatrix_kernel(&op)).unwrap();
         let inp = upload(&dev, &mem);
         let out = dev.alloc(512).unwrap();
-        dev.launch(&m, "k", &cfg([1, 1, 1], [32, 1, 1], 0), &params(&[out, inp])).unwrap();
+        dev.launch(&m, "k", &cfg([1, 1, 1], [32, 1, 1], 0), &params(&[out, inp]))
+            .unwrap();
         let got = u32s(&download(&dev, out, 512));
         for lane in 0..32 {
             for i in 0..4 {
@@ -71,7 +72,11 @@ fn ldmatrix_x4_and_trans_layouts() {
                 } else {
                     (tag(i, row, col), tag(i, row, col + 1))
                 };
-                assert_eq!(got[lane * 4 + i], e0 as u32 | (e1 as u32) << 16, "trans={trans} lane {lane} reg {i}");
+                assert_eq!(
+                    got[lane * 4 + i],
+                    e0 as u32 | (e1 as u32) << 16,
+                    "trans={trans} lane {lane} reg {i}"
+                );
             }
         }
     }
@@ -92,7 +97,8 @@ fn stmatrix_is_the_inverse_of_ldmatrix() {
         let m = dev.load_module(&ldmatrix_kernel(&op)).unwrap();
         let inp = upload(&dev, &mem);
         let out = dev.alloc(512).unwrap();
-        dev.launch(&m, "k", &cfg([1, 1, 1], [32, 1, 1], 0), &params(&[out, inp])).unwrap();
+        dev.launch(&m, "k", &cfg([1, 1, 1], [32, 1, 1], 0), &params(&[out, inp]))
+            .unwrap();
         assert_eq!(download(&dev, out, 512), mem, "trans={trans}");
     }
 }
@@ -139,11 +145,18 @@ ret;
     );
     let dev = device(Checks::all());
     let m = dev.load_module(&src).unwrap();
-    let bytes: Vec<u8> = regs_in.iter().flat_map(|r| r.iter().flat_map(|v| v.to_le_bytes())).collect();
+    let bytes: Vec<u8> = regs_in
+        .iter()
+        .flat_map(|r| r.iter().flat_map(|v| v.to_le_bytes()))
+        .collect();
     let inp = upload(&dev, &bytes);
     let out = dev.alloc(512).unwrap();
-    dev.launch(&m, "k", &cfg([1, 1, 1], [32, 1, 1], 0), &params(&[out, inp])).unwrap();
-    u32s(&download(&dev, out, 512)).chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect()
+    dev.launch(&m, "k", &cfg([1, 1, 1], [32, 1, 1], 0), &params(&[out, inp]))
+        .unwrap();
+    u32s(&download(&dev, out, 512))
+        .chunks(4)
+        .map(|c| [c[0], c[1], c[2], c[3]])
+        .collect()
 }
 
 #[test]
@@ -233,7 +246,15 @@ fn mma_f16_accumulator_layout() {
     let d = |r: usize, n: usize| (0..16).map(|k| a(r, k) * b(k, n)).sum::<f32>();
     for lane in 0..32 {
         let (g, t) = (lane / 4, lane % 4);
-        assert_eq!(out[lane][0], pack(f16(d(g, 2 * t) + 1.0), f16(d(g, 2 * t + 1) + 2.0)), "lane {lane}");
-        assert_eq!(out[lane][1], pack(f16(d(g + 8, 2 * t) + 3.0), f16(d(g + 8, 2 * t + 1) + 4.0)), "lane {lane}");
+        assert_eq!(
+            out[lane][0],
+            pack(f16(d(g, 2 * t) + 1.0), f16(d(g, 2 * t + 1) + 2.0)),
+            "lane {lane}"
+        );
+        assert_eq!(
+            out[lane][1],
+            pack(f16(d(g + 8, 2 * t) + 3.0), f16(d(g + 8, 2 * t + 1) + 4.0)),
+            "lane {lane}"
+        );
     }
 }

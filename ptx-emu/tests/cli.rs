@@ -1,0 +1,154 @@
+//! The command-line tool: exit codes, buffers in and out, metrics JSON.
+
+mod common;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ptx-emu"))
+}
+
+const SAXPY: &str = ".version 9.2
+.target sm_80
+.address_size 64
+.visible .entry saxpy(.param .u64 y, .param .u64 x, .param .f32 a, .param .u32 n)
+{
+.reg .pred %p<2>;
+.reg .b32 %r<8>;
+.reg .f32 %f<4>;
+.reg .b64 %rd<8>;
+ld.param.u64 %rd1, [y];
+ld.param.u64 %rd2, [x];
+ld.param.f32 %f1, [a];
+ld.param.u32 %r1, [n];
+mov.u32 %r2, %tid.x;
+mov.u32 %r3, %ctaid.x;
+mov.u32 %r4, %ntid.x;
+mad.lo.s32 %r5, %r3, %r4, %r2;
+setp.ge.u32 %p1, %r5, %r1;
+@%p1 bra $L_end;
+mul.wide.u32 %rd3, %r5, 4;
+add.s64 %rd4, %rd2, %rd3;
+add.s64 %rd5, %rd1, %rd3;
+ld.global.f32 %f2, [%rd4];
+ld.global.f32 %f3, [%rd5];
+fma.rn.f32 %f3, %f1, %f2, %f3;
+st.global.f32 [%rd5], %f3;
+$L_end:
+ret;
+}
+";
+
+#[test]
+fn cli_runs_and_reports() {
+    let dir = std::env::temp_dir().join(format!("ptx-emu-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ptx = dir.join("saxpy.ptx");
+    std::fs::write(&ptx, SAXPY).unwrap();
+    let x: Vec<u8> = (0..64).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    std::fs::write(dir.join("x.bin"), &x).unwrap();
+    let (yout, metrics) = (dir.join("y.bin"), dir.join("m.json"));
+    let st = bin()
+        .arg("run")
+        .arg(&ptx)
+        .args(["--kernel", "saxpy", "--grid", "2", "--block", "32,1,1"])
+        .args(["--arg", &format!("buf:zero=256,out={}", yout.display())])
+        .args(["--arg", &format!("buf:in={}", dir.join("x.bin").display())])
+        .args(["--arg", "f32:2.5", "--arg", "u32:64"])
+        .args(["--metrics", metrics.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(0), "{}", String::from_utf8_lossy(&st.stderr));
+    let y: Vec<f32> = std::fs::read(&yout)
+        .unwrap()
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(y, (0..64).map(|i| 2.5 * i as f32).collect::<Vec<_>>());
+    let json = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        json.contains("\"instructions\":") && json.contains("\"wall_seconds\":"),
+        "{json}"
+    );
+
+    // y poisoned: initcheck fires -> exit 1 with the report on stderr
+    let st = bin()
+        .arg("run")
+        .arg(&ptx)
+        .args(["--kernel", "saxpy", "--grid", "2", "--block", "32"])
+        .args([
+            "--arg",
+            "buf:poison=256",
+            "--arg",
+            "buf:zero=256",
+            "--arg",
+            "f32:1",
+            "--arg",
+            "u32:64",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&st.stderr).contains("initcheck"));
+    // ... unless initcheck is off
+    let st = bin()
+        .arg("run")
+        .arg(&ptx)
+        .args([
+            "--kernel",
+            "saxpy",
+            "--grid",
+            "2",
+            "--block",
+            "32",
+            "--no-check",
+            "initcheck",
+        ])
+        .args([
+            "--arg",
+            "buf:poison=256",
+            "--arg",
+            "buf:zero=256",
+            "--arg",
+            "f32:1",
+            "--arg",
+            "u32:64",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(0));
+    // n too large for the buffers: memcheck -> exit 1
+    let st = bin()
+        .arg("run")
+        .arg(&ptx)
+        .args(["--kernel", "saxpy", "--grid", "2", "--block", "32"])
+        .args([
+            "--arg",
+            "buf:zero=128",
+            "--arg",
+            "buf:zero=256",
+            "--arg",
+            "f32:1",
+            "--arg",
+            "u32:64",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&st.stderr).contains("memcheck"));
+    // usage error and parse error -> exit 2
+    let st = bin().args(["run", "--kernel", "x"]).output().unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    std::fs::write(
+        dir.join("bad.ptx"),
+        ".version 9.2\n.target sm_80\n.address_size 64\n.visible .entry k() { foo.bar %r1; }\n",
+    )
+    .unwrap();
+    let st = bin()
+        .arg("run")
+        .arg(dir.join("bad.ptx"))
+        .args(["--kernel", "k", "--grid", "1", "--block", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&st.stderr).contains("line 4"));
+}
