@@ -493,6 +493,12 @@ pub enum Op {
         hi: Src,
         lo: Src,
     },
+    /// `isspacep.space p, a`: whether generic address a lies in the space's window.
+    Isspacep {
+        space: Space,
+        d: Slot,
+        a: Src,
+    },
     /// generic <-> state-space address.
     Cvta {
         to_space: bool,

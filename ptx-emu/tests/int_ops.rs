@@ -216,3 +216,15 @@ fn setp_with_second_predicate_output() {
     );
     assert_eq!(&y[..2], &[0, 1]);
 }
+
+#[test]
+fn isspacep_and_cvta_windows() {
+    // a shared-window generic address is shared and not global; a global one is global
+    let y = eval(
+        "cvta.shared.u64 %t0, %x0; isspacep.shared %p0, %t0; selp.u64 %y0, 1, 0, %p0; isspacep.global %p1, %t0; selp.u64 %y1, 1, 0, %p1; cvta.to.shared.u64 %y2, %t0;",
+        &[64],
+    );
+    assert_eq!(&y[..3], &[1, 0, 64]);
+    let y = eval("isspacep.global %p0, %x0; selp.u64 %y0, 1, 0, %p0;", &[0x1_0000_0000]);
+    assert_eq!(y[0], 1);
+}

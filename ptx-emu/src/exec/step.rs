@@ -431,6 +431,13 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
                 set(r, *d, l, v);
             });
         }
+        Op::Isspacep { space, d, a } => {
+            lanes!(active, |l| {
+                let (sp, _) = mem::resolve(Space::Generic, get(r, *a, l));
+                let want = if *space == Space::Const { Space::Global } else { *space };
+                set(r, *d, l, (sp == want) as u64);
+            });
+        }
         Op::Ld { .. } | Op::St { .. } | Op::Atom { .. } => mem::access(w, env, inst, active),
         Op::Bra { target } => {
             if active == mask {

@@ -204,7 +204,21 @@ pub(crate) fn lower_inst_mem(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<
             let d = ctx.dst(&x[0])?;
             ctx.emit(Op::Cvta { to_space, space, d, a }, guard, Class::Int);
         }
-        "isspacep" => return un(i),
+        "isspacep" => {
+            if n != 2 {
+                return parse_err(i.line, "isspacep takes 2 operands");
+            }
+            let space = space_of(o)?.ok_or_else(|| une(i))?;
+            if !matches!(
+                space,
+                Space::Global | Space::Shared | Space::Local | Space::Param | Space::Const
+            ) {
+                return un(i);
+            }
+            let a = ctx.src(&x[1], None)?;
+            let d = ctx.dst(&x[0])?;
+            ctx.emit(Op::Isspacep { space, d, a }, guard, Class::Int);
+        }
         "bra" | "brx" => {
             if o.base == "brx" {
                 return un(i);
