@@ -124,10 +124,24 @@ pub fn parse(src: &str) -> R<Module> {
                     m.globals.push(v);
                 }
                 ".section" => {
-                    return parse_err(
-                        line,
-                        "debug sections (`.section`) are not supported; compile without -G",
-                    )
+                    // DWARF sections (-lineinfo / -G): not needed to execute; skip `{ ... }`.
+                    p.i += 1;
+                    while !p.is_punct('{') {
+                        p.next()?;
+                    }
+                    let mut depth = 0;
+                    loop {
+                        match p.next()? {
+                            Tok::Punct('{') => depth += 1,
+                            Tok::Punct('}') => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
                 }
                 _ => return parse_err(line, format!("unexpected directive `{d}` at module level")),
             },
