@@ -396,3 +396,47 @@ fn llama_ops_match_cpu() {
         }
     }
 }
+
+#[test]
+fn tiled_tensor_core_gemm_with_cp_async_pipeline() {
+    let Some((dev, m)) = setup("gemm_tc.cu") else { return };
+    let (mm, nn, kk) = (128usize, 64usize, 96usize);
+    let a: Vec<f32> = rand_f32(10, mm * kk).into_iter().map(bf16_round).collect();
+    let b: Vec<f32> = rand_f32(11, kk * nn).into_iter().map(bf16_round).collect();
+    let tob = |v: &[f32]| -> Vec<u8> {
+        v.iter()
+            .flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes())
+            .collect()
+    };
+    let ab = upload(&dev, &tob(&a));
+    let bb = upload(&dev, &tob(&b));
+    let c = dev.alloc(4 * mm * nn).unwrap();
+    let mut p = params(&[c, ab, bb]);
+    for v in [mm, nn, kk] {
+        p.extend_from_slice(&(v as u32).to_le_bytes());
+    }
+    p.extend_from_slice(&[0; 4]);
+    let (_, total) = m.kernel_params("gemm_bf16_tc").unwrap();
+    p.truncate(total as usize);
+    let rep = dev
+        .launch(
+            &m,
+            "gemm_bf16_tc",
+            &cfg([(nn / 64) as u32, (mm / 64) as u32, 1], [128, 1, 1], 0),
+            &p,
+        )
+        .unwrap();
+    let got = f32s(&download(&dev, c, 4 * mm * nn));
+    for i in 0..mm {
+        for j in 0..nn {
+            let want: f64 = (0..kk).map(|k| a[i * kk + k] as f64 * b[k * nn + j] as f64).sum();
+            assert!(
+                close(got[i * nn + j], want, 1e-5, 1e-5),
+                "({i},{j}) {} vs {want}",
+                got[i * nn + j]
+            );
+        }
+    }
+    // 2 blocks x 4 warps x (96/16 k-steps) x 8 mma tiles
+    assert_eq!(rep.metrics.mma, 2 * 4 * 6 * 8);
+}
