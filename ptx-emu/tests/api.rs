@@ -161,3 +161,18 @@ fn metrics_coalescing_and_bank_conflicts() {
     assert!(r32.to_json().contains("\"instructions\": "));
     assert!(r32.to_json().contains("\"wall_seconds\": "));
 }
+
+#[test]
+fn recursion_is_rejected() {
+    let src = format!(
+        "{HEADER}.func f(.param .b32 a)\n{{\n.reg .b32 %r<2>;\nld.param.b32 %r1, [a];\n{{\n.param .b32 param0;\nst.param.b32 [param0], %r1;\ncall.uni f, (param0);\n}}\nret;\n}}\n.visible .entry k()\n{{\nret;\n}}\n"
+    );
+    let dev = device(Checks::all());
+    match dev.load_module(&src) {
+        Err(EmuError::Unsupported { line, instruction }) => {
+            assert_eq!(line, 11);
+            assert!(instruction.contains("recursive"), "{instruction}");
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}

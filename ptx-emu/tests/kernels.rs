@@ -373,6 +373,34 @@ fn llama_ops_match_cpu() {
             assert!(close(got[t * hd + 2 * i + 1], w1, 1e-5, 1e-6), "rope ({t},{i})");
         }
     }
+    // SwiGLU f16 with expf
+    let n = 200usize;
+    let to_h = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|&x| f16_round_bits(x).to_le_bytes()).collect() };
+    let g: Vec<f32> = rand_f32(12, n)
+        .into_iter()
+        .map(|v| f16_val(f16_round_bits(v * 4.0)))
+        .collect();
+    let u: Vec<f32> = rand_f32(13, n)
+        .into_iter()
+        .map(|v| f16_val(f16_round_bits(v)))
+        .collect();
+    let gb = upload(&dev, &to_h(&g));
+    let ub = upload(&dev, &to_h(&u));
+    let out = dev.alloc(2 * n).unwrap();
+    let mut p = params(&[out, gb, ub]);
+    p.extend_from_slice(&(n as u32).to_le_bytes());
+    dev.launch(&m, "swiglu_f16", &cfg([4, 1, 1], [64, 1, 1], 0), &p)
+        .unwrap();
+    let got = download(&dev, out, 2 * n);
+    for i in 0..n {
+        let gv = g[i] as f64;
+        let want = gv / (1.0 + (-gv).exp()) * u[i] as f64;
+        let gotv = f16_val(u16::from_le_bytes([got[2 * i], got[2 * i + 1]]));
+        assert!(
+            ((gotv as f64) - want).abs() <= want.abs() * 2f64.powi(-10) + 1e-6,
+            "swiglu {i}: {gotv} vs {want}"
+        );
+    }
     // softmax rows with exp2
     let s = rand_f32(9, 64);
     let sb = upload(&dev, &bytes_f32(&s));
@@ -439,4 +467,44 @@ fn tiled_tensor_core_gemm_with_cp_async_pipeline() {
     }
     // 2 blocks x 4 warps x (96/16 k-steps) x 8 mma tiles
     assert_eq!(rep.metrics.mma, 2 * 4 * 6 * 8);
+}
+
+/// f32 -> f16 bits, round to nearest even (normal range only: test inputs stay within it).
+fn f16_round_bits(x: f32) -> u16 {
+    if x == 0.0 {
+        return 0;
+    }
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let e = ((b >> 23) & 0xff) as i32 - 127;
+    if e < -14 {
+        return sign; // flush (tests avoid this range)
+    }
+    let man = b & 0x7f_ffff;
+    let mut m = man >> 13;
+    let rest = man & 0x1fff;
+    let mut e16 = (e + 15) as u32;
+    if rest > 0x1000 || (rest == 0x1000 && m & 1 == 1) {
+        m += 1;
+        if m == 0x400 {
+            m = 0;
+            e16 += 1;
+        }
+    }
+    sign | ((e16 as u16) << 10) | m as u16
+}
+
+fn f16_val(h: u16) -> f32 {
+    let e = ((h >> 10) & 0x1f) as i32;
+    let m = (h & 0x3ff) as f32;
+    let v = if e == 0 {
+        m * 2f32.powi(-24)
+    } else {
+        (1.0 + m / 1024.0) * 2f32.powi(e - 15)
+    };
+    if h & 0x8000 != 0 {
+        -v
+    } else {
+        v
+    }
 }

@@ -327,8 +327,10 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
         .collect();
     let mut func_slot_base = 0u32;
     let mut first_func = true;
+    let mut ranges: Vec<(String, usize, usize)> = vec![];
     for f in order {
         let body = f.body.as_ref().expect("filtered");
+        let start = code.len();
         if !f.is_entry && first_func {
             first_func = false;
             func_slot_base = max_kernel_slots;
@@ -388,6 +390,7 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
             }
         }
         max_shared = max_shared.max(ctx.shared_bytes);
+        ranges.push((f.name.clone(), start, ctx.code.len()));
         if f.is_entry {
             max_kernel_slots = max_kernel_slots.max(ctx.next_slot);
             kernel_slots.push(ctx.next_slot);
@@ -396,6 +399,31 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
             kernels.push(k);
         } else {
             func_slot_base = ctx.next_slot;
+        }
+    }
+    // Device functions use fixed register slots and frames: recursion would clobber them.
+    let owner = |pc: usize| {
+        ranges
+            .iter()
+            .find(|r| pc >= r.1 && pc < r.2)
+            .map(|r| r.0.clone())
+            .unwrap_or_default()
+    };
+    let edges: Vec<(String, String, u32)> = call_fixups
+        .iter()
+        .map(|(at, n, l)| (owner(*at), n.clone(), *l))
+        .collect();
+    for (from, to, line) in &edges {
+        // is `from` reachable from `to`?
+        let mut stack = vec![to.clone()];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(f) = stack.pop() {
+            if &f == from {
+                return unsupported(*line, format!("recursive call of `{to}` (recursion is not supported)"));
+            }
+            if seen.insert(f.clone()) {
+                stack.extend(edges.iter().filter(|e| e.0 == f).map(|e| e.1.clone()));
+            }
         }
     }
     for (at, name, line) in call_fixups {
