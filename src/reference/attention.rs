@@ -79,7 +79,13 @@ struct Head<'a, T> {
 
 /// Calls `f(b, h, head)` for every batch entry and query head, with the rows of q and of the kv head it
 /// reads.
-fn for_each_head<'a, T>(q: &'a [T], k: &'a [T], v: &'a [T], s: AttentionShape, mut f: impl FnMut(usize, usize, Head<'a, T>)) {
+fn for_each_head<'a, T>(
+    q: &'a [T],
+    k: &'a [T],
+    v: &'a [T],
+    s: AttentionShape,
+    mut f: impl FnMut(usize, usize, Head<'a, T>),
+) {
     let group = s.n_heads / s.n_kv_heads;
     let hd = s.head_dim;
     let q_row = |b: usize, i: usize, h: usize| ((b * s.q_len + i) * s.n_heads + h) * hd;

@@ -61,12 +61,8 @@ fn map_c<T: Elem, U>(
     let mut out = Vec::with_capacity(shape.m * shape.n);
     for i in 0..shape.m {
         for j in 0..shape.n {
-            let mut terms = (0..shape.k).map(|p| {
-                (
-                    a_at(a, shape, cfg.trans_a, i, p),
-                    b_at(b, shape, cfg.trans_b, p, j),
-                )
-            });
+            let mut terms =
+                (0..shape.k).map(|p| (a_at(a, shape, cfg.trans_a, i, p), b_at(b, shape, cfg.trans_b, p, j)));
             out.push(f(i * shape.n + j, &mut terms));
         }
     }
@@ -138,7 +134,11 @@ pub fn gemm_abs_bound<T: Elem>(a: &[T], b: &[T], c: &[T], shape: GemmShape, cfg:
     let beta = (cfg.beta as f64).abs();
     Ok(map_c(a, b, shape, cfg, |ij, terms| {
         let acc: f64 = terms.map(|(x, y)| (x * y).abs()).sum();
-        let c_term = if cfg.beta == 0.0 { 0.0 } else { beta * c[ij].to_f64().abs() };
+        let c_term = if cfg.beta == 0.0 {
+            0.0
+        } else {
+            beta * c[ij].to_f64().abs()
+        };
         alpha * acc + c_term
     }))
 }

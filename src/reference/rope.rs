@@ -49,7 +49,7 @@ const OP_FREQ: &str = "rope_inv_freq";
 fn validate_freq(op: &'static str, rotary_dim: usize, theta: f32, scaling: Option<Llama3Scaling>) -> Result<()> {
     if rotary_dim == 0 || rotary_dim % 2 != 0 {
         return Err(Error::InvalidShape {
-            op: op,
+            op,
             reason: format!("rotary_dim must be even and > 0, got {rotary_dim}"),
         });
     }
@@ -60,7 +60,7 @@ fn validate_freq(op: &'static str, rotary_dim: usize, theta: f32, scaling: Optio
         check_finite_positive(op, "scaling.high_freq_factor", s.high_freq_factor as f64)?;
         if s.high_freq_factor <= s.low_freq_factor {
             return Err(Error::InvalidArgument {
-                op: op,
+                op,
                 reason: format!(
                     "scaling.high_freq_factor ({}) must be > scaling.low_freq_factor ({})",
                     s.high_freq_factor, s.low_freq_factor
@@ -69,7 +69,7 @@ fn validate_freq(op: &'static str, rotary_dim: usize, theta: f32, scaling: Optio
         }
         if s.original_max_position_embeddings == 0 {
             return Err(Error::InvalidArgument {
-                op: op,
+                op,
                 reason: "scaling.original_max_position_embeddings must be > 0".to_string(),
             });
         }

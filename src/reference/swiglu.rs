@@ -55,7 +55,11 @@ fn validate_packed(len: usize, shape: SwigluShape) -> Result<()> {
 /// `InvalidShape` for a zero dimension, `ShapeMismatch` for a wrong `gate`/`up` length.
 pub fn swiglu<T: Elem>(gate: &[T], up: &[T], shape: SwigluShape, rounding: Rounding) -> Result<Vec<T>> {
     validate_split(gate.len(), up.len(), shape)?;
-    Ok(gate.iter().zip(up).map(|(&g, &u)| swiglu_elem(g, u, rounding)).collect())
+    Ok(gate
+        .iter()
+        .zip(up)
+        .map(|(&g, &u)| swiglu_elem(g, u, rounding))
+        .collect())
 }
 
 /// SwiGLU reference on packed `gate_up: (rows, 2d)` (`[gate | up]` per row) -> `(rows, d)`. Equal, bit
@@ -80,7 +84,11 @@ pub fn swiglu_packed<T: Elem>(gate_up: &[T], shape: SwigluShape, rounding: Round
 /// As [`swiglu`].
 pub fn swiglu_f64<T: Elem>(gate: &[T], up: &[T], shape: SwigluShape) -> Result<Vec<f64>> {
     validate_split(gate.len(), up.len(), shape)?;
-    Ok(gate.iter().zip(up).map(|(g, u)| silu(g.to_f64()) * u.to_f64()).collect())
+    Ok(gate
+        .iter()
+        .zip(up)
+        .map(|(g, u)| silu(g.to_f64()) * u.to_f64())
+        .collect())
 }
 
 /// SwiGLU oracle on the packed layout: `silu(g) * u` in f64, no rounding.

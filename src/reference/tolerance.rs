@@ -87,7 +87,12 @@ fn within(a: f64, e: f64, bound: f64) -> bool {
 pub fn check_close(actual: &[f64], expected: &[f64], atol: f64, rtol: f64) -> Result<(), String> {
     let bounds: Vec<f64> = expected.iter().map(|e| atol + rtol * e.abs()).collect();
     check_lengths("check_close", actual, expected)?;
-    check_elementwise(actual, expected, &bounds, &format!("atol {atol:e} + rtol {rtol:e}·|expected|"))
+    check_elementwise(
+        actual,
+        expected,
+        &bounds,
+        &format!("atol {atol:e} + rtol {rtol:e}·|expected|"),
+    )
 }
 
 /// `|actual[i] - expected[i]| <= factor · bound[i] + atol` for every `i`: an error bound per element, such
@@ -108,7 +113,11 @@ fn check_elementwise(actual: &[f64], expected: &[f64], bounds: &[f64], rule: &st
             continue;
         }
         failures += 1;
-        let excess = if (a - e).is_nan() { f64::INFINITY } else { (a - e).abs() - bound };
+        let excess = if (a - e).is_nan() {
+            f64::INFINITY
+        } else {
+            (a - e).abs() - bound
+        };
         if worst.is_none_or(|(_, w)| excess > w) {
             worst = Some((i, excess));
         }
