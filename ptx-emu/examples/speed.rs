@@ -1,6 +1,6 @@
 //! Measures emulator speed: thread-instructions per second on one core, on an ALU-heavy kernel and a
 //! memory-heavy kernel (global + shared + barriers), with checks off and on.
-//! Run: `cargo run --release -p ptx-emu --example speed`
+//! Run: `cargo run --release -p ptx-emu --example speed` (`WORKERS=2` runs blocks on two host threads)
 
 use std::time::Instant;
 
@@ -91,8 +91,10 @@ $L_loop:
 "#;
 
 fn run(name: &str, src: &str, checks: Checks, params: impl Fn(&Device) -> Vec<u8>, grid: u32) -> (u64, f64) {
+    let workers = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(1);
     let dev = Device::new(Options {
         checks,
+        worker_threads: workers,
         ..Options::default()
     });
     let m = dev.load_module(src).expect("module");

@@ -47,8 +47,9 @@ impl Default for Checks {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub checks: Checks,
-    /// Host threads for running blocks. Blocks currently run on one thread in a deterministic order;
-    /// the field is accepted for API stability (see README "Status").
+    /// Host threads that run blocks (blocks are independent). 1 (the default): every block on the calling
+    /// thread in order, fully deterministic. More: blocks are taken in order by that many threads; the
+    /// order of cross-block atomics then varies as on a GPU; reports are still sorted by block.
     pub worker_threads: usize,
     /// Largest dynamic + static shared memory per block (bytes).
     pub max_shared_bytes: u32,
@@ -233,17 +234,18 @@ impl Device {
             )));
         }
         let start = Instant::now();
-        let mut mem = self.mem();
-        let out = exec::launch(
-            &module.prog,
-            ki,
-            &mut mem,
+        let mem = self.mem();
+        let spec = exec::LaunchSpec {
+            prog: &module.prog,
+            kernel: ki,
             params,
-            cfg.grid,
-            cfg.block,
-            cfg.shared_bytes,
-            self.options.checks,
-        );
+            grid: cfg.grid,
+            block: cfg.block,
+            dyn_shared: cfg.shared_bytes,
+            checks: self.options.checks,
+            workers: self.options.worker_threads,
+        };
+        let out = exec::launch(&spec, &mem);
         let mut metrics = out.metrics;
         metrics.wall_seconds = start.elapsed().as_secs_f64();
         if !out.reports.is_empty() {

@@ -1,5 +1,8 @@
 //! Device global memory: allocations at 256-byte aligned addresses with unmapped gaps between them,
-//! each with a per-byte "written" bit for initcheck.
+//! each with a per-byte "written" bit for initcheck. Storage is words of relaxed atomics, so blocks can
+//! run on several host threads at once; `atom`/`red` are compare-exchange loops on the containing word.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::error::EmuError;
 
@@ -11,20 +14,101 @@ pub const GAP: u64 = 4096;
 pub struct Allocation {
     pub base: u64,
     pub size: u64,
-    pub data: Vec<u8>,
+    words: Box<[AtomicU64]>,
     /// One bit per byte: 1 = written.
-    pub init: Vec<u64>,
+    init: Box<[AtomicU64]>,
+}
+
+fn byte_mask(lo: usize, hi: usize) -> u64 {
+    // bytes lo..hi (exclusive) of a word
+    let bits = |n: usize| if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+    bits(hi) & !bits(lo)
 }
 
 impl Allocation {
+    fn new(base: u64, size: u64) -> Self {
+        let words = (size as usize).div_ceil(8);
+        Allocation {
+            base,
+            size,
+            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            init: (0..(size as usize).div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Copies bytes [off, off + out.len()) out.
+    #[inline]
+    pub fn read(&self, off: usize, out: &mut [u8]) {
+        let mut i = 0;
+        while i < out.len() {
+            let p = off + i;
+            let w = self.words[p / 8].load(Relaxed).to_le_bytes();
+            let lo = p % 8;
+            let n = (8 - lo).min(out.len() - i);
+            out[i..i + n].copy_from_slice(&w[lo..lo + n]);
+            i += n;
+        }
+    }
+
+    /// Writes bytes at `off` (each word updated atomically, so other bytes of a word are never lost).
+    #[inline]
+    pub fn write(&self, off: usize, data: &[u8]) {
+        let mut i = 0;
+        while i < data.len() {
+            let p = off + i;
+            let lo = p % 8;
+            let n = (8 - lo).min(data.len() - i);
+            let mut b = [0u8; 8];
+            b[lo..lo + n].copy_from_slice(&data[i..i + n]);
+            let v = u64::from_le_bytes(b);
+            let w = &self.words[p / 8];
+            if n == 8 {
+                w.store(v, Relaxed);
+            } else {
+                let m = byte_mask(lo, lo + n);
+                let mut cur = w.load(Relaxed);
+                while let Err(x) = w.compare_exchange_weak(cur, (cur & !m) | v, Relaxed, Relaxed) {
+                    cur = x;
+                }
+            }
+            i += n;
+        }
+    }
+
+    /// Atomic read-modify-write of `len` (1..=8, naturally aligned) bytes at `off`; returns the old value.
+    pub fn rmw(&self, off: usize, len: usize, f: impl Fn(u64) -> u64) -> u64 {
+        let lo = off % 8;
+        let m = byte_mask(lo, lo + len);
+        let w = &self.words[off / 8];
+        let mut cur = w.load(Relaxed);
+        loop {
+            let old = (cur & m) >> (8 * lo);
+            let new = ((f(old) << (8 * lo)) & m) | (cur & !m);
+            match w.compare_exchange_weak(cur, new, Relaxed, Relaxed) {
+                Ok(_) => return old,
+                Err(x) => cur = x,
+            }
+        }
+    }
+
     #[inline]
     pub fn is_init(&self, off: u64, len: u64) -> bool {
-        (off..off + len).all(|i| (self.init[(i / 64) as usize] >> (i % 64)) & 1 == 1)
+        (off..off + len).all(|i| (self.init[(i / 64) as usize].load(Relaxed) >> (i % 64)) & 1 == 1)
     }
+
     #[inline]
-    pub fn mark_init(&mut self, off: u64, len: u64) {
-        for i in off..off + len {
-            self.init[(i / 64) as usize] |= 1 << (i % 64);
+    pub fn mark_init(&self, off: u64, len: u64) {
+        let mut i = off;
+        while i < off + len {
+            let word = i / 64;
+            let lo = i % 64;
+            let n = (64 - lo).min(off + len - i);
+            let m = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << lo };
+            let cell = &self.init[word as usize];
+            if cell.load(Relaxed) & m != m {
+                cell.fetch_or(m, Relaxed);
+            }
+            i += n;
         }
     }
 }
@@ -34,7 +118,6 @@ pub struct GlobalMem {
     /// Sorted by base.
     pub allocs: Vec<Allocation>,
     next: u64,
-    last: usize,
 }
 
 impl GlobalMem {
@@ -48,12 +131,7 @@ impl GlobalMem {
         }
         let base = self.next;
         self.next = (base + size + GAP).div_ceil(256) * 256;
-        self.allocs.push(Allocation {
-            base,
-            size,
-            data: vec![0; size as usize],
-            init: vec![0; (size as usize).div_ceil(64)],
-        });
+        self.allocs.push(Allocation::new(base, size));
         Ok(base)
     }
 
@@ -61,7 +139,6 @@ impl GlobalMem {
         match self.allocs.binary_search_by_key(&addr, |a| a.base) {
             Ok(i) => {
                 self.allocs.remove(i);
-                self.last = 0;
                 Ok(())
             }
             Err(_) => Err(EmuError::BadAddress {
@@ -72,12 +149,12 @@ impl GlobalMem {
         }
     }
 
-    /// The allocation holding [addr, addr+len), as (index, offset).
+    /// The allocation holding [addr, addr+len), as (index, offset); `cache` remembers the last hit.
     #[inline]
-    pub fn find(&mut self, addr: u64, len: u64) -> Option<(usize, u64)> {
-        if let Some(a) = self.allocs.get(self.last) {
-            if addr >= a.base && addr + len <= a.base + a.size {
-                return Some((self.last, addr - a.base));
+    pub fn find(&self, cache: &mut usize, addr: u64, len: u64) -> Option<(usize, u64)> {
+        if let Some(a) = self.allocs.get(*cache) {
+            if addr >= a.base && addr.checked_add(len)? <= a.base + a.size {
+                return Some((*cache, addr - a.base));
             }
         }
         let i = match self.allocs.binary_search_by_key(&addr, |a| a.base) {
@@ -87,7 +164,7 @@ impl GlobalMem {
         };
         let a = &self.allocs[i];
         if addr >= a.base && addr.checked_add(len)? <= a.base + a.size {
-            self.last = i;
+            *cache = i;
             Some((i, addr - a.base))
         } else {
             None
@@ -97,13 +174,13 @@ impl GlobalMem {
     /// Host -> device copy; marks the bytes written.
     pub fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), EmuError> {
         let len = data.len() as u64;
-        let (i, off) = self.find(addr, len).ok_or_else(|| EmuError::BadAddress {
+        let (i, off) = self.find(&mut 0, addr, len).ok_or_else(|| EmuError::BadAddress {
             addr,
             len: data.len(),
             msg: "write outside any allocation".into(),
         })?;
-        let a = &mut self.allocs[i];
-        a.data[off as usize..(off + len) as usize].copy_from_slice(data);
+        let a = &self.allocs[i];
+        a.write(off as usize, data);
         a.mark_init(off, len);
         Ok(())
     }
@@ -111,12 +188,12 @@ impl GlobalMem {
     /// Device -> host copy.
     pub fn read(&mut self, addr: u64, out: &mut [u8]) -> Result<(), EmuError> {
         let len = out.len() as u64;
-        let (i, off) = self.find(addr, len).ok_or_else(|| EmuError::BadAddress {
+        let (i, off) = self.find(&mut 0, addr, len).ok_or_else(|| EmuError::BadAddress {
             addr,
             len: out.len(),
             msg: "read outside any allocation".into(),
         })?;
-        out.copy_from_slice(&self.allocs[i].data[off as usize..(off + len) as usize]);
+        self.allocs[i].read(off as usize, out);
         Ok(())
     }
 }

@@ -508,3 +508,52 @@ fn f16_val(h: u16) -> f32 {
         v
     }
 }
+
+#[test]
+fn blocks_on_several_worker_threads_give_the_same_results() {
+    let Some(ptx) = compile_cu("atomics.cu") else { return };
+    let n = 5000;
+    let data = lcg(14, n);
+    let fdata = rand_f32(15, n);
+    let mut results = vec![];
+    for workers in [1usize, 4] {
+        let dev = ptx_emu::Device::new(ptx_emu::Options {
+            worker_threads: workers,
+            ..Default::default()
+        });
+        let m = dev.load_module(&ptx).unwrap();
+        let hist = upload(&dev, &[0u8; 64]);
+        let maxv = upload(&dev, &(-10.0f32).to_le_bytes());
+        let ring = upload(&dev, &[0u8; 4]);
+        let last = upload(&dev, &[0u8; 4]);
+        let db = upload(&dev, &bytes_u32(&data));
+        let fb = upload(&dev, &bytes_f32(&fdata));
+        let mut p = params(&[hist, maxv, ring, last, db, fb]);
+        p.extend_from_slice(&(n as u32).to_le_bytes());
+        let rep = dev
+            .launch(&m, "histogram", &cfg([16, 1, 1], [64, 1, 1], 0), &p)
+            .unwrap();
+        results.push((
+            download(&dev, hist, 64),
+            download(&dev, maxv, 4),
+            download(&dev, ring, 4),
+            rep.metrics.instructions,
+        ));
+    }
+    assert_eq!(results[0], results[1]);
+    // and the same check report whichever thread ran the faulty block
+    let src = format!(
+        "{HEADER}.visible .entry k(.param .u64 p)\n{{\n.reg .b32 %r<4>;\n.reg .b64 %rd<4>;\nld.param.u64 %rd1, [p];\nmov.u32 %r1, %ctaid.x;\nmul.wide.u32 %rd2, %r1, 4;\nadd.s64 %rd3, %rd1, %rd2;\nst.global.u32 [%rd3], %r1;\nret;\n}}\n"
+    );
+    for workers in [1usize, 3] {
+        let dev = ptx_emu::Device::new(ptx_emu::Options {
+            worker_threads: workers,
+            ..Default::default()
+        });
+        let m = dev.load_module(&src).unwrap();
+        let out = dev.alloc(4 * 30).unwrap();
+        let reps = reports(dev.launch(&m, "k", &cfg([32, 1, 1], [1, 1, 1], 0), &params(&[out])));
+        assert_eq!(reps.len(), 1);
+        assert_eq!(reps[0].block, [30, 0, 0]);
+    }
+}

@@ -80,7 +80,10 @@ pub(crate) fn locate(
         return None;
     }
     let loc = match sp {
-        Space::Global => env.gmem.find(off, len).map(|(i, o)| Loc::Global(i, o as usize)),
+        Space::Global => env
+            .gmem
+            .find(&mut env.gcache, off, len)
+            .map(|(i, o)| Loc::Global(i, o as usize)),
         Space::Shared => ((off + len) as usize <= env.shared.len()).then_some(Loc::Shared(off as usize)),
         Space::Local => ((off + len) as usize <= env.prog.local_bytes as usize).then_some(Loc::Local(off as usize)),
         Space::Param => {
@@ -175,7 +178,7 @@ pub(crate) fn read_bytes(w: &Warp, env: &mut Env, l: usize, loc: &Loc, out: &mut
     match *loc {
         Loc::Global(i, o) => {
             let al = &env.gmem.allocs[i];
-            out.copy_from_slice(&al.data[o..o + n]);
+            al.read(o, out);
             if env.checks.initcheck && !al.is_init(o as u64, n as u64) {
                 env.report(
                     CheckKind::Initcheck,
@@ -203,8 +206,8 @@ pub(crate) fn write_bytes(w: &mut Warp, env: &mut Env, l: usize, loc: &Loc, data
     let n = data.len();
     match *loc {
         Loc::Global(i, o) => {
-            let al = &mut env.gmem.allocs[i];
-            al.data[o..o + n].copy_from_slice(data);
+            let al = &env.gmem.allocs[i];
+            al.write(o, data);
             al.mark_init(o as u64, n as u64);
         }
         Loc::Shared(o) => {
@@ -382,21 +385,37 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
                     );
                     continue;
                 }
-                let mut buf = [0u8; 8];
                 let n = len as usize;
-                // Atomics never race with each other: racecheck skips them (see README "Status").
-                let race = std::mem::replace(&mut env.checks.racecheck, false);
-                read_bytes(w, env, l, &loc, &mut buf[..n], inst.line, a);
-                let old = u64::from_le_bytes(buf);
                 let bv = get(&w.regs, *b, l);
                 let cv = c.map(|c| get(&w.regs, c, l)).unwrap_or(0);
-                let new = atom_op(*op, *t, old, bv, cv);
-                let nb = new.to_le_bytes();
-                write_bytes(w, env, l, &loc, &nb[..n], inst.line);
-                env.checks.racecheck = race;
-                if matches!(loc, Loc::Global(..)) {
+                let old = if let Loc::Global(i, o) = loc {
+                    // Global atomics are indivisible even with blocks on several host threads.
+                    let al = &env.gmem.allocs[i];
+                    if env.checks.initcheck && !al.is_init(o as u64, len) {
+                        env.report(
+                            CheckKind::Initcheck,
+                            w.id,
+                            l,
+                            inst.line,
+                            Some(a),
+                            format!("atomic on {n} bytes of global memory that nothing wrote"),
+                        );
+                    }
+                    let old = al.rmw(o, n, |old| atom_op(*op, *t, old, bv, cv));
+                    al.mark_init(o as u64, len);
                     env.metrics.global_atomic_bytes += len;
-                }
+                    old
+                } else {
+                    // Atomics never race with each other: racecheck skips them (see README "Status").
+                    let race = std::mem::replace(&mut env.checks.racecheck, false);
+                    let mut buf = [0u8; 8];
+                    read_bytes(w, env, l, &loc, &mut buf[..n], inst.line, a);
+                    let old = u64::from_le_bytes(buf);
+                    let nb = atom_op(*op, *t, old, bv, cv).to_le_bytes();
+                    write_bytes(w, env, l, &loc, &nb[..n], inst.line);
+                    env.checks.racecheck = race;
+                    old
+                };
                 if let Some(d) = d {
                     set(&mut w.regs, *d, l, old);
                 }

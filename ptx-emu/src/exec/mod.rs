@@ -13,6 +13,7 @@ mod tensor;
 mod warp;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::{CheckKind, CheckReport};
 use crate::ir::{Op, Program};
@@ -72,7 +73,9 @@ pub(crate) struct Bar {
 pub(crate) struct Env<'a> {
     pub prog: &'a Program,
     pub kernel: &'a str,
-    pub gmem: &'a mut GlobalMem,
+    pub gmem: &'a GlobalMem,
+    /// Index of the allocation hit last (lookup cache).
+    pub gcache: usize,
     pub params: &'a [u8],
     pub checks: Checks,
     pub grid: [u32; 3],
@@ -139,31 +142,70 @@ pub(crate) struct LaunchOut {
     pub reports: Vec<CheckReport>,
 }
 
-/// Runs one launch to completion (or to the first fatal fault).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn launch(
-    prog: &Program,
-    kernel: usize,
-    gmem: &mut GlobalMem,
-    params: &[u8],
-    grid: [u32; 3],
-    block: [u32; 3],
-    dyn_shared: u32,
-    checks: Checks,
-) -> LaunchOut {
-    let k = &prog.kernels[kernel];
+/// What one launch needs, shared by every worker thread.
+pub(crate) struct LaunchSpec<'a> {
+    pub prog: &'a Program,
+    pub kernel: usize,
+    pub params: &'a [u8],
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub dyn_shared: u32,
+    pub checks: Checks,
+    pub workers: usize,
+}
+
+/// Runs one launch to completion (or to the first fatal fault). Blocks are taken in order from a shared
+/// counter by `workers` host threads (1: deterministic order on the calling thread).
+pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
+    let nblocks = spec.grid.iter().map(|&g| g as u64).product::<u64>();
+    let next = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let workers = spec.workers.clamp(1, 64).min(nblocks.max(1) as usize);
+    let run = || worker(spec, gmem, &next, &stop);
+    let outs: Vec<LaunchOut> = if workers == 1 {
+        vec![run()]
+    } else {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..workers).map(|_| s.spawn(run)).collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
+    let mut metrics = Metrics::default();
+    let mut reports = vec![];
+    for o in outs {
+        metrics.add(&o.metrics);
+        reports.extend(o.reports);
+    }
+    // Deterministic order whatever the threads did: by block, then thread; once per (check, line).
+    let lin = |b: [u32; 3]| (b[2] as u64 * spec.grid[1] as u64 + b[1] as u64) * spec.grid[0] as u64 + b[0] as u64;
+    reports.sort_by_key(|r| (lin(r.block), r.thread[2], r.thread[1], r.thread[0], r.line));
+    let mut seen = HashSet::new();
+    reports.retain(|r| seen.insert((r.kind, r.line)));
+    reports.truncate(MAX_REPORTS);
+    LaunchOut { metrics, reports }
+}
+
+fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBool) -> LaunchOut {
+    let prog = spec.prog;
+    let k = &prog.kernels[spec.kernel];
+    let (grid, block) = (spec.grid, spec.block);
     let nthreads = block[0] * block[1] * block[2];
     // Dynamic shared memory starts at the module-wide base; without it the kernel sees only its own statics.
-    let shared_size = if dyn_shared > 0 {
-        (prog.dyn_shared_base + dyn_shared) as usize
+    let shared_size = if spec.dyn_shared > 0 {
+        (prog.dyn_shared_base + spec.dyn_shared) as usize
     } else {
         k.static_shared as usize
     };
+    let checks = spec.checks;
+    let nwarps = nthreads.div_ceil(32);
     let mut env = Env {
         prog,
         kernel: &k.name,
         gmem,
-        params,
+        gcache: 0,
+        params: spec.params,
         checks,
         grid,
         block,
@@ -171,7 +213,7 @@ pub(crate) fn launch(
         shared: vec![0; shared_size],
         shared_init: vec![0; shared_size.div_ceil(64)],
         shared_pending: Vec::new(),
-        dyn_shared,
+        dyn_shared: spec.dyn_shared,
         race: RaceShadow::new(if checks.racecheck { shared_size } else { 0 }),
         epoch: 0,
         bars: [Bar::default(); 16],
@@ -181,10 +223,8 @@ pub(crate) fn launch(
         fatal: false,
         metrics: Metrics::default(),
         clock: 0,
-        warp_syncs: vec![],
+        warp_syncs: vec![0; nwarps as usize],
     };
-    let nwarps = nthreads.div_ceil(32);
-    env.warp_syncs = vec![0; nwarps as usize];
     let nslots = prog.nslots.max(1) as usize;
     let local = prog.local_bytes as usize;
     let mut warps: Vec<Warp> = (0..nwarps)
@@ -202,18 +242,26 @@ pub(crate) fn launch(
             async_open: vec![Vec::new(); 32],
         })
         .collect();
-    'grid: for bz in 0..grid[2] {
-        for by in 0..grid[1] {
-            for bx in 0..grid[0] {
-                env.ctaid = [bx, by, bz];
-                start_block(&mut env, &mut warps, k.entry, nthreads);
-                run_block(&mut env, &mut warps);
-                env.metrics.blocks += 1;
-                env.metrics.threads += nthreads as u64;
-                if env.fatal {
-                    break 'grid;
-                }
-            }
+    let nblocks = grid.iter().map(|&g| g as u64).product::<u64>();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let b = next.fetch_add(1, Ordering::Relaxed);
+        if b >= nblocks {
+            break;
+        }
+        let (gx, gy) = (grid[0] as u64, grid[1] as u64);
+        env.ctaid = [(b % gx) as u32, ((b / gx) % gy) as u32, (b / (gx * gy)) as u32];
+        // Epochs stay unique across blocks and workers' reuse of the racecheck shadow.
+        env.epoch = env.epoch.wrapping_add(1);
+        start_block(&mut env, &mut warps, k.entry, nthreads);
+        run_block(&mut env, &mut warps);
+        env.metrics.blocks += 1;
+        env.metrics.threads += nthreads as u64;
+        if env.fatal {
+            stop.store(true, Ordering::Relaxed);
+            break;
         }
     }
     LaunchOut {
