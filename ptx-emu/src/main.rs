@@ -118,6 +118,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
     let ptx = std::fs::read_to_string(&file).map_err(|e| (2, format!("cannot read {file}: {e}")))?;
     let dev = Device::new(Options {
         checks,
+        worker_threads: workers,
         ..Options::default()
     });
     let emu = |e: EmuError| (2, e.to_string());
