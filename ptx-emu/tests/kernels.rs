@@ -557,3 +557,69 @@ fn blocks_on_several_worker_threads_give_the_same_results() {
         assert_eq!(reps[0].block, [30, 0, 0]);
     }
 }
+
+#[test]
+fn flash_attention_style_kernel_matches_cpu() {
+    let Some((dev, m)) = setup("attention.cu") else { return };
+    let (q_len, kv_len, heads, d) = (20usize, 45usize, 2usize, 64usize);
+    let tob = |v: &[f32]| -> Vec<u8> {
+        v.iter()
+            .flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes())
+            .collect()
+    };
+    let q: Vec<f32> = rand_f32(20, q_len * heads * d).into_iter().map(bf16_round).collect();
+    let k: Vec<f32> = rand_f32(21, kv_len * heads * d).into_iter().map(bf16_round).collect();
+    let v: Vec<f32> = rand_f32(22, kv_len * heads * d).into_iter().map(bf16_round).collect();
+    let scale = 1.0 / (d as f64).sqrt();
+    for causal in [0u32, 1] {
+        let (qb, kb, vb) = (upload(&dev, &tob(&q)), upload(&dev, &tob(&k)), upload(&dev, &tob(&v)));
+        let o = dev.alloc(2 * q_len * heads * d).unwrap();
+        let lse = dev.alloc(4 * heads * q_len).unwrap();
+        let mut p = params(&[o, lse, qb, kb, vb]);
+        for x in [q_len as u32, kv_len as u32, heads as u32, causal] {
+            p.extend_from_slice(&x.to_le_bytes());
+        }
+        p.extend_from_slice(&((scale * std::f64::consts::LOG2_E) as f32).to_le_bytes());
+        let grid = [q_len.div_ceil(16) as u32, heads as u32, 1];
+        let rep = dev.launch(&m, "attn_fwd_bf16", &cfg(grid, [128, 1, 1], 0), &p).unwrap();
+        let got = download(&dev, o, 2 * q_len * heads * d);
+        let got_lse = f32s(&download(&dev, lse, 4 * heads * q_len));
+        let offset = kv_len as i64 - q_len as i64;
+        for h in 0..heads {
+            for i in 0..q_len {
+                let keys: Vec<usize> = (0..kv_len)
+                    .filter(|&j| causal == 0 || j as i64 <= i as i64 + offset)
+                    .collect();
+                let s: Vec<f64> = keys
+                    .iter()
+                    .map(|&j| {
+                        (0..d)
+                            .map(|c| q[(i * heads + h) * d + c] as f64 * k[(j * heads + h) * d + c] as f64)
+                            .sum::<f64>()
+                            * scale
+                    })
+                    .collect();
+                let mx = s.iter().cloned().fold(f64::MIN, f64::max);
+                let den: f64 = s.iter().map(|x| (x - mx).exp()).sum();
+                assert!(
+                    close(got_lse[h * q_len + i], mx + den.ln(), 1e-5, 1e-5),
+                    "lse ({h},{i})"
+                );
+                for c in 0..d {
+                    let want: f64 = keys
+                        .iter()
+                        .zip(&s)
+                        .map(|(&j, x)| (x - mx).exp() / den * v[(j * heads + h) * d + c] as f64)
+                        .sum();
+                    let at = 2 * ((i * heads + h) * d + c);
+                    let g = f32::from_bits((u16::from_le_bytes([got[at], got[at + 1]]) as u32) << 16);
+                    assert!(
+                        (g as f64 - want).abs() <= want.abs() * 2f64.powi(-7) + 1e-3,
+                        "o ({h},{i},{c}) {g} vs {want}"
+                    );
+                }
+            }
+        }
+        assert!(rep.metrics.barriers > 0 && rep.metrics.class(ptx_emu::ir::Class::Special) > 0);
+    }
+}
