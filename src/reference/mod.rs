@@ -11,11 +11,11 @@
 //!
 //! | op | file | reference | oracle | naive |
 //! |---|---|---|---|---|
-//! | RMSNorm, fused add + RMSNorm | [`rms_norm`] | [`rms_norm()`], [`fused_add_rms_norm`] | [`rms_norm_f64`], [`fused_add_rms_norm_f64`] | |
-//! | RoPE (both layouts, partial rotary, LLaMA 3.1 scaling) | [`rope`] | [`rope()`], [`rope_inv_freq`] | [`rope_f64`], [`rope_inv_freq_f64`] | |
-//! | SwiGLU (split or packed `[gate \| up]`) | [`swiglu`] | [`swiglu()`], [`swiglu_packed`] | [`swiglu_f64`], [`swiglu_packed_f64`] | |
-//! | attention (causal bottom-right, GQA, LSE) | [`attention`] | [`attention()`] | [`attention_f64`] | [`attention_naive`] |
-//! | GEMM (`alpha·op(A)·op(B) + beta·C`) | [`gemm`] | [`gemm()`] | [`gemm_f64`] | [`gemm_naive`] |
+//! | RMSNorm, fused add + RMSNorm | [`rms_norm`](mod@rms_norm) | [`rms_norm()`], [`fused_add_rms_norm`] | [`rms_norm_f64`], [`fused_add_rms_norm_f64`] | |
+//! | RoPE (both layouts, partial rotary, LLaMA 3.1 scaling) | [`rope`](mod@rope) | [`rope()`], [`rope_inv_freq`] | [`rope_f64`], [`rope_inv_freq_f64`] | |
+//! | SwiGLU (split or packed `[gate \| up]`) | [`swiglu`](mod@swiglu) | [`swiglu()`], [`swiglu_packed`] | [`swiglu_f64`], [`swiglu_packed_f64`] | |
+//! | attention (causal bottom-right, GQA, LSE) | [`attention`](mod@attention) | [`attention()`] | [`attention_f64`] | [`attention_naive`] |
+//! | GEMM (`alpha·op(A)·op(B) + beta·C`) | [`gemm`](mod@gemm) | [`gemm()`] | [`gemm_f64`] | [`gemm_naive`] |
 //!
 //! ## Rounding to `T`
 //! "round_T(v)" in the docs means `T::from_f32(v as f32)`: the f64 value is first rounded to f32 and then
@@ -24,11 +24,11 @@
 //! single rounding.
 //!
 //! ## Validation
-//! Every function checks its inputs and returns [`Error`](crate::Error) instead of panicking: a zero
-//! dimension is [`Error::InvalidShape`](crate::Error::InvalidShape), a slice whose length does not match the
-//! shape is [`Error::ShapeMismatch`](crate::Error::ShapeMismatch), a scalar out of range (eps, theta, a NaN
-//! scale) is [`Error::InvalidArgument`](crate::Error::InvalidArgument), and a shape whose element count
-//! overflows `usize` is [`Error::SizeOverflow`](crate::Error::SizeOverflow).
+//! Every function checks its inputs and returns [`Error`] instead of panicking: a zero
+//! dimension is [`Error::InvalidShape`], a slice whose length does not match the
+//! shape is [`Error::ShapeMismatch`], a scalar out of range (eps, theta, a NaN
+//! scale) is [`Error::InvalidArgument`], and a shape whose element count
+//! overflows `usize` is [`Error::SizeOverflow`].
 //!
 //! ## Test data
 //! [`random_vec`] (seeded uniform) and [`arange_vec`] (an indexing-bug-revealing ramp) make the inputs of
