@@ -147,6 +147,14 @@ pub enum ITern {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CarryOp {
+    Add,
+    Sub,
+    MadLo,
+    MadHi,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FBin {
     Add,
     Sub,
@@ -410,11 +418,45 @@ pub enum Op {
         c: Src,
         lut: u8,
     },
+    /// `prmt.b32[.mode]`: mode 0 default, 1 f4e, 2 b4e, 3 rc8, 4 ecl, 5 ecr, 6 rc16.
     Prmt {
         d: Slot,
         a: Src,
         b: Src,
         c: Src,
+        mode: u8,
+    },
+    /// Carry chains: `add.cc`, `addc[.cc]`, `sub.cc`, `subc[.cc]`, `mad[c].{lo,hi}[.cc]`; `cc` holds CC.CF.
+    Carry {
+        op: CarryOp,
+        cin: bool,
+        cout: bool,
+        t: IntTy,
+        d: Slot,
+        a: Src,
+        b: Src,
+        c: Src,
+        cc: Slot,
+    },
+    /// `slct.dtype.{s32,f32} d, a, b, c`: c >= 0 ? a : b.
+    Slct {
+        d: Slot,
+        a: Src,
+        b: Src,
+        c: Src,
+        float: bool,
+        ftz: bool,
+    },
+    /// `dp4a.atype.btype` (four: true) and `dp2a.{lo,hi}.atype.btype`.
+    Dp {
+        d: Slot,
+        a: Src,
+        b: Src,
+        c: Src,
+        four: bool,
+        hi: bool,
+        a_signed: bool,
+        b_signed: bool,
     },
     Shf {
         d: Slot,

@@ -51,13 +51,13 @@ fn param_size_mismatch_is_a_clear_error() {
 #[test]
 fn unsupported_instruction_is_a_typed_error_with_line() {
     let src = format!(
-        "{HEADER}.visible .entry k()\n{{\n.reg .b32 %r<4>;\nmov.u32 %r1, 1;\nadd.cc.u32 %r2, %r1, %r1;\nret;\n}}\n"
+        "{HEADER}.visible .entry k()\n{{\n.reg .b32 %r<4>;\nmov.u32 %r1, 1;\nbar.red.popc.u32 %r2, 0, %r1;\nret;\n}}\n"
     );
     let dev = device(Checks::all());
     match dev.load_module(&src) {
         Err(EmuError::Unsupported { line, instruction }) => {
             assert_eq!(line, 8);
-            assert_eq!(instruction, "add.cc.u32");
+            assert_eq!(instruction, "bar.red.popc.u32");
         }
         other => panic!("expected Unsupported, got {other:?}"),
     }

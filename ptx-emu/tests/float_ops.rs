@@ -206,6 +206,17 @@ const CASES: &[(&str, &[u64], u64)] = &[
         &[0x3f80, 0xbf80],
         0,
     ),
+    // setp on packed pairs: p from the low halves, q from the high halves (y0 = p | 2q)
+    (
+        "setp.lt.f16x2 %p0|%p1, %x0, %x1; selp.u64 %y0, 1, 0, %p0; selp.u64 %t0, 2, 0, %p1; or.b64 %y0, %y0, %t0;",
+        &[0x4000_3c00, 0x3c00_4000],
+        1,
+    ),
+    (
+        "setp.gt.bf16x2 %p0|%p1, %x0, %x1; selp.u64 %y0, 1, 0, %p0; selp.u64 %t0, 2, 0, %p1; or.b64 %y0, %y0, %t0;",
+        &[0x4000_3f80, 0x3f80_4000],
+        2,
+    ),
     (
         "testp.notanumber.f32 %p0, %x0; selp.u64 %y0, 1, 0, %p0;",
         &[0x7fc0_0000],

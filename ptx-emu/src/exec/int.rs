@@ -253,3 +253,80 @@ pub fn lop3(a: u64, b: u64, c: u64, lut: u8) -> u64 {
     }
     d & 0xffff_ffff
 }
+
+/// `prmt.b32` with a mode: the selector nibbles each mode derives from c[1:0] (PTX ISA "prmt" table).
+#[inline]
+pub fn prmt_mode(a: u64, b: u64, c: u64, mode: u8) -> u64 {
+    if mode == 0 {
+        return prmt(a, b, c);
+    }
+    let s = (c & 3) as usize;
+    // selectors of bytes d.b0..d.b3
+    let sel: [u64; 4] = match mode {
+        1 => [s as u64, s as u64 + 1, s as u64 + 2, s as u64 + 3],
+        2 => [[0, 7, 6, 5], [1, 0, 7, 6], [2, 1, 0, 7], [3, 2, 1, 0]][s],
+        3 => [s as u64; 4],
+        4 => [[0, 1, 2, 3], [1, 1, 2, 3], [2, 2, 2, 3], [3, 3, 3, 3]][s],
+        5 => [[0, 0, 0, 0], [0, 1, 1, 1], [0, 1, 2, 2], [0, 1, 2, 3]][s],
+        _ => [[0, 1, 0, 1], [2, 3, 2, 3], [0, 1, 0, 1], [2, 3, 2, 3]][s],
+    };
+    let nib = sel.iter().enumerate().fold(0u64, |m, (i, v)| m | (v & 7) << (4 * i));
+    prmt(a, b, nib)
+}
+
+/// Carry-chain arithmetic: returns (result, carry/borrow out).
+#[inline]
+pub fn carry(op: crate::ir::CarryOp, t: IntTy, a: u64, b: u64, c: u64, cin: u64) -> (u64, u64) {
+    use crate::ir::CarryOp;
+    let w = t.bits as u32;
+    let m = mask(t.bits) as u128;
+    let (a, b, c) = (a as u128 & m, b as u128 & m, c as u128 & m);
+    let cin = cin as u128;
+    match op {
+        CarryOp::Add => {
+            let s = a + b + cin;
+            ((s & m) as u64, (s >> w) as u64 & 1)
+        }
+        CarryOp::Sub => {
+            let sub = b + cin;
+            let r = a.wrapping_sub(sub) & m;
+            (r as u64, (a < sub) as u64)
+        }
+        CarryOp::MadLo | CarryOp::MadHi => {
+            let p = if t.signed {
+                let sx = |v: u128| (((v as u64) << (64 - w)) as i64 >> (64 - w)) as i128;
+                (sx(a) * sx(b)) as u128
+            } else {
+                a * b
+            };
+            let part = if op == CarryOp::MadLo { p & m } else { (p >> w) & m };
+            let s = part + c + cin;
+            ((s & m) as u64, (s >> w) as u64 & 1)
+        }
+    }
+}
+
+/// `dp4a` / `dp2a.{lo,hi}`: 32-bit dot products with accumulate.
+#[inline]
+pub fn dp(a: u64, b: u64, c: u64, four: bool, hi: bool, a_signed: bool, b_signed: bool) -> u64 {
+    let ext = |v: u64, bits: u32, signed: bool| -> i64 {
+        let v = v & ((1 << bits) - 1);
+        if signed && (v >> (bits - 1)) & 1 == 1 {
+            v as i64 - (1i64 << bits)
+        } else {
+            v as i64
+        }
+    };
+    let mut acc = c as u32 as i64;
+    if four {
+        for i in 0..4 {
+            acc += ext(a >> (8 * i), 8, a_signed) * ext(b >> (8 * i), 8, b_signed);
+        }
+    } else {
+        let k = if hi { 2 } else { 0 };
+        for i in 0..2 {
+            acc += ext(a >> (16 * i), 16, a_signed) * ext(b >> (8 * (k + i)), 8, b_signed);
+        }
+    }
+    acc as u64 & 0xffff_ffff
+}

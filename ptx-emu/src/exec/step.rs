@@ -278,9 +278,66 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
                 set(r, *d, l, v);
             });
         }
-        Op::Prmt { d, a, b, c } => {
+        Op::Prmt { d, a, b, c, mode } => {
             lanes!(active, |l| {
-                let v = int::prmt(get(r, *a, l), get(r, *b, l), get(r, *c, l));
+                let v = int::prmt_mode(get(r, *a, l), get(r, *b, l), get(r, *c, l), *mode);
+                set(r, *d, l, v);
+            });
+        }
+        Op::Carry {
+            op,
+            cin,
+            cout,
+            t,
+            d,
+            a,
+            b,
+            c,
+            cc,
+        } => {
+            lanes!(active, |l| {
+                let carry_in = if *cin { get(r, Src::R(*cc), l) & 1 } else { 0 };
+                let (v, carry) = int::carry(*op, *t, get(r, *a, l), get(r, *b, l), get(r, *c, l), carry_in);
+                set(r, *d, l, v);
+                if *cout {
+                    set(r, *cc, l, carry);
+                }
+            });
+        }
+        Op::Slct { d, a, b, c, float, ftz } => {
+            lanes!(active, |l| {
+                let cv = get(r, *c, l);
+                let pick_a = if *float {
+                    let f = f32::from_bits(cv as u32);
+                    let f = if *ftz { float::ftz32(f) } else { f };
+                    f >= 0.0
+                } else {
+                    (cv as u32 as i32) >= 0
+                };
+                let v = if pick_a { get(r, *a, l) } else { get(r, *b, l) };
+                set(r, *d, l, v);
+            });
+        }
+        Op::Dp {
+            d,
+            a,
+            b,
+            c,
+            four,
+            hi,
+            a_signed,
+            b_signed,
+        } => {
+            lanes!(active, |l| {
+                let v = int::dp(
+                    get(r, *a, l),
+                    get(r, *b, l),
+                    get(r, *c, l),
+                    *four,
+                    *hi,
+                    *a_signed,
+                    *b_signed,
+                );
                 set(r, *d, l, v);
             });
         }
@@ -346,6 +403,38 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
             lanes!(active, |l| {
                 let v = float::testp(*t, *kind, get(r, *a, l)) as u64;
                 set(r, *d, l, v);
+            });
+        }
+        Op::Setp {
+            cmp,
+            t: Ty::F(pt @ (FTy::F16x2 | FTy::BF16x2)),
+            ftz,
+            d,
+            d2,
+            a,
+            b,
+            comb,
+        } => {
+            // packed pairs: d from the low halves, d2 from the high halves
+            let s = if *pt == FTy::F16x2 { FTy::F16 } else { FTy::BF16 };
+            lanes!(active, |l| {
+                let (x, y) = (get(r, *a, l), get(r, *b, l));
+                let mut p = compare(*cmp, Ty::F(s), *ftz, x & 0xffff, y & 0xffff);
+                let mut q = compare(*cmp, Ty::F(s), *ftz, (x >> 16) & 0xffff, (y >> 16) & 0xffff);
+                if let Some((bop, c, neg)) = comb {
+                    let c = ((get(r, *c, l) & 1) != 0) != *neg;
+                    let f = |x: bool| match bop {
+                        BoolOp::And => x && c,
+                        BoolOp::Or => x || c,
+                        BoolOp::Xor => x ^ c,
+                    };
+                    p = f(p);
+                    q = f(q);
+                }
+                set(r, *d, l, p as u64);
+                if let Some(d2) = d2 {
+                    set(r, *d2, l, q as u64);
+                }
             });
         }
         Op::Setp {

@@ -178,11 +178,12 @@ pub(crate) fn lower_inst(ctx: &mut FnCtx, i: &Instr) -> R<()> {
         }
         "add" | "sub" | "mul" | "div" | "rem" | "min" | "max" | "and" | "or" | "xor" | "shl" | "shr" | "mul24"
         | "copysign" | "bmsk" => {
-            ops_n(i, 3)?;
-            if o.has("cc") {
-                return un(i);
-            }
             let t = o.ty().ok_or_else(|| une(i))?;
+            if o.has("cc") {
+                let Ty::I(it) = t else { return un(i) };
+                return lower_carry(ctx, i, &o, it, guard);
+            }
+            ops_n(i, 3)?;
             match t {
                 Ty::I(t) => {
                     let op = match (o.base, o.has("hi"), o.has("wide"), o.has("sat")) {
@@ -316,7 +317,7 @@ pub(crate) fn lower_inst(ctx: &mut FnCtx, i: &Instr) -> R<()> {
                         _ => ITern::MadLo,
                     };
                     if o.has("cc") {
-                        return un(i);
+                        return lower_carry(ctx, i, &o, t, guard);
                     }
                     let (a, b, c) = (src!(1, None), src!(2, None), src!(3, None));
                     let d = ctx.dst(&x[0])?;
@@ -425,12 +426,65 @@ pub(crate) fn lower_inst(ctx: &mut FnCtx, i: &Instr) -> R<()> {
         }
         "prmt" => {
             ops_n(i, 4)?;
-            if o.mods != ["b32"] {
+            let mode = match o.mods.as_slice() {
+                ["b32"] => 0,
+                ["b32", m] => match *m {
+                    "f4e" => 1,
+                    "b4e" => 2,
+                    "rc8" => 3,
+                    "ecl" => 4,
+                    "ecr" => 5,
+                    "rc16" => 6,
+                    _ => return un(i),
+                },
+                _ => return un(i),
+            };
+            let (a, b, c) = (src!(1, None), src!(2, None), src!(3, None));
+            let d = ctx.dst(&x[0])?;
+            ctx.emit(Op::Prmt { d, a, b, c, mode }, guard, Class::Int);
+        }
+        "addc" | "subc" | "madc" => {
+            let Some(Ty::I(t)) = o.ty() else { return un(i) };
+            lower_carry(ctx, i, &o, t, guard)?;
+        }
+        "slct" => {
+            ops_n(i, 4)?;
+            let tys = o.tys();
+            let float = matches!(tys.last(), Some(Ty::F(FTy::F32)));
+            let (a, b, c) = (src!(1, None), src!(2, None), src!(3, None));
+            let d = ctx.dst(&x[0])?;
+            ctx.emit(
+                Op::Slct {
+                    d,
+                    a,
+                    b,
+                    c,
+                    float,
+                    ftz: o.has("ftz"),
+                },
+                guard,
+                Class::Int,
+            );
+        }
+        "dp4a" | "dp2a" => {
+            ops_n(i, 4)?;
+            let tys: Vec<IntTy> = o.mods.iter().filter_map(|m| int_ty(m)).collect();
+            if tys.len() != 2 {
                 return un(i);
             }
             let (a, b, c) = (src!(1, None), src!(2, None), src!(3, None));
             let d = ctx.dst(&x[0])?;
-            ctx.emit(Op::Prmt { d, a, b, c }, guard, Class::Int);
+            let op = Op::Dp {
+                d,
+                a,
+                b,
+                c,
+                four: o.base == "dp4a",
+                hi: o.has("hi"),
+                a_signed: tys[0].signed,
+                b_signed: tys[1].signed,
+            };
+            ctx.emit(op, guard, Class::Int);
         }
         "shf" => {
             ops_n(i, 4)?;
@@ -469,7 +523,7 @@ pub(crate) fn lower_inst(ctx: &mut FnCtx, i: &Instr) -> R<()> {
             });
             let tys = o.tys();
             let t = *tys.last().ok_or_else(|| une(i))?;
-            if matches!(t, Ty::F(FTy::F16x2 | FTy::BF16x2)) {
+            if matches!(t, Ty::F(FTy::F16x2 | FTy::BF16x2)) && o.base == "set" {
                 return un(i);
             }
             let fty = if let Ty::F(f) = t { Some(f) } else { None };
@@ -590,6 +644,52 @@ pub(crate) fn lower_inst(ctx: &mut FnCtx, i: &Instr) -> R<()> {
         }
         _ => return super::inst_mem::lower_inst_mem(ctx, i, &o, guard),
     }
+    Ok(())
+}
+
+/// `add.cc`, `addc[.cc]`, `sub.cc`, `subc[.cc]`, `mad[c].{lo,hi}[.cc]` on 32/64-bit integers.
+fn lower_carry(ctx: &mut FnCtx, i: &Instr, o: &Opc, t: IntTy, guard: Option<(Slot, bool)>) -> R<()> {
+    if t.bits < 32 || o.has("sat") {
+        return un(i);
+    }
+    let (op, n) = match o.base {
+        "add" | "addc" => (CarryOp::Add, 3),
+        "sub" | "subc" => (CarryOp::Sub, 3),
+        "mad" | "madc" if o.has("hi") => (CarryOp::MadHi, 4),
+        "mad" | "madc" if o.has("lo") => (CarryOp::MadLo, 4),
+        _ => return un(i),
+    };
+    ops_n(i, n)?;
+    let cin = matches!(o.base, "addc" | "subc" | "madc");
+    let cout = o.has("cc");
+    let cc = match ctx.cc {
+        Some(s) => s,
+        None => {
+            let s = ctx.new_slot();
+            ctx.cc = Some(s);
+            s
+        }
+    };
+    let x = &i.operands;
+    let a = ctx.src(&x[1], None)?;
+    let b = ctx.src(&x[2], None)?;
+    let c = if n == 4 { ctx.src(&x[3], None)? } else { Src::I(0) };
+    let d = ctx.dst(&x[0])?;
+    ctx.emit(
+        Op::Carry {
+            op,
+            cin,
+            cout,
+            t,
+            d,
+            a,
+            b,
+            c,
+            cc,
+        },
+        guard,
+        Class::Int,
+    );
     Ok(())
 }
 

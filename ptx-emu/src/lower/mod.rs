@@ -79,6 +79,8 @@ pub(crate) struct FnCtx<'a> {
     /// Call-site `.param` decls pending for the next call (name -> (offset, size)).
     pub line: u32,
     pub preds: std::collections::HashSet<Slot>,
+    /// The hidden condition-code register (carry flag) of this function, once used.
+    pub cc: Option<Slot>,
 }
 
 impl FnCtx<'_> {
@@ -377,6 +379,7 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
             is_kernel: f.is_entry,
             line: f.line,
             preds: Default::default(),
+            cc: None,
         };
         lower_body(&mut ctx, body)?;
         // A body that falls off its end returns.
