@@ -53,6 +53,9 @@ pub struct Options {
     pub worker_threads: usize,
     /// Largest dynamic + static shared memory per block (bytes).
     pub max_shared_bytes: u32,
+    /// Seeded schedule: warps of a block take turns in a shuffled order with short random time slices,
+    /// which exposes order-dependent bugs; the same seed gives the same schedule. None: in order.
+    pub schedule_seed: Option<u64>,
 }
 
 impl Default for Options {
@@ -61,6 +64,7 @@ impl Default for Options {
             checks: Checks::all(),
             worker_threads: 1,
             max_shared_bytes: 227 * 1024,
+            schedule_seed: None,
         }
     }
 }
@@ -244,6 +248,7 @@ impl Device {
             dyn_shared: cfg.shared_bytes,
             checks: self.options.checks,
             workers: self.options.worker_threads,
+            seed: self.options.schedule_seed,
         };
         let out = exec::launch(&spec, &mem);
         let mut metrics = out.metrics;

@@ -8,7 +8,7 @@ const USAGE: &str = "usage: ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] 
     --arg buf:in=PATH[,out=PATH]      device buffer holding the raw bytes of PATH
     --arg buf:zero=BYTES[,out=PATH]   device buffer of BYTES zero bytes
     --arg buf:poison=BYTES[,out=PATH] device buffer of BYTES that count as never written
-    [--metrics PATH] [--no-check memcheck|racecheck|initcheck|synccheck|all] [--workers N]
+    [--metrics PATH] [--no-check memcheck|racecheck|initcheck|synccheck|all] [--workers N] [--seed N]
 A kernel with one by-value struct parameter gets the --arg values packed in order with C alignment.";
 
 enum Arg {
@@ -79,6 +79,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
     let mut metrics_path = None;
     let mut checks = Checks::all();
     let mut workers = 1usize;
+    let mut seed = None;
     let mut i = 1;
     while i < args.len() {
         let a = args[i].as_str();
@@ -93,6 +94,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
             "--shared" => shared = val()?.parse().map_err(|e| usage(format!("bad --shared: {e}")))?,
             "--arg" => kargs.push(parse_arg(&val()?).map_err(usage)?),
             "--metrics" => metrics_path = Some(val()?),
+            "--seed" => seed = Some(val()?.parse().map_err(|e| usage(format!("bad --seed: {e}")))?),
             "--workers" => workers = val()?.parse().map_err(|e| usage(format!("bad --workers: {e}")))?,
             "--no-check" => match val()?.as_str() {
                 "memcheck" => checks.memcheck = false,
@@ -119,6 +121,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
     let dev = Device::new(Options {
         checks,
         worker_threads: workers,
+        schedule_seed: seed,
         ..Options::default()
     });
     let emu = |e: EmuError| (2, e.to_string());

@@ -623,3 +623,32 @@ fn flash_attention_style_kernel_matches_cpu() {
         assert!(rep.metrics.barriers > 0 && rep.metrics.class(ptx_emu::ir::Class::Special) > 0);
     }
 }
+
+#[test]
+fn seeded_schedules_keep_correct_kernels_correct() {
+    let Some(ptx) = compile_cu("reduce.cu") else { return };
+    let n = 2000;
+    let x = rand_f32(30, n);
+    let mut results = vec![];
+    for seed in [None, Some(1u64), Some(2), Some(12345)] {
+        let dev = ptx_emu::Device::new(ptx_emu::Options {
+            schedule_seed: seed,
+            ..Default::default()
+        });
+        let m = dev.load_module(&ptx).unwrap();
+        let partial = dev.alloc(4 * 2).unwrap();
+        let total = upload(&dev, &[0u8; 4]);
+        let xb = upload(&dev, &bytes_f32(&x));
+        let mut p = params(&[partial, total, xb]);
+        p.extend_from_slice(&(n as u32).to_le_bytes());
+        let rep = dev
+            .launch(&m, "reduce_sum", &cfg([2, 1, 1], [256, 1, 1], 0), &p)
+            .unwrap();
+        results.push((
+            download(&dev, partial, 8),
+            rep.metrics.instructions,
+            rep.metrics.barriers,
+        ));
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:?}");
+}

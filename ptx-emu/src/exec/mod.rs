@@ -96,6 +96,10 @@ pub(crate) struct Env<'a> {
     pub metrics: Metrics,
     pub clock: u64,
     pub warp_syncs: Vec<u32>,
+    /// Warp-instructions per turn.
+    pub slice: u32,
+    /// Seeded schedule (None: warps in order, fixed slice).
+    pub rng: Option<u64>,
 }
 
 /// Reports beyond this many end the launch.
@@ -152,6 +156,7 @@ pub(crate) struct LaunchSpec<'a> {
     pub dyn_shared: u32,
     pub checks: Checks,
     pub workers: usize,
+    pub seed: Option<u64>,
 }
 
 /// Runs one launch to completion (or to the first fatal fault). Blocks are taken in order from a shared
@@ -224,6 +229,8 @@ fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBo
         metrics: Metrics::default(),
         clock: 0,
         warp_syncs: vec![0; nwarps as usize],
+        slice: step::SLICE,
+        rng: spec.seed.map(|s| s | 1),
     };
     let nslots = prog.nslots.max(1) as usize;
     let local = prog.local_bytes as usize;
@@ -270,6 +277,13 @@ fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBo
     }
 }
 
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
 fn start_block(env: &mut Env, warps: &mut [Warp], entry: u32, nthreads: u32) {
     env.shared.fill(0);
     env.shared_init.fill(0);
@@ -297,9 +311,18 @@ fn start_block(env: &mut Env, warps: &mut [Warp], entry: u32, nthreads: u32) {
 }
 
 fn run_block(env: &mut Env, warps: &mut [Warp]) {
+    let mut order: Vec<usize> = (0..warps.len()).collect();
     loop {
         let mut progress = false;
-        for i in 0..warps.len() {
+        if let Some(rng) = env.rng.as_mut() {
+            // Seeded schedule: a new warp order and time slice every round.
+            for i in (1..order.len()).rev() {
+                order.swap(i, (xorshift(rng) % (i as u64 + 1)) as usize);
+            }
+            env.slice = 1 + (xorshift(rng) % 64) as u32;
+        }
+        for k in 0..order.len() {
+            let i = order[k];
             progress |= step::run_warp(&mut warps[i], env);
             if env.fatal {
                 return;

@@ -7,7 +7,7 @@ use crate::error::CheckKind;
 use crate::ir::*;
 
 /// Warp-instructions per turn before the next warp runs.
-const SLICE: u32 = 8192;
+pub(crate) const SLICE: u32 = 8192;
 
 pub(crate) enum Flow {
     /// Every lane of the group goes on at pc + 1.
@@ -48,7 +48,7 @@ pub(crate) use lanes;
 pub(crate) fn run_warp(w: &mut Warp, env: &mut Env) -> bool {
     let prog = env.prog;
     let mut progress = false;
-    let mut budget = SLICE;
+    let mut budget = env.slice;
     'pick: while budget > 0 && !env.fatal {
         let mut ready = 0u32;
         let mut minpc = u32::MAX;
