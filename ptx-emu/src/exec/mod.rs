@@ -321,8 +321,7 @@ fn run_block(env: &mut Env, warps: &mut [Warp]) {
             }
             env.slice = 1 + (xorshift(rng) % 64) as u32;
         }
-        for k in 0..order.len() {
-            let i = order[k];
+        for &i in &order {
             progress |= step::run_warp(&mut warps[i], env);
             if env.fatal {
                 return;
