@@ -133,6 +133,9 @@ pub(crate) fn lower_inst(ctx: &mut FnCtx, i: &Instr) -> R<()> {
         None => None,
     };
     let o = Opc::new(&i.opcode);
+    if let Some(m) = super::mods::unknown_modifier(o.base, &o.mods) {
+        return unsupported(i.line, format!("{} (modifier .{m})", i.opcode));
+    }
     let x = &i.operands;
     macro_rules! src {
         ($k:expr, $f:expr) => {

@@ -95,8 +95,12 @@ pub(crate) fn lower_inst_mem(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<
             if o.mods.iter().any(|m| m.starts_with("shared::cluster")) {
                 return un(i);
             }
+            if o.has("b128") {
+                // 128-bit registers are not modelled
+                return un(i);
+            }
             let t = o.ty().ok_or_else(|| une(i))?;
-            let size = if o.has("b128") { 16 } else { t.bits().div_ceil(8) as u8 };
+            let size = t.bits().div_ceil(8) as u8;
             let signed = matches!(t, Ty::I(IntTy { signed: true, .. }));
             let op_space = space_of(o)?;
             if o.base == "st" {

@@ -3,6 +3,7 @@
 
 mod inst;
 mod inst_mem;
+mod mods;
 
 use std::collections::HashMap;
 
