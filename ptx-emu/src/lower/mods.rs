@@ -84,7 +84,7 @@ fn allowed(base: &str) -> Option<Vec<&'static str>> {
 
 /// The first modifier of `opcode` the emulator does not understand, if any.
 pub(crate) fn unknown_modifier<'a>(base: &str, mods: &[&'a str]) -> Option<&'a str> {
-    let Some(ok) = allowed(base) else { return None };
+    let ok = allowed(base)?;
     let memory = matches!(
         base,
         "ld" | "ldu" | "st" | "atom" | "red" | "cp" | "prefetch" | "prefetchu" | "ldmatrix" | "stmatrix"
