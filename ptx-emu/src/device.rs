@@ -56,6 +56,9 @@ pub struct Options {
     /// Seeded schedule: warps of a block take turns in a shuffled order with short random time slices,
     /// which exposes order-dependent bugs; the same seed gives the same schedule. None: in order.
     pub schedule_seed: Option<u64>,
+    /// Warp-instructions one block may execute before the launch stops with a "watchdog" synccheck
+    /// report (a spin-wait on a flag no thread will set would otherwise never end).
+    pub max_block_warp_instructions: u64,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             worker_threads: 1,
             max_shared_bytes: 227 * 1024,
             schedule_seed: None,
+            max_block_warp_instructions: 1 << 32,
         }
     }
 }
@@ -249,6 +253,7 @@ impl Device {
             checks: self.options.checks,
             workers: self.options.worker_threads,
             seed: self.options.schedule_seed,
+            watchdog: self.options.max_block_warp_instructions,
         };
         let out = exec::launch(&spec, &mem);
         let mut metrics = out.metrics;

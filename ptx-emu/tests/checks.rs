@@ -311,3 +311,19 @@ fn trap_is_reported() {
     assert_eq!(reps[0].kind, CheckKind::Trap);
     assert_eq!(reps[0].thread, [3, 0, 0]);
 }
+
+#[test]
+fn spin_wait_that_never_ends_hits_the_watchdog() {
+    let dev = ptx_emu::Device::new(ptx_emu::Options {
+        max_block_warp_instructions: 100_000,
+        ..Default::default()
+    });
+    let buf = upload(&dev, &[0u8; 64]);
+    // while (flag == 0) {}: nothing ever sets the flag
+    let src = kernel(
+        "",
+        "$L_spin:\nld.volatile.global.u32 %r2, [%rd1];\nsetp.eq.u32 %p1, %r2, 0;\n@%p1 bra $L_spin;",
+    );
+    let reps = reports(launch(&src, Checks::all(), 32, (buf, buf), &dev));
+    assert!(reps[0].message.contains("watchdog"), "{}", reps[0].message);
+}

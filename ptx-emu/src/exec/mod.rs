@@ -100,6 +100,8 @@ pub(crate) struct Env<'a> {
     pub slice: u32,
     /// Seeded schedule (None: warps in order, fixed slice).
     pub rng: Option<u64>,
+    /// Warp-instructions one block may run before it is reported as hung.
+    pub watchdog: u64,
 }
 
 /// Reports beyond this many end the launch.
@@ -157,6 +159,7 @@ pub(crate) struct LaunchSpec<'a> {
     pub checks: Checks,
     pub workers: usize,
     pub seed: Option<u64>,
+    pub watchdog: u64,
 }
 
 /// Runs one launch to completion (or to the first fatal fault). Blocks are taken in order from a shared
@@ -231,6 +234,7 @@ fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBo
         warp_syncs: vec![0; nwarps as usize],
         slice: step::SLICE,
         rng: spec.seed.map(|s| s | 1),
+        watchdog: spec.watchdog,
     };
     let nslots = prog.nslots.max(1) as usize;
     let local = prog.local_bytes as usize;
@@ -312,7 +316,32 @@ fn start_block(env: &mut Env, warps: &mut [Warp], entry: u32, nthreads: u32) {
 
 fn run_block(env: &mut Env, warps: &mut [Warp]) {
     let mut order: Vec<usize> = (0..warps.len()).collect();
+    let start = env.metrics.warp_instructions;
     loop {
+        if env.metrics.warp_instructions - start > env.watchdog {
+            let (w, l) = warps
+                .iter()
+                .find_map(|w| (0..32).find(|&l| w.state[l] == Lane::Ready).map(|l| (w.id, l)))
+                .unwrap_or((0, 0));
+            let line = warps
+                .iter()
+                .find(|x| x.id == w)
+                .map(|x| env.prog.code[x.pc[l] as usize].line)
+                .unwrap_or(0);
+            env.report(
+                CheckKind::Synccheck,
+                w,
+                l,
+                line,
+                None,
+                format!(
+                    "watchdog: the block ran more than {} warp-instructions (a spin-wait that can never end?)",
+                    env.watchdog
+                ),
+            );
+            env.fatal = true;
+            return;
+        }
         let mut progress = false;
         if let Some(rng) = env.rng.as_mut() {
             // Seeded schedule: a new warp order and time slice every round.
