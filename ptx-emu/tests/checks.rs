@@ -50,6 +50,11 @@ fn memcheck_out_of_bounds_global_store() {
     assert_eq!(r.line, line_of(&src, "PLANTED"));
     assert_eq!(r.address, Some(out + 128));
     assert!(r.message.contains("out-of-bounds global write"), "{}", r.message);
+    assert!(
+        r.message.contains("0 bytes after the end of the 128-byte allocation"),
+        "{}",
+        r.message
+    );
     // Fixed: thread i writes out[i].
     let fixed = src.replace("add.s32 %r2, %r1, 1;", "add.s32 %r2, %r1, 0;");
     launch(&fixed, Checks::all(), 32, (out, out), &dev).unwrap();

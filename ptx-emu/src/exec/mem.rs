@@ -100,6 +100,7 @@ pub(crate) fn locate(
             Space::Shared => format!(" (block has {} bytes of shared memory)", env.shared.len()),
             Space::Local => format!(" (thread has {} bytes of local memory)", env.prog.local_bytes),
             Space::Param if write => " (parameters are read-only)".to_string(),
+            Space::Global => nearest_allocation(env, off),
             _ => String::new(),
         };
         env.report(
@@ -112,6 +113,37 @@ pub(crate) fn locate(
         );
     }
     loc
+}
+
+/// Where a bad global address lies relative to the nearest allocation.
+fn nearest_allocation(env: &Env, a: u64) -> String {
+    let allocs = &env.gmem.allocs;
+    let i = allocs.partition_point(|x| x.base <= a);
+    let before = i.checked_sub(1).map(|j| &allocs[j]);
+    let after = allocs.get(i);
+    match (before, after) {
+        (Some(b), _) if a >= b.base + b.size && a - (b.base + b.size) < 1 << 20 => format!(
+            " ({} bytes after the end of the {}-byte allocation at {:#x})",
+            a - (b.base + b.size),
+            b.size,
+            b.base
+        ),
+        (Some(b), _) if a < b.base + b.size => {
+            format!(
+                " (the access runs past the end of the {}-byte allocation at {:#x})",
+                b.size, b.base
+            )
+        }
+        (_, Some(n)) if n.base - a < 1 << 20 => {
+            format!(
+                " ({} bytes before the {}-byte allocation at {:#x})",
+                n.base - a,
+                n.size,
+                n.base
+            )
+        }
+        _ => " (not in or near any allocation)".to_string(),
+    }
 }
 
 fn tid(w: &Warp, l: usize) -> u32 {
@@ -222,25 +254,28 @@ pub(crate) fn write_bytes(w: &mut Warp, env: &mut Env, l: usize, loc: &Loc, data
     }
 }
 
-/// Coalescing / bank-conflict metrics of one warp-level request.
+/// Coalescing / bank-conflict metrics of one warp-level request (no heap allocation).
 fn request_metrics(env: &mut Env, space: Space, addrs: &[(u64, u64)]) {
     if addrs.is_empty() {
         return;
     }
     match space {
         Space::Global => {
-            let mut sectors: Vec<u64> = Vec::with_capacity(64);
+            let mut sectors = [0u64; 160];
+            let mut n = 0;
             for &(a, len) in addrs {
                 let mut s = a >> 5;
-                while s <= (a + len - 1) >> 5 {
-                    sectors.push(s);
+                while s <= (a + len - 1) >> 5 && n < sectors.len() {
+                    sectors[n] = s;
+                    n += 1;
                     s += 1;
                 }
             }
+            let sectors = &mut sectors[..n];
             sectors.sort_unstable();
-            sectors.dedup();
+            let distinct = 1 + sectors.windows(2).filter(|w| w[0] != w[1]).count();
             env.metrics.global_requests += 1;
-            env.metrics.global_sectors += sectors.len() as u64;
+            env.metrics.global_sectors += distinct as u64;
         }
         Space::Shared => {
             // Lanes are served 128 bytes at a time (32 lanes x 4 B, 16 x 8 B, 8 x 16 B); within a phase
@@ -251,19 +286,23 @@ fn request_metrics(env: &mut Env, space: Space, addrs: &[(u64, u64)]) {
             let mut phases = 0u64;
             for chunk in addrs.chunks(per_phase) {
                 phases += 1;
-                let mut words: Vec<u64> = Vec::with_capacity(128);
+                let mut words = [0u64; 160];
+                let mut n = 0;
                 for &(a, l) in chunk {
                     let mut wd = a >> 2;
-                    while wd <= (a + l - 1) >> 2 {
-                        words.push(wd);
+                    while wd <= (a + l - 1) >> 2 && n < words.len() {
+                        words[n] = wd;
+                        n += 1;
                         wd += 1;
                     }
                 }
+                let words = &mut words[..n];
                 words.sort_unstable();
-                words.dedup();
                 let mut per_bank = [0u32; 32];
-                for wd in words {
-                    per_bank[(wd % 32) as usize] += 1;
+                for (i, &wd) in words.iter().enumerate() {
+                    if i == 0 || words[i - 1] != wd {
+                        per_bank[(wd % 32) as usize] += 1;
+                    }
                 }
                 wavefronts += *per_bank.iter().max().unwrap_or(&1) as u64;
             }
@@ -293,7 +332,8 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
             addr,
         } => {
             let total = *size as u64 * ds.len() as u64;
-            let mut reqs: Vec<(u64, u64)> = Vec::new();
+            let mut reqs = [(0u64, 0u64); 32];
+            let mut nreq = 0;
             let mut req_space = Space::Global;
             lanes!(active, |l| {
                 let a = lane_addr(&w.regs, addr, l);
@@ -305,7 +345,8 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
                 read_bytes(w, env, l, &loc, buf, inst.line, a);
                 let (sp, off) = resolve(*space, a);
                 req_space = sp;
-                reqs.push((off, total));
+                reqs[nreq] = (off, total);
+                nreq += 1;
                 match sp {
                     Space::Global => env.metrics.global_load_bytes += total,
                     Space::Shared => env.metrics.shared_load_bytes += total,
@@ -324,7 +365,7 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
                     set(&mut w.regs, *d, l, x);
                 }
             });
-            request_metrics(env, req_space, &reqs);
+            request_metrics(env, req_space, &reqs[..nreq]);
         }
         Op::St {
             space,
@@ -333,7 +374,8 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
             addr,
         } => {
             let total = *size as u64 * srcs.len() as u64;
-            let mut reqs: Vec<(u64, u64)> = Vec::new();
+            let mut reqs = [(0u64, 0u64); 32];
+            let mut nreq = 0;
             let mut req_space = Space::Global;
             lanes!(active, |l| {
                 let a = lane_addr(&w.regs, addr, l);
@@ -349,7 +391,8 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
                 write_bytes(w, env, l, &loc, &buf[..total as usize], inst.line);
                 let (sp, off) = resolve(*space, a);
                 req_space = sp;
-                reqs.push((off, total));
+                reqs[nreq] = (off, total);
+                nreq += 1;
                 match sp {
                     Space::Global => env.metrics.global_store_bytes += total,
                     Space::Shared => env.metrics.shared_store_bytes += total,
@@ -357,7 +400,7 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
                     _ => {}
                 }
             });
-            request_metrics(env, req_space, &reqs);
+            request_metrics(env, req_space, &reqs[..nreq]);
         }
         Op::Atom {
             space,
