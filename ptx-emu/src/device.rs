@@ -59,6 +59,8 @@ pub struct Options {
     /// Warp-instructions one block may execute before the launch stops with a "watchdog" synccheck
     /// report (a spin-wait on a flag no thread will set would otherwise never end).
     pub max_block_warp_instructions: u64,
+    /// Write device `printf` output to stdout after each launch (as CUDA does at synchronization).
+    pub printf_stdout: bool,
 }
 
 impl Default for Options {
@@ -69,6 +71,7 @@ impl Default for Options {
             max_shared_bytes: 227 * 1024,
             schedule_seed: None,
             max_block_warp_instructions: 1 << 32,
+            printf_stdout: true,
         }
     }
 }
@@ -84,6 +87,8 @@ pub struct LaunchConfig {
 #[derive(Clone, Debug)]
 pub struct LaunchReport {
     pub metrics: Metrics,
+    /// Output of device `printf`, in block order (also written to stdout when `Options::printf_stdout`).
+    pub printf: Vec<String>,
 }
 
 /// (offset, size, align) of one kernel parameter.
@@ -258,12 +263,21 @@ impl Device {
         let out = exec::launch(&spec, &mem);
         let mut metrics = out.metrics;
         metrics.wall_seconds = start.elapsed().as_secs_f64();
+        let printf: Vec<String> = out.printf.into_iter().map(|p| p.1).collect();
+        if self.options.printf_stdout && !printf.is_empty() {
+            use std::io::Write;
+            let mut so = std::io::stdout().lock();
+            for p in &printf {
+                let _ = so.write_all(p.as_bytes());
+            }
+            let _ = so.flush();
+        }
         if !out.reports.is_empty() {
             return Err(EmuError::Check {
                 kernel: kernel.to_string(),
                 reports: out.reports,
             });
         }
-        Ok(LaunchReport { metrics })
+        Ok(LaunchReport { metrics, printf })
     }
 }

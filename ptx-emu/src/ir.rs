@@ -146,6 +146,15 @@ pub enum ITern {
     MadHiSat,
 }
 
+/// Device-runtime functions provided by the emulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    /// `vprintf(fmt, args)`: device printf.
+    Printf,
+    /// `__assertfail(message, file, line, function, char_size)`: a failed `assert()`.
+    AssertFail,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CarryOp {
     Add,
@@ -577,6 +586,12 @@ pub enum Op {
         func: u32,
         args: Vec<(u32, u32)>,
         ret: Vec<(u32, u32)>,
+    },
+    /// A CUDA runtime device function the emulator provides; `args`/`ret` are call-site frame offsets.
+    Builtin {
+        kind: Builtin,
+        args: Vec<u32>,
+        ret: Option<u32>,
     },
     Ret,
     Exit,

@@ -652,3 +652,35 @@ fn seeded_schedules_keep_correct_kernels_correct() {
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:?}");
 }
+
+#[test]
+fn device_printf_and_assert() {
+    let Some(ptx) = compile_cu("printf.cu") else { return };
+    let dev = ptx_emu::Device::new(ptx_emu::Options {
+        printf_stdout: false,
+        ..Default::default()
+    });
+    let m = dev.load_module(&ptx).unwrap();
+    let x = upload(&dev, &bytes_f32(&[1.5, -2.25, 3.0, 4.0]));
+    let mut p = params(&[x]);
+    p.extend_from_slice(&4u32.to_le_bytes());
+    let rep = dev.launch(&m, "pf", &cfg([1, 1, 1], [4, 1, 1], 0), &p).unwrap();
+    assert_eq!(
+        rep.printf,
+        vec![
+            "thread 0 x=1.500000 n=4 str c 1.50e+00 123456789abc\n".to_string(),
+            "thread 1 x=-2.250000 n=4 str c -2.25e+00 123456789abc\n".to_string(),
+        ]
+    );
+    // n = 3: thread 3 fails assert(i < n)
+    p.truncate(8);
+    p.extend_from_slice(&3u32.to_le_bytes());
+    let reps = reports(dev.launch(&m, "pf", &cfg([1, 1, 1], [4, 1, 1], 0), &p));
+    assert_eq!(reps[0].kind, ptx_emu::CheckKind::Trap);
+    assert_eq!(reps[0].thread, [3, 0, 0]);
+    assert!(
+        reps[0].message.contains("assertion `i < n` failed at") && reps[0].message.contains("printf.cu:7"),
+        "{}",
+        reps[0].message
+    );
+}

@@ -3,6 +3,7 @@
 //! keeping its own PC, so divergence and reconvergence are exact. Barriers count arriving threads;
 //! a block where no thread can move is a deadlock report, never a hang.
 
+mod builtin;
 pub mod cvt;
 pub mod float;
 pub mod int;
@@ -102,6 +103,8 @@ pub(crate) struct Env<'a> {
     pub rng: Option<u64>,
     /// Warp-instructions one block may run before it is reported as hung.
     pub watchdog: u64,
+    /// Device printf output: (linear block, line of text).
+    pub printf: Vec<(u64, String)>,
 }
 
 /// Reports beyond this many end the launch.
@@ -146,6 +149,8 @@ impl Env<'_> {
 pub(crate) struct LaunchOut {
     pub metrics: Metrics,
     pub reports: Vec<CheckReport>,
+    /// printf output (linear block, text), in block order.
+    pub printf: Vec<(u64, String)>,
 }
 
 /// What one launch needs, shared by every worker thread.
@@ -182,17 +187,24 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
     };
     let mut metrics = Metrics::default();
     let mut reports = vec![];
+    let mut printf = vec![];
     for o in outs {
         metrics.add(&o.metrics);
         reports.extend(o.reports);
+        printf.extend(o.printf);
     }
+    printf.sort_by_key(|p| p.0);
     // Deterministic order whatever the threads did: by block, then thread; once per (check, line).
     let lin = |b: [u32; 3]| (b[2] as u64 * spec.grid[1] as u64 + b[1] as u64) * spec.grid[0] as u64 + b[0] as u64;
     reports.sort_by_key(|r| (lin(r.block), r.thread[2], r.thread[1], r.thread[0], r.line));
     let mut seen = HashSet::new();
     reports.retain(|r| seen.insert((r.kind, r.line)));
     reports.truncate(MAX_REPORTS);
-    LaunchOut { metrics, reports }
+    LaunchOut {
+        metrics,
+        reports,
+        printf,
+    }
 }
 
 fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBool) -> LaunchOut {
@@ -235,6 +247,7 @@ fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBo
         slice: step::SLICE,
         rng: spec.seed.map(|s| s | 1),
         watchdog: spec.watchdog,
+        printf: vec![],
     };
     let nslots = prog.nslots.max(1) as usize;
     let local = prog.local_bytes as usize;
@@ -278,6 +291,7 @@ fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBo
     LaunchOut {
         metrics: env.metrics,
         reports: env.reports,
+        printf: env.printf,
     }
 }
 

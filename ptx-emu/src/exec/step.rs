@@ -2,7 +2,7 @@
 //! block, meet other lanes or use up the time slice; dispatches arithmetic, logic, conversion and control
 //! instructions (memory: `mem.rs`, collectives: `warp.rs`, tensor core and async copies: `tensor.rs`).
 
-use super::{cvt, float, int, mem, tensor, warp, Env, Lane, Warp};
+use super::{builtin, cvt, float, int, mem, tensor, warp, Env, Lane, Warp};
 use crate::error::CheckKind;
 use crate::ir::*;
 
@@ -563,6 +563,14 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
                 w.pc[l] = if active >> l & 1 == 1 { f.entry } else { pc + 1 };
             });
             return Flow::Stop;
+        }
+        Op::Builtin { kind, args, ret } => {
+            if active != 0 {
+                builtin::call(w, env, *kind, args, *ret, active, inst.line);
+            }
+            if env.fatal {
+                return Flow::Stop;
+            }
         }
         Op::Ret => {
             if active == 0 {

@@ -251,6 +251,30 @@ pub(crate) fn lower_inst_mem(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<
                     _ => unsupported(i.line, "call with a non-param argument"),
                 }
             };
+            if matches!(fname.as_str(), "vprintf" | "__assertfail") && !ctx.funcs.contains_key(&fname) {
+                // CUDA runtime device functions, provided by the emulator
+                let frames = args.iter().map(|a| frame(ctx, a).map(|f| f.0)).collect::<R<Vec<_>>>()?;
+                let ret = rets.first().map(|r| frame(ctx, r).map(|f| f.0)).transpose()?;
+                let want = if fname == "vprintf" { 2 } else { 5 };
+                if frames.len() != want {
+                    return parse_err(i.line, format!("call of `{fname}` with the wrong number of arguments"));
+                }
+                let kind = if fname == "vprintf" {
+                    Builtin::Printf
+                } else {
+                    Builtin::AssertFail
+                };
+                ctx.emit(
+                    Op::Builtin {
+                        kind,
+                        args: frames,
+                        ret,
+                    },
+                    guard,
+                    Class::Control,
+                );
+                return Ok(());
+            }
             let Some((_, info)) = ctx.funcs.get(&fname) else {
                 return unsupported(
                     i.line,
