@@ -537,7 +537,8 @@ fn blocks_on_several_worker_threads_give_the_same_results() {
             download(&dev, hist, 64),
             download(&dev, maxv, 4),
             download(&dev, ring, 4),
-            rep.metrics.instructions,
+            // (instruction counts may differ: the CAS loop retries depend on the interleaving)
+            rep.metrics.blocks,
         ));
     }
     assert_eq!(results[0], results[1]);
