@@ -26,14 +26,20 @@ fn byte_mask(lo: usize, hi: usize) -> u64 {
 }
 
 impl Allocation {
-    fn new(base: u64, size: u64) -> Self {
-        let words = (size as usize).div_ceil(8);
-        Allocation {
+    fn new(base: u64, size: u64) -> Result<Self, EmuError> {
+        let zeroed = |n: usize| -> Result<Box<[AtomicU64]>, EmuError> {
+            let mut v: Vec<AtomicU64> = Vec::new();
+            v.try_reserve_exact(n)
+                .map_err(|_| EmuError::Usage(format!("cannot allocate {size} bytes of device memory on the host")))?;
+            v.resize_with(n, || AtomicU64::new(0));
+            Ok(v.into_boxed_slice())
+        };
+        Ok(Allocation {
             base,
             size,
-            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
-            init: (0..(size as usize).div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
-        }
+            words: zeroed((size as usize).div_ceil(8))?,
+            init: zeroed((size as usize).div_ceil(64))?,
+        })
     }
 
     /// Copies bytes [off, off + out.len()) out.
@@ -130,8 +136,9 @@ impl GlobalMem {
             return Err(EmuError::Usage(format!("allocation of {bytes} bytes is too large")));
         }
         let base = self.next;
+        let a = Allocation::new(base, size)?;
         self.next = (base + size + GAP).div_ceil(256) * 256;
-        self.allocs.push(Allocation::new(base, size));
+        self.allocs.push(a);
         Ok(base)
     }
 

@@ -198,7 +198,11 @@ fn parse_var(p: &mut P) -> R<VarDecl> {
                 v.count = None;
                 continue;
             }
-            count *= p.int()? as u64;
+            let n = p.int()?;
+            if !(0..=1 << 40).contains(&n) {
+                return parse_err(line, format!("array dimension {n} out of range"));
+            }
+            count = count.saturating_mul(n as u64).min(1 << 40);
             p.expect_punct(']')?;
         }
         if v.count.is_some() {
@@ -351,7 +355,11 @@ fn parse_reg(p: &mut P) -> R<RegDecl> {
     loop {
         let n = p.ident()?;
         if p.eat_punct('<') {
-            let c = p.int()? as u32;
+            let c = p.int()?;
+            if !(0..=1 << 16).contains(&c) {
+                return parse_err(line, format!("register count {c} out of range"));
+            }
+            let c = c as u32;
             p.expect_punct('>')?;
             names.push((n, Some(c)));
         } else {

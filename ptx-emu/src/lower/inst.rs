@@ -148,6 +148,9 @@ pub(crate) fn lower_inst(ctx: &mut FnCtx, i: &Instr) -> R<()> {
             let t = o.ty().ok_or_else(|| une(i))?;
             let bits = t.bits() as u8;
             match (&x[0], &x[1]) {
+                (Operand::Vec(v), _) | (_, Operand::Vec(v)) if v.is_empty() || v.len() > 8 => {
+                    return parse_err(i.line, "mov with an empty or oversized vector");
+                }
                 (Operand::Vec(ds), a) => {
                     let a = ctx.src(a, None)?;
                     let each = bits / ds.len() as u8;

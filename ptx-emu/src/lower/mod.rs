@@ -44,6 +44,9 @@ pub fn module_globals(m: &ast::Module) -> R<Vec<GlobalVar>> {
         let Some(_) = g.count else {
             return unsupported(g.line, format!("unsized {} variable {}", g.space, g.name));
         };
+        if g.size() > 1 << 30 {
+            return unsupported(g.line, format!("{} variable {} larger than 1 GiB", g.space, g.name));
+        }
         let es = crate::ast::type_size(&g.ty).unwrap_or(1) as usize;
         let mut bytes = vec![0u8; g.size() as usize];
         for (i, v) in g.init.iter().enumerate() {
@@ -60,6 +63,11 @@ pub fn module_globals(m: &ast::Module) -> R<Vec<GlobalVar>> {
     }
     Ok(out)
 }
+
+/// Register slots per function (per thread) the emulator accepts.
+const MAX_SLOTS: u64 = 1 << 16;
+/// Local memory per thread (CUDA's limit is 512 KiB).
+const MAX_LOCAL: u64 = 512 * 1024;
 
 fn align_up(x: u64, a: u64) -> u64 {
     let a = a.max(1);
@@ -470,6 +478,10 @@ fn lower_body(ctx: &mut FnCtx, body: &[Stmt]) -> R<()> {
                 }
             }
             Stmt::Reg(r) => {
+                let total: u64 = r.names.iter().map(|(_, c)| c.unwrap_or(1) as u64).sum::<u64>() * r.vec.max(1) as u64;
+                if total + ctx.next_slot as u64 > MAX_SLOTS {
+                    return unsupported(r.line, format!("more than {MAX_SLOTS} registers in one function"));
+                }
                 for (name, count) in &r.names {
                     let slots = r.vec.max(1);
                     match count {
@@ -500,6 +512,12 @@ fn lower_body(ctx: &mut FnCtx, body: &[Stmt]) -> R<()> {
             Stmt::Var(v) => {
                 let sym = match v.space.as_str() {
                     ".local" | ".param" => {
+                        if v.size() > MAX_LOCAL || *ctx.local_bytes > MAX_LOCAL {
+                            return unsupported(
+                                v.line,
+                                format!("more than {MAX_LOCAL} bytes of local memory per thread"),
+                            );
+                        }
                         *ctx.local_bytes = align_up(*ctx.local_bytes, v.align.max(1) as u64);
                         let o = *ctx.local_bytes as u32;
                         *ctx.local_bytes += v.size().max(1);
@@ -512,6 +530,9 @@ fn lower_body(ctx: &mut FnCtx, body: &[Stmt]) -> R<()> {
                     ".shared" => {
                         if v.count.is_none() {
                             return unsupported(v.line, "unsized .shared declaration inside a function");
+                        }
+                        if v.size() > 1 << 24 {
+                            return unsupported(v.line, "a .shared variable larger than 16 MiB");
                         }
                         ctx.shared_bytes = align_up(ctx.shared_bytes, v.align.max(1) as u64);
                         let o = ctx.shared_bytes as u32;
