@@ -184,3 +184,34 @@ fn recursion_is_rejected() {
         other => panic!("expected Unsupported, got {other:?}"),
     }
 }
+
+#[test]
+fn device_and_module_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ptx_emu::Device>();
+    assert_send_sync::<ptx_emu::Module>();
+    assert_send_sync::<ptx_emu::Metrics>();
+    assert_send_sync::<ptx_emu::EmuError>();
+    // one device shared by threads: concurrent allocation, copies and launches
+    let dev = std::sync::Arc::new(device(Checks::all()));
+    let src = format!(
+        "{HEADER}.visible .entry k(.param .u64 p)\n{{\n.reg .b32 %r<4>;\n.reg .b64 %rd<4>;\nld.param.u64 %rd1, [p];\nmov.u32 %r1, %tid.x;\nmul.wide.u32 %rd2, %r1, 4;\nadd.s64 %rd3, %rd1, %rd2;\nst.global.u32 [%rd3], %r1;\nret;\n}}\n"
+    );
+    let m = dev.load_module(&src).unwrap();
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            let (dev, m) = (dev.clone(), m.clone());
+            std::thread::spawn(move || {
+                let out = dev.alloc(128).unwrap();
+                dev.launch(&m, "k", &cfg([1, 1, 1], [32, 1, 1], 0), &params(&[out]))
+                    .unwrap();
+                let got = u32s(&download(&dev, out, 128));
+                dev.free(out).unwrap();
+                got
+            })
+        })
+        .collect();
+    for h in hs {
+        assert_eq!(h.join().unwrap(), (0..32).collect::<Vec<u32>>());
+    }
+}

@@ -8,6 +8,7 @@ pub mod cvt;
 pub mod float;
 pub mod int;
 mod mem;
+mod pred;
 mod race;
 mod step;
 mod tensor;

@@ -6,7 +6,7 @@ use crate::ast::{type_size, Instr, Operand};
 use crate::error::{parse_err, unsupported};
 use crate::ir::*;
 
-fn space_of(o: &Opc) -> R<Option<Space>> {
+pub(crate) fn space_of(o: &Opc) -> R<Option<Space>> {
     let mut sp = None;
     for m in &o.mods {
         let s = match *m {
@@ -23,7 +23,7 @@ fn space_of(o: &Opc) -> R<Option<Space>> {
 }
 
 /// Destination slots of `d` or `{d0, d1, ...}`; `_` sinks get a fresh slot.
-fn dsts(ctx: &mut FnCtx, o: &Operand) -> R<Vec<Slot>> {
+pub(crate) fn dsts(ctx: &mut FnCtx, o: &Operand) -> R<Vec<Slot>> {
     let one = |ctx: &mut FnCtx, o: &Operand| match o {
         Operand::Name(n) if n == "_" => Ok(ctx.new_slot()),
         o => ctx.dst(o),
@@ -34,7 +34,7 @@ fn dsts(ctx: &mut FnCtx, o: &Operand) -> R<Vec<Slot>> {
     }
 }
 
-fn srcs(ctx: &mut FnCtx, o: &Operand, f: Option<FTy>) -> R<Vec<Src>> {
+pub(crate) fn srcs(ctx: &mut FnCtx, o: &Operand, f: Option<FTy>) -> R<Vec<Src>> {
     match o {
         Operand::Vec(v) => v.iter().map(|s| ctx.src(s, f)).collect(),
         o => Ok(vec![ctx.src(o, f)?]),
@@ -50,7 +50,7 @@ fn fty(t: Option<Ty>) -> Option<FTy> {
 
 /// The space of an access: the opcode's, refined by a symbol's own space (a device function's `.param`
 /// lives in per-thread local memory here).
-fn access_space(op_space: Option<Space>, sym_space: Option<Space>) -> Space {
+pub(crate) fn access_space(op_space: Option<Space>, sym_space: Option<Space>) -> Space {
     match (op_space, sym_space) {
         (Some(Space::Param), Some(s)) => s,
         (Some(s), _) => s,
@@ -75,7 +75,7 @@ fn pred_src(ctx: &mut FnCtx, o: &Operand) -> R<(Src, bool)> {
     }
 }
 
-fn mma_ty(s: &str) -> Option<MmaTy> {
+pub(crate) fn mma_ty(s: &str) -> Option<MmaTy> {
     Some(match s {
         "f16" => MmaTy::F16,
         "bf16" => MmaTy::BF16,
@@ -472,150 +472,7 @@ pub(crate) fn lower_inst_mem(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<
             let d = ctx.dst(x.first().ok_or_else(|| une(i))?)?;
             ctx.emit(Op::Activemask { d }, guard, Class::Warp);
         }
-        "mma" => {
-            let shape = o.mods.iter().find(|m| m.starts_with('m')).copied().unwrap_or("");
-            let k = match shape {
-                "m16n8k16" => 16,
-                "m16n8k8" => 8,
-                _ => return un(i),
-            };
-            if !o.has("row") || !o.has("col") || n != 4 {
-                return un(i);
-            }
-            let tys: Vec<MmaTy> = o.mods.iter().filter_map(|m| mma_ty(m)).collect();
-            if tys.len() != 4 || tys[1] != tys[2] || tys[1] == MmaTy::F32 {
-                return un(i);
-            }
-            let (dt, ab, ct) = (tys[0], tys[1], tys[3]);
-            if ab == MmaTy::BF16 && (dt != MmaTy::F32 || ct != MmaTy::F32) {
-                return un(i);
-            }
-            let d = dsts(ctx, &x[0])?;
-            let a = srcs(ctx, &x[1], None)?;
-            let b = srcs(ctx, &x[2], None)?;
-            let c = srcs(ctx, &x[3], None)?;
-            let acc = if dt == MmaTy::F32 { 4 } else { 2 };
-            let cacc = if ct == MmaTy::F32 { 4 } else { 2 };
-            let (na, nb) = if k == 16 { (4, 2) } else { (2, 1) };
-            if d.len() != acc || c.len() != cacc || a.len() != na || b.len() != nb {
-                return parse_err(i.line, "mma: wrong fragment sizes");
-            }
-            ctx.emit(
-                Op::Mma {
-                    k,
-                    ab,
-                    cd: dt,
-                    ct,
-                    d,
-                    a,
-                    b,
-                    c,
-                },
-                guard,
-                Class::Tensor,
-            );
-        }
-        "ldmatrix" | "stmatrix" => {
-            if !o.has("m8n8") || !o.has("b16") || n != 2 {
-                return un(i);
-            }
-            let cnt = if o.has("x1") {
-                1
-            } else if o.has("x2") {
-                2
-            } else if o.has("x4") {
-                4
-            } else {
-                return un(i);
-            };
-            let trans = o.has("trans");
-            let space = space_of(o)?.unwrap_or(Space::Generic);
-            if o.base == "ldmatrix" {
-                let (addr, sym) = ctx.addr(&x[1])?;
-                let ds = dsts(ctx, &x[0])?;
-                if ds.len() != cnt as usize {
-                    return parse_err(i.line, "ldmatrix: wrong destination count");
-                }
-                ctx.emit(
-                    Op::Ldmatrix {
-                        n: cnt,
-                        trans,
-                        ds,
-                        addr,
-                        space: access_space(Some(space), sym),
-                    },
-                    guard,
-                    Class::Tensor,
-                );
-            } else {
-                let (addr, sym) = ctx.addr(&x[0])?;
-                let s = srcs(ctx, &x[1], None)?;
-                if s.len() != cnt as usize {
-                    return parse_err(i.line, "stmatrix: wrong source count");
-                }
-                ctx.emit(
-                    Op::Stmatrix {
-                        n: cnt,
-                        trans,
-                        srcs: s,
-                        addr,
-                        space: access_space(Some(space), sym),
-                    },
-                    guard,
-                    Class::Tensor,
-                );
-            }
-        }
-        "cp" => {
-            if !o.has("async") || o.has("bulk") || o.mods.iter().any(|m| m.starts_with("mbarrier")) {
-                return un(i);
-            }
-            if o.has("commit_group") {
-                ctx.emit(Op::CpAsyncCommit, guard, Class::Async);
-            } else if o.has("wait_group") {
-                let Some(Operand::Imm(k)) = x.first() else {
-                    return parse_err(i.line, "wait_group needs N");
-                };
-                ctx.emit(Op::CpAsyncWait { n: *k as u32 }, guard, Class::Async);
-            } else if o.has("wait_all") {
-                ctx.emit(Op::CpAsyncWait { n: u32::MAX }, guard, Class::Async);
-            } else if o.has("ca") || o.has("cg") {
-                if !(3..=4).contains(&n) {
-                    return un(i);
-                }
-                let (dst, _) = ctx.addr(&x[0])?;
-                let (src, _) = ctx.addr(&x[1])?;
-                let Operand::Imm(size) = x[2] else {
-                    return parse_err(i.line, "cp.async: cp-size must be 4, 8 or 16");
-                };
-                if !matches!(size, 4 | 8 | 16) || (o.has("cg") && size != 16) {
-                    return parse_err(i.line, "cp.async: cp-size must be 4, 8 or 16 (16 for .cg)");
-                }
-                let (mut src_size, mut ignore) = (None, None);
-                if n == 4 {
-                    match &x[3] {
-                        Operand::Not(p) => ignore = Some((Src::R(ctx.reg(p)?), true)),
-                        Operand::Name(p) if ctx.preds.contains(&ctx.reg(p)?) => {
-                            ignore = Some((Src::R(ctx.reg(p)?), false))
-                        }
-                        other => src_size = Some(ctx.src(other, None)?),
-                    }
-                }
-                ctx.emit(
-                    Op::CpAsync {
-                        size: size as u8,
-                        dst,
-                        src,
-                        src_size,
-                        ignore,
-                    },
-                    guard,
-                    Class::Async,
-                );
-            } else {
-                return un(i);
-            }
-        }
+        "mma" | "ldmatrix" | "stmatrix" | "cp" => return super::inst_tensor::lower_tensor(ctx, i, o, guard),
         _ => return un(i),
     }
     let _ = (int_ty, ty, type_size);

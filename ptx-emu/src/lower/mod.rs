@@ -2,7 +2,9 @@
 //! scope, resolves labels and calls, and lowers each instruction (`inst.rs`, `inst_mem.rs`).
 
 mod inst;
+mod inst_cmp;
 mod inst_mem;
+mod inst_tensor;
 mod mods;
 
 use std::collections::HashMap;
