@@ -287,3 +287,14 @@ fn isspacep_and_cvta_windows() {
     let y = eval("isspacep.global %p0, %x0; selp.u64 %y0, 1, 0, %p0;", &[0x1_0000_0000]);
     assert_eq!(y[0], 1);
 }
+
+#[test]
+fn half_precision_atomics() {
+    // atomically add 1.0 to both halves of an f16x2 (and bf16x2) in global memory: 0x3c00_4000 -> 0x4000_4200
+    let body = "ld.param.u64 %t0, [p_out];\nst.global.u32 [%t0+16], %x0;\natom.global.add.noftz.f16x2 %y0, [%t0+16], %x1;\nld.global.u32 %y1, [%t0+16];";
+    let y = eval(body, &[0x3c00_4000, 0x3c00_3c00]);
+    assert_eq!((y[0], y[1] & 0xffff_ffff), (0x3c00_4000, 0x4000_4200));
+    let body = "ld.param.u64 %t0, [p_out];\nst.global.u32 [%t0+16], %x0;\nred.global.add.noftz.bf16x2 [%t0+16], %x1;\nld.global.u32 %y1, [%t0+16];";
+    let y = eval(body, &[0x3f80_4000, 0x3f80_3f80]);
+    assert_eq!(y[1] & 0xffff_ffff, 0x4000_4040);
+}

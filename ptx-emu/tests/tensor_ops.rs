@@ -258,3 +258,51 @@ fn mma_f16_accumulator_layout() {
         );
     }
 }
+
+#[test]
+fn mma_tf32_fragment_layouts() {
+    // tf32 values: f32 with the low 13 mantissa bits ignored; small integers and halves are exact
+    let a = |r: usize, k: usize| ((r * 5 + k * 3) % 11) as f32 * 0.5 - 2.5;
+    let b = |k: usize, n: usize| ((k * 7 + n) % 9) as f32 - 4.0;
+    // m16n8k8: a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); b0 (k = t, n = g), b1 (k = t+4, n = g)
+    let mut regs = vec![[0u32; 12]; 32];
+    for lane in 0..32 {
+        let (g, t) = (lane / 4, lane % 4);
+        regs[lane][0] = a(g, t).to_bits();
+        regs[lane][1] = a(g + 8, t).to_bits();
+        regs[lane][2] = a(g, t + 4).to_bits();
+        regs[lane][3] = a(g + 8, t + 4).to_bits() | 0x1fff; // low bits are ignored
+        regs[lane][4] = b(t, g).to_bits();
+        regs[lane][5] = b(t + 4, g).to_bits();
+    }
+    let out = run_mma(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%r13, %r14, %r15, %r16}, {%r1, %r2, %r3, %r4}, {%r5, %r6}, {%r7, %r8, %r9, %r10};",
+        &regs,
+    );
+    let d = |r: usize, n: usize| (0..8).map(|k| a(r, k) * b(k, n)).sum::<f32>();
+    for lane in 0..32 {
+        let (g, t) = (lane / 4, lane % 4);
+        let want = [d(g, 2 * t), d(g, 2 * t + 1), d(g + 8, 2 * t), d(g + 8, 2 * t + 1)];
+        let got: Vec<f32> = out[lane].iter().map(|&v| f32::from_bits(v)).collect();
+        assert_eq!(got, want, "k8 lane {lane}");
+    }
+    // m16n8k4: a0 (g, t), a1 (g+8, t); b0 (k = t, n = g)
+    let mut regs = vec![[0u32; 12]; 32];
+    for lane in 0..32 {
+        let (g, t) = (lane / 4, lane % 4);
+        regs[lane][0] = a(g, t).to_bits();
+        regs[lane][1] = a(g + 8, t).to_bits();
+        regs[lane][4] = b(t, g).to_bits();
+    }
+    let out = run_mma(
+        "mma.sync.aligned.m16n8k4.row.col.f32.tf32.tf32.f32 {%r13, %r14, %r15, %r16}, {%r1, %r2}, {%r5}, {%r7, %r8, %r9, %r10};",
+        &regs,
+    );
+    let d = |r: usize, n: usize| (0..4).map(|k| a(r, k) * b(k, n)).sum::<f32>();
+    for lane in 0..32 {
+        let (g, t) = (lane / 4, lane % 4);
+        let want = [d(g, 2 * t), d(g, 2 * t + 1), d(g + 8, 2 * t), d(g + 8, 2 * t + 1)];
+        let got: Vec<f32> = out[lane].iter().map(|&v| f32::from_bits(v)).collect();
+        assert_eq!(got, want, "k4 lane {lane}");
+    }
+}

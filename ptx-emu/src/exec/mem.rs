@@ -481,7 +481,11 @@ fn atom_op(op: AtomOp, t: Ty, old: u64, b: u64, c: u64) -> u64 {
                     relu: false,
                     nan: false,
                 };
-                float::bin_scalar(FBin::Add, f, mods, old, b)
+                if float::is_packed(f) {
+                    float::packed(f, |s, x, y, _| float::bin_scalar(FBin::Add, s, mods, x, y), old, b, 0)
+                } else {
+                    float::bin_scalar(FBin::Add, f, mods, old, b)
+                }
             }
             AtomOp::Exch => b,
             AtomOp::Min => float::bin_scalar(

@@ -14,6 +14,7 @@ fn half(t: MmaTy, bits: u64) -> f64 {
         MmaTy::F16 => float::to_f64(F16, bits & 0xffff),
         MmaTy::BF16 => float::to_f64(BF16, bits & 0xffff),
         MmaTy::F32 => f32::from_bits(bits as u32) as f64,
+        MmaTy::TF32 => f32::from_bits(bits as u32 & 0xffff_e000) as f64,
     }
 }
 
@@ -58,18 +59,30 @@ pub(crate) fn mma(w: &mut Warp, env: &mut Env, op: &Op, group: u32) {
     let mut bm = [[0f64; 8]; 16];
     let mut cm = [[0f64; 8]; 16];
     for lane in 0..32 {
-        for (ri, s) in a.iter().enumerate() {
-            let v = get(r, *s, lane);
-            for h in 0..2 {
-                let (row, col) = a_coord(ri, h, lane);
-                am[row][col] = half(*ab, v >> (16 * h));
+        if *ab == MmaTy::TF32 {
+            // one element per register: A a{0..3} = (g, t), (g+8, t), (g, t+4), (g+8, t+4);
+            // B b{0,1} = (k = t, n = g), (k = t+4, n = g)
+            let (g, t) = (lane / 4, lane % 4);
+            for (ri, s) in a.iter().enumerate() {
+                am[g + 8 * (ri & 1)][t + 4 * (ri >> 1)] = half(MmaTy::TF32, get(r, *s, lane));
             }
-        }
-        for (ri, s) in b.iter().enumerate() {
-            let v = get(r, *s, lane);
-            for h in 0..2 {
-                let (row, col) = b_coord(ri, h, lane);
-                bm[row][col] = half(*ab, v >> (16 * h));
+            for (ri, s) in b.iter().enumerate() {
+                bm[t + 4 * ri][g] = half(MmaTy::TF32, get(r, *s, lane));
+            }
+        } else {
+            for (ri, s) in a.iter().enumerate() {
+                let v = get(r, *s, lane);
+                for h in 0..2 {
+                    let (row, col) = a_coord(ri, h, lane);
+                    am[row][col] = half(*ab, v >> (16 * h));
+                }
+            }
+            for (ri, s) in b.iter().enumerate() {
+                let v = get(r, *s, lane);
+                for h in 0..2 {
+                    let (row, col) = b_coord(ri, h, lane);
+                    bm[row][col] = half(*ab, v >> (16 * h));
+                }
             }
         }
         for i in 0..4 {

@@ -201,6 +201,8 @@ pub enum MmaTy {
     F16,
     BF16,
     F32,
+    /// TF32 (f32 bits; the low 13 mantissa bits are ignored).
+    TF32,
 }
 
 /// Instruction classes for the metrics.

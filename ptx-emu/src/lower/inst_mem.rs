@@ -80,6 +80,7 @@ pub(crate) fn mma_ty(s: &str) -> Option<MmaTy> {
         "f16" => MmaTy::F16,
         "bf16" => MmaTy::BF16,
         "f32" => MmaTy::F32,
+        "tf32" => MmaTy::TF32,
         _ => return None,
     })
 }
@@ -158,12 +159,12 @@ pub(crate) fn lower_inst_mem(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<
                 .ok_or_else(|| une(i))?;
             if o.mods
                 .iter()
-                .any(|m| matches!(*m, "v2" | "v4" | "v8" | "f16x2" | "bf16x2" | "shared::cluster"))
+                .any(|m| matches!(*m, "v2" | "v4" | "v8" | "shared::cluster"))
             {
                 return un(i);
             }
             let t = o.ty().ok_or_else(|| une(i))?;
-            if matches!(t, Ty::F(FTy::F16 | FTy::BF16)) && op != AtomOp::Add {
+            if matches!(t, Ty::F(FTy::F16 | FTy::BF16 | FTy::F16x2 | FTy::BF16x2)) && op != AtomOp::Add {
                 return un(i);
             }
             let space = space_of(o)?.unwrap_or(Space::Generic);

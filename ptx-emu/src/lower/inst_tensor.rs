@@ -16,6 +16,7 @@ pub(crate) fn lower_tensor(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<(S
             let k = match shape {
                 "m16n8k16" => 16,
                 "m16n8k8" => 8,
+                "m16n8k4" => 4,
                 _ => return un(i),
             };
             if !o.has("row") || !o.has("col") || n != 4 {
@@ -26,7 +27,12 @@ pub(crate) fn lower_tensor(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<(S
                 return un(i);
             }
             let (dt, ab, ct) = (tys[0], tys[1], tys[3]);
-            if ab == MmaTy::BF16 && (dt != MmaTy::F32 || ct != MmaTy::F32) {
+            if matches!(ab, MmaTy::BF16 | MmaTy::TF32) && (dt != MmaTy::F32 || ct != MmaTy::F32) {
+                return un(i);
+            }
+            // f16/bf16: k16 or k8; tf32: k8 or k4
+            let tf32 = ab == MmaTy::TF32;
+            if (tf32 && k == 16) || (!tf32 && k == 4) {
                 return un(i);
             }
             let d = dsts(ctx, &x[0])?;
@@ -35,7 +41,8 @@ pub(crate) fn lower_tensor(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<(S
             let c = srcs(ctx, &x[3], None)?;
             let acc = if dt == MmaTy::F32 { 4 } else { 2 };
             let cacc = if ct == MmaTy::F32 { 4 } else { 2 };
-            let (na, nb) = if k == 16 { (4, 2) } else { (2, 1) };
+            let full = if tf32 { k == 8 } else { k == 16 };
+            let (na, nb) = if full { (4, 2) } else { (2, 1) };
             if d.len() != acc || c.len() != cacc || a.len() != na || b.len() != nb {
                 return parse_err(i.line, "mma: wrong fragment sizes");
             }

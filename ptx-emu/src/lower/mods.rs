@@ -74,7 +74,7 @@ fn allowed(base: &str) -> Option<Vec<&'static str>> {
         "vote" => add(&["sync", "all", "any", "uni", "ballot"]),
         "redux" => add(&["sync", "add", "min", "max", "and", "or", "xor"]),
         "match" => add(&["sync", "any", "all"]),
-        "mma" => add(&["sync", "aligned", "m16n8k16", "m16n8k8", "row", "col"]),
+        "mma" => add(&["sync", "aligned", "m16n8k16", "m16n8k8", "m16n8k4", "row", "col"]),
         "ldmatrix" | "stmatrix" => add(&["sync", "aligned", "m8n8", "x1", "x2", "x4", "trans"]),
         "cp" => add(&["async", "ca", "cg", "commit_group", "wait_group", "wait_all"]),
         _ => return None,
