@@ -332,3 +332,43 @@ fn spin_wait_that_never_ends_hits_the_watchdog() {
     let reps = reports(launch(&src, Checks::all(), 32, (buf, buf), &dev));
     assert!(reps[0].message.contains("watchdog"), "{}", reps[0].message);
 }
+
+#[test]
+fn racecheck_named_barriers_order_only_their_participants() {
+    let dev = device(Checks::all());
+    let buf = upload(&dev, &[0u8; 64]);
+    // warps 0-1 synchronise on barrier 1 (64 threads); warp 2 is not a participant.
+    // thread 32 writes s[4] before the barrier, thread 0 reads it after: ordered.
+    // thread 64 (warp 2) writes s[0] at any time, thread 0 reads it after the barrier: a race.
+    let body = "mov.u32 %r2, s;
+setp.eq.u32 %p1, %r1, 64;
+@%p1 st.shared.u32 [%r2], %r1; // W2
+setp.ge.u32 %p2, %r1, 64;
+@%p2 bra $L_end;
+setp.eq.u32 %p3, %r1, 32;
+@%p3 st.shared.u32 [%r2+4], %r1;
+bar.sync 1, 64;
+setp.ne.u32 %p4, %r1, 0;
+@%p4 bra $L_end;
+ld.shared.u32 %r3, [%r2+4];
+READ
+$L_end:";
+    let ordered = kernel(".shared .align 4 .b8 s[64];", &body.replace("READ", ""));
+    launch(&ordered, Checks::all(), 96, (buf, buf), &dev).unwrap();
+    let racy = kernel(
+        ".shared .align 4 .b8 s[64];",
+        &body.replace("READ", "ld.shared.u32 %r4, [%r2]; // R0"),
+    );
+    let reps = reports(launch(&racy, Checks::all(), 96, (buf, buf), &dev));
+    let r = reps
+        .iter()
+        .find(|r| r.kind == CheckKind::Racecheck)
+        .expect("racecheck report");
+    assert!(r.message.contains("RAW"), "{}", r.message);
+    assert_eq!(r.line, line_of(&racy, "R0"));
+    assert!(
+        r.message.contains(&format!("line {}", line_of(&racy, "W2"))),
+        "{}",
+        r.message
+    );
+}

@@ -174,7 +174,12 @@ fn check_shared(w: &Warp, env: &mut Env, l: usize, off: usize, len: usize, write
     }
     if env.checks.racecheck {
         let t = tid(w, l);
-        if let Some(h) = env.race.access(off, len, t, write, env.epoch, &env.warp_syncs, line) {
+        let sync = super::race::SyncState {
+            full_epoch: env.full_epoch,
+            hist: &env.bar_hist,
+            warp_syncs: &env.warp_syncs,
+        };
+        if let Some(h) = env.race.access(off, len, t, write, env.epoch, &sync, line) {
             let other = env.thread_of(h.other / 32, (h.other % 32) as usize);
             env.report(
                 CheckKind::Racecheck,

@@ -65,10 +65,12 @@ pub(crate) struct Warp {
 }
 
 /// Barrier state of one id.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Bar {
     pub arrived: u32,
     pub expected: Option<u32>,
+    /// Threads (block-linear ids) that arrived, for racecheck.
+    pub members: Vec<u32>,
 }
 
 /// Everything a warp needs besides itself.
@@ -91,6 +93,10 @@ pub(crate) struct Env<'a> {
     pub race: RaceShadow,
     pub epoch: u32,
     pub bars: [Bar; 16],
+    /// racecheck: epoch of the last barrier the whole block took part in.
+    pub full_epoch: u32,
+    /// racecheck: per thread, the epochs of the partial (named, counted) barriers it took part in.
+    pub bar_hist: Vec<Vec<u32>>,
     pub live: u32,
     pub reports: Vec<CheckReport>,
     pub seen: HashSet<(CheckKind, u32)>,
@@ -237,7 +243,9 @@ fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBo
         dyn_shared: spec.dyn_shared,
         race: RaceShadow::new(if checks.racecheck { shared_size } else { 0 }),
         epoch: 0,
-        bars: [Bar::default(); 16],
+        bars: std::array::from_fn(|_| Bar::default()),
+        full_epoch: 0,
+        bar_hist: vec![Vec::new(); nthreads as usize],
         live: 0,
         reports: vec![],
         seen: HashSet::new(),
@@ -308,7 +316,11 @@ fn start_block(env: &mut Env, warps: &mut [Warp], entry: u32, nthreads: u32) {
     env.shared_init.fill(0);
     env.shared_pending.clear();
     env.epoch = env.epoch.wrapping_add(1);
-    env.bars = [Bar::default(); 16];
+    env.bars = std::array::from_fn(|_| Bar::default());
+    env.full_epoch = env.epoch;
+    for h in env.bar_hist.iter_mut() {
+        h.clear();
+    }
     env.live = nthreads;
     for w in warps.iter_mut() {
         let first = w.id * 32;
@@ -386,12 +398,12 @@ fn run_block(env: &mut Env, warps: &mut [Warp]) {
 fn release_all(env: &mut Env, warps: &mut [Warp]) -> bool {
     let mut any = false;
     for id in 0..16 {
-        let b = env.bars[id];
-        if b.arrived == 0 {
+        let (arrived, expected) = (env.bars[id].arrived, env.bars[id].expected);
+        if arrived == 0 {
             continue;
         }
-        let expected = b.expected.unwrap_or(env.live);
-        if b.arrived < expected {
+        let expected = expected.unwrap_or(env.live);
+        if arrived < expected {
             continue;
         }
         any = true;
@@ -424,9 +436,20 @@ fn release_all(env: &mut Env, warps: &mut [Warp]) -> bool {
                 format!("divergent barrier: threads wait for barrier {id} at different instructions (PTX lines {l0} and {l1}), e.g. __syncthreads() inside a branch"),
             );
         }
-        env.bars[id] = Bar::default();
+        let members = std::mem::take(&mut env.bars[id]).members;
         env.epoch = env.epoch.wrapping_add(1);
         env.metrics.barriers += 1;
+        if env.checks.racecheck {
+            if members.len() as u32 >= env.live {
+                env.full_epoch = env.epoch;
+            } else {
+                for t in members {
+                    if let Some(h) = env.bar_hist.get_mut(t as usize) {
+                        h.push(env.epoch);
+                    }
+                }
+            }
+        }
     }
     any
 }
@@ -439,7 +462,7 @@ fn deadlock(env: &mut Env, warps: &mut [Warp]) {
             match w.state[l] {
                 Lane::Barrier => {
                     let id = w.bar_id[l] as usize;
-                    let b = env.bars[id];
+                    let b = &env.bars[id];
                     let exp = b.expected.unwrap_or(env.live);
                     let line = env.prog.code[pc].line;
                     env.report(

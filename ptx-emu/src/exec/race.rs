@@ -1,6 +1,32 @@
 //! racecheck shadow state: for every shared-memory byte, the last writer and the last reader(s), each
-//! tagged with the barrier epoch and its warp's sync counter. Two accesses by different threads in the
-//! same epoch, at least one a write, with no warp-level sync between them (same warp), are a hazard.
+//! tagged with the barrier epoch and its warp's sync counter. Two accesses by different threads, at least
+//! one a write, are a hazard unless a barrier both threads took part in completed between them (a
+//! barrier of the whole block, or a named barrier with a thread count that both joined), or, within one
+//! warp, a warp-level sync happened between them.
+
+/// What orders accesses: the epoch of the last whole-block barrier, the epochs of the partial barriers
+/// each thread joined, and each warp's sync counter.
+pub(crate) struct SyncState<'a> {
+    pub full_epoch: u32,
+    pub hist: &'a [Vec<u32>],
+    pub warp_syncs: &'a [u32],
+}
+
+impl SyncState<'_> {
+    /// Is an access by `other` at epoch `ep` (warp sync count `ws`) ordered before thread `tid` now?
+    fn ordered(&self, other: u32, ep: u32, ws: u32, tid: u32) -> bool {
+        if other == tid || self.full_epoch > ep {
+            return true;
+        }
+        if tid / 32 == other / 32 && self.warp_syncs.get((other / 32) as usize).is_some_and(|&w| w != ws) {
+            return true;
+        }
+        let (Some(ho), Some(ht)) = (self.hist.get(other as usize), self.hist.get(tid as usize)) else {
+            return false;
+        };
+        ho.iter().any(|&e| e > ep && ht.contains(&e))
+    }
+}
 
 #[derive(Clone, Copy)]
 struct Cell {
@@ -51,12 +77,8 @@ impl RaceShadow {
         }
     }
 
-    fn synced(tid: u32, other: u32, other_ws: u32, warp_syncs: &[u32]) -> bool {
-        // Same warp and a warp-level sync happened since: ordered.
-        tid / 32 == other / 32 && warp_syncs.get((other / 32) as usize).is_some_and(|&w| w != other_ws)
-    }
-
     /// Records an access of [off, off+len) by thread `tid`; returns the first hazard found.
+    /// Records an access of [off, off+len) by thread `tid` at `epoch`; returns the first hazard found.
     #[allow(clippy::too_many_arguments)]
     pub fn access(
         &mut self,
@@ -65,18 +87,14 @@ impl RaceShadow {
         tid: u32,
         write: bool,
         epoch: u32,
-        warp_syncs: &[u32],
+        sync: &SyncState,
         line: u32,
     ) -> Option<Hazard> {
-        let ws = warp_syncs.get((tid / 32) as usize).copied().unwrap_or(0);
+        let ws = sync.warp_syncs.get((tid / 32) as usize).copied().unwrap_or(0);
         let mut found = None;
         for c in self.cells.get_mut(off..off + len)?.iter_mut() {
             if found.is_none() {
-                if c.w_tid != NONE
-                    && c.w_ep == epoch
-                    && c.w_tid != tid
-                    && !Self::synced(tid, c.w_tid, c.w_ws, warp_syncs)
-                {
+                if c.w_tid != NONE && !sync.ordered(c.w_tid, c.w_ep, c.w_ws, tid) {
                     found = Some(Hazard {
                         kind: if write { "WAW" } else { "RAW" },
                         other: c.w_tid,
@@ -84,9 +102,8 @@ impl RaceShadow {
                     });
                 } else if write
                     && c.r_tid != NONE
-                    && c.r_ep == epoch
-                    && (c.r_tid != tid || c.r_multi)
-                    && !Self::synced(tid, c.r_tid, c.r_ws, warp_syncs)
+                    && ((c.r_tid != tid && !sync.ordered(c.r_tid, c.r_ep, c.r_ws, tid))
+                        || (c.r_multi && sync.full_epoch <= c.r_ep))
                 {
                     found = Some(Hazard {
                         kind: "WAR",
@@ -102,7 +119,7 @@ impl RaceShadow {
                 c.w_line = line;
                 c.r_tid = NONE;
                 c.r_multi = false;
-            } else if c.r_tid != NONE && c.r_ep == epoch && c.r_tid != tid {
+            } else if c.r_tid != NONE && c.r_tid != tid && !sync.ordered(c.r_tid, c.r_ep, c.r_ws, tid) {
                 c.r_multi = true;
             } else {
                 c.r_tid = tid;

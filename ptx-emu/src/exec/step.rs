@@ -549,10 +549,16 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
             let id = (get(r, *id, l0) & 15) as usize;
             let count = count.map(|c| get(r, c, l0) as u32);
             let n = active.count_ones();
+            let racecheck = env.checks.racecheck;
             let b = &mut env.bars[id];
             b.arrived += n;
             if count.is_some() {
                 b.expected = count;
+            }
+            if racecheck {
+                lanes!(active, |l| {
+                    b.members.push(w.id * 32 + l as u32);
+                });
             }
             if *kind == BarKind::Arrive {
                 return Flow::Next;
