@@ -91,7 +91,7 @@ impl<'a> Opc<'a> {
         FMods {
             rnd,
             ftz: self.has("ftz"),
-            sat: self.has("sat") || self.has("satfinite"),
+            sat: self.has("sat"),
             relu: self.has("relu"),
             nan: self.has("NaN"),
         }

@@ -49,7 +49,7 @@ fn allowed(base: &str) -> Option<Vec<&'static str>> {
             "num", "nan", "and", "or", "xor", "ftz",
         ]),
         "slct" => add(&["ftz"]),
-        "cvt" => add(&["rna", "rni", "rzi", "rmi", "rpi", "ftz", "sat", "satfinite", "relu"]),
+        "cvt" => add(&["rna", "rni", "rzi", "rmi", "rpi", "ftz", "sat", "relu"]),
         "cvta" => add(&["to"]),
         "isspacep" => {}
         "ld" | "ldu" | "st" => {
