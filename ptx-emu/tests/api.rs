@@ -215,3 +215,20 @@ fn device_and_module_are_send_and_sync() {
         assert_eq!(h.join().unwrap(), (0..32).collect::<Vec<u32>>());
     }
 }
+
+#[test]
+fn kernel_params_through_generic_and_register_addresses() {
+    // by-value struct: read field 2 via cvta.param + generic load, and field 3 via ld.param with a register base
+    let src = format!(
+        "{HEADER}.visible .entry k(.param .align 8 .b8 k_param_0[24])\n{{\n.reg .b32 %r<8>;\n.reg .b64 %rd<8>;\nld.param.u64 %rd1, [k_param_0];\nmov.b64 %rd2, k_param_0;\ncvta.param.u64 %rd3, %rd2;\nld.u32 %r1, [%rd3+8];\nld.param.u32 %r2, [%rd2+12];\nadd.s32 %r3, %r1, %r2;\nst.global.u32 [%rd1], %r3;\nld.param.u32 %r4, [%rd2+16];\nst.global.u32 [%rd1+4], %r4;\nret;\n}}\n"
+    );
+    let dev = device(Checks::all());
+    let m = dev.load_module(&src).unwrap();
+    let out = dev.alloc(8).unwrap();
+    let mut p = out.to_le_bytes().to_vec();
+    for v in [40u32, 2, 7, 0] {
+        p.extend_from_slice(&v.to_le_bytes());
+    }
+    dev.launch(&m, "k", &cfg([1, 1, 1], [1, 1, 1], 0), &p).unwrap();
+    assert_eq!(u32s(&download(&dev, out, 8)), vec![42, 7]);
+}
