@@ -64,6 +64,16 @@ const CASES: &[(&str, &[u64], u64)] = &[
     ("rcp.rn.f32 %y0, %x0;", &[0x4040_0000], 0x3eaa_aaab),
     ("sqrt.rn.f32 %y0, %x0;", &[0x4000_0000], 0x3fb5_04f3),
     ("sqrt.rn.f32 %y0, %x0;", &[0xbf80_0000], 0x7fff_ffff),
+    // sqrt / rcp with directed rounding: sqrt(2) = 1.41421356237..., RN 0x3fb504f3 (below) ; 1/3 RN 0x3eaaaaab (above)
+    ("sqrt.rz.f32 %y0, %x0;", &[0x4000_0000], 0x3fb5_04f3),
+    ("sqrt.rp.f32 %y0, %x0;", &[0x4000_0000], 0x3fb5_04f4),
+    ("rcp.rz.f32 %y0, %x0;", &[0x4040_0000], 0x3eaa_aaaa),
+    ("rcp.rm.f32 %y0, %x0;", &[0x4040_0000], 0x3eaa_aaaa),
+    ("rcp.rp.f32 %y0, %x0;", &[0x4040_0000], 0x3eaa_aaab),
+    ("sqrt.rm.f64 %y0, %x0;", &[0x4000_0000_0000_0000], 0x3ff6_a09e_667f_3bcc),
+    ("sqrt.rp.f64 %y0, %x0;", &[0x4000_0000_0000_0000], 0x3ff6_a09e_667f_3bcd),
+    ("rcp.rz.f64 %y0, %x0;", &[0x4008_0000_0000_0000], 0x3fd5_5555_5555_5555),
+    ("rcp.rp.f64 %y0, %x0;", &[0x4008_0000_0000_0000], 0x3fd5_5555_5555_5556),
     // min/max: NaN operand returns the other; .NaN propagates; -0 < +0
     ("min.f32 %y0, %x0, %x1;", &[0x7fc0_0000, ONE], ONE),
     ("max.NaN.f32 %y0, %x0, %x1;", &[0x7fc0_0000, ONE], 0x7fff_ffff),

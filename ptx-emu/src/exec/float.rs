@@ -463,8 +463,8 @@ pub fn un_scalar(op: FUn, t: FTy, m: FMods, a: u64) -> u64 {
     }
     let x = load(t, a, m.ftz);
     let (r, st) = match op {
-        FUn::Sqrt if m.rnd == Rnd::Rn => sqrt_st(x),
-        FUn::Rcp if m.rnd == Rnd::Rn => div_st(1.0, x),
+        FUn::Sqrt if m.rnd != Rnd::Approx => sqrt_st(x),
+        FUn::Rcp if m.rnd != Rnd::Approx => div_st(1.0, x),
         FUn::Sqrt => (x.sqrt(), 0),
         FUn::Rcp => (1.0 / x, 0),
         FUn::Rsqrt => (1.0 / x.sqrt(), 0),

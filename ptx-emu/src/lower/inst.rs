@@ -294,7 +294,9 @@ pub(crate) fn lower_inst(ctx: &mut FnCtx, i: &Instr) -> R<()> {
                     if matches!(op, FUn::Sqrt | FUn::Rcp) && !matches!(ft, FTy::F32 | FTy::F64) {
                         return un(i);
                     }
-                    if matches!(op, FUn::Sqrt | FUn::Rcp) && m.rnd != Rnd::Approx && m.rnd != Rnd::Rn {
+                    if matches!(op, FUn::Sqrt | FUn::Rcp)
+                        && !matches!(m.rnd, Rnd::Approx | Rnd::Rn | Rnd::Rz | Rnd::Rm | Rnd::Rp)
+                    {
                         return un(i);
                     }
                     if matches!(op, FUn::Lg2 | FUn::Sin | FUn::Cos) && ft != FTy::F32 {
