@@ -131,6 +131,49 @@ const CASES: &[(&str, &[u64], u64)] = &[
         0x401c_0000_0000_0000,
     ),
     ("sqrt.rn.f64 %y0, %x0;", &[0x4010_0000_0000_0000], 0x4000_0000_0000_0000),
+    // fma.f64 with directed rounding: (1+2^-52)^2 = 1 + 2^-51 + 2^-104
+    (
+        "fma.rn.f64 %y0, %x0, %x0, %x1;",
+        &[0x3ff0_0000_0000_0001, 0],
+        0x3ff0_0000_0000_0002,
+    ),
+    (
+        "fma.rp.f64 %y0, %x0, %x0, %x1;",
+        &[0x3ff0_0000_0000_0001, 0],
+        0x3ff0_0000_0000_0003,
+    ),
+    (
+        "fma.rz.f64 %y0, %x0, %x0, %x1;",
+        &[0x3ff0_0000_0000_0001, 0],
+        0x3ff0_0000_0000_0002,
+    ),
+    // ... - 1 = 2^-51 (1 + 2^-53): a tie at 53 bits -> rn even 2^-51, rp one ulp up, rm/rz 2^-51
+    (
+        "fma.rn.f64 %y0, %x0, %x0, %x1;",
+        &[0x3ff0_0000_0000_0001, 0xbff0_0000_0000_0000],
+        0x3cc0_0000_0000_0000,
+    ),
+    (
+        "fma.rp.f64 %y0, %x0, %x0, %x1;",
+        &[0x3ff0_0000_0000_0001, 0xbff0_0000_0000_0000],
+        0x3cc0_0000_0000_0001,
+    ),
+    (
+        "fma.rm.f64 %y0, %x0, %x0, %x1;",
+        &[0x3ff0_0000_0000_0001, 0xbff0_0000_0000_0000],
+        0x3cc0_0000_0000_0000,
+    ),
+    // negative result: -(1 + 2^-51 + 2^-104): rm goes away from zero, rz toward
+    (
+        "fma.rm.f64 %y0, %x0, %x1, %x2;",
+        &[0x3ff0_0000_0000_0001, 0xbff0_0000_0000_0001, 0],
+        0xbff0_0000_0000_0003,
+    ),
+    (
+        "fma.rz.f64 %y0, %x0, %x1, %x2;",
+        &[0x3ff0_0000_0000_0001, 0xbff0_0000_0000_0001, 0],
+        0xbff0_0000_0000_0002,
+    ),
     ("neg.f64 %y0, %x0;", &[0x4000_0000_0000_0000], 0xc000_0000_0000_0000),
     // f16 scalar: 1 + 2^-11 is a tie between 1 (0x3c00) and 1+2^-10 (0x3c01): even -> 0x3c00
     ("add.rn.f16 %y0, %x0, %x1;", &[0x3c00, 0x1000], 0x3c00),
@@ -328,4 +371,45 @@ fn approximate_functions_within_isa_accuracy() {
         );
     }
     let _ = f64b(0.0);
+}
+
+/// Directed-rounding fma.f64 against exact integer arithmetic: for a, b, c whose exact a*b + c is an
+/// integer multiple of 2^e that fits in i128, rm <= exact <= rp, they are equal or adjacent, rz is the one
+/// toward zero, and rn is one of the two.
+#[test]
+fn fma_f64_directed_rounding_brackets_the_exact_value() {
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    for _ in 0..300 {
+        let (ma, mb) = ((rnd() >> 11) | (1 << 52), (rnd() >> 11) | (1 << 52));
+        let (ea, eb) = ((rnd() % 9) as i32 - 4 - 52, (rnd() % 9) as i32 - 4 - 52);
+        let shift = (rnd() % 20) as i32;
+        let mc = (rnd() >> 11) | (1 << 52);
+        let neg_c = rnd() % 2 == 0;
+        let a = ma as f64 * 2f64.powi(ea);
+        let b = mb as f64 * 2f64.powi(eb);
+        let c = (if neg_c { -1.0 } else { 1.0 }) * mc as f64 * 2f64.powi(ea + eb + shift);
+        let scale = 2f64.powi(-(ea + eb));
+        let exact: i128 = ma as i128 * mb as i128 + (if neg_c { -1 } else { 1 }) * ((mc as i128) << shift);
+        let run = |mode: &str| {
+            let y = eval(
+                &format!("fma.{mode}.f64 %y0, %x0, %x1, %x2;"),
+                &[a.to_bits(), b.to_bits(), c.to_bits()],
+            )[0];
+            let r = f64::from_bits(y);
+            (r * scale) as i128
+        };
+        let (rn, rz, rm, rp) = (run("rn"), run("rz"), run("rm"), run("rp"));
+        assert!(rm <= exact && exact <= rp, "{a} {b} {c}: rm {rm} exact {exact} rp {rp}");
+        assert!(rn == rm || rn == rp);
+        assert_eq!(rz, if exact >= 0 { rm } else { rp });
+        if rm == exact {
+            assert_eq!(rp, exact);
+        }
+    }
 }

@@ -225,6 +225,30 @@ fn fma_st(a: f64, b: f64, c: f64) -> (f64, i32) {
     add_st(a * b, c)
 }
 
+/// fma(a, b, c) rounded to nearest and the sign of its exact error, by the ErrFma algorithm (Boldo and
+/// Muller, "Exact and approximated error of the FMA", 2011): r1 + r2 + r3 = a*b + c exactly, with r3
+/// negligible against r2 (valid barring overflow and underflow of the intermediate terms).
+fn err_fma_sign(a: f64, b: f64, c: f64) -> (f64, i32) {
+    let r1 = a.mul_add(b, c);
+    if !r1.is_finite() {
+        return (r1, 0);
+    }
+    let u1 = a * b;
+    let u2 = a.mul_add(b, -u1);
+    let two_sum = |x: f64, y: f64| {
+        let s = x + y;
+        let yy = s - x;
+        (s, (x - (s - yy)) + (y - yy))
+    };
+    let (alpha1, alpha2) = two_sum(c, u2);
+    let (beta1, beta2) = two_sum(u1, alpha1);
+    let gamma = (beta1 - r1) + beta2;
+    let r2 = gamma + alpha2;
+    let r3 = alpha2 - (r2 - gamma);
+    let st = if r2 != 0.0 { sign_of(r2) } else { sign_of(r3) };
+    (r1, st)
+}
+
 /// Applies a directed rounding to an f64 result given the sign of its error.
 fn nudge64(x: f64, sticky: i32, rnd: Rnd) -> f64 {
     if sticky == 0 || !x.is_finite() {
@@ -420,8 +444,13 @@ pub fn fma_scalar(t: FTy, m: FMods, a: u64, b: u64, c: u64) -> u64 {
     }
     let (x, y, z) = (load(t, a, m.ftz), load(t, b, m.ftz), load(t, c, m.ftz));
     if t == FTy::F64 {
-        // f64 fma: correctly rounded by the host for .rn; directed modes are rejected at lowering.
-        return store(t, x.mul_add(y, z), 0, m);
+        // f64 fma: the host's correctly rounded fma, plus the sign of its exact error for directed modes.
+        let (r, st) = if m.rnd == Rnd::Rn {
+            (x.mul_add(y, z), 0)
+        } else {
+            err_fma_sign(x, y, z)
+        };
+        return store(t, r, st, m);
     }
     let (r, st) = fma_st(x, y, z);
     store(t, r, st, m)

@@ -336,10 +336,6 @@ pub(crate) fn lower_inst(ctx: &mut FnCtx, i: &Instr) -> R<()> {
                     if m.rnd == Rnd::Approx {
                         m.rnd = Rnd::Rn;
                     }
-                    // f64 fma with a directed rounding needs the exact error of an f64 fma: not implemented.
-                    if ft == FTy::F64 && m.rnd != Rnd::Rn {
-                        return un(i);
-                    }
                     let (a, b, c) = (src!(1, Some(ft)), src!(2, Some(ft)), src!(3, Some(ft)));
                     let d = ctx.dst(&x[0])?;
                     ctx.emit(Op::Fma { t: ft, m, d, a, b, c }, guard, class_of_f(ft));
