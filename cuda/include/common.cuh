@@ -55,4 +55,18 @@ __device__ __forceinline__ float block_reduce_sum(float v, float* scratch) {
     return v;
 }
 
+// ---- online softmax (base 2) ----
+// One step of the streaming softmax max: folds the maximum of a new block of scores (already multiplied
+// by scale * LOG2E, masked scores = -inf) into the running maximum `m_running`. Returns the factor that
+// rescales sums accumulated under the old maximum (exp2(m_old - m_new); 0 when m_old was -inf) and sets
+// `m_sub` to what the new block subtracts before exp2: the new maximum, or 0 while every score so far is
+// -inf, so that exp2(-inf - m_sub) = 0 and no (-inf) - (-inf) = NaN arises.
+__device__ __forceinline__ float online_softmax_rescale(float& m_running, float m_block, float& m_sub) {
+    const float m_new = fmaxf(m_running, m_block);
+    m_sub = m_new == -INFINITY ? 0.0f : m_new;
+    const float rescale = exp2f(m_running - m_sub);
+    m_running = m_new;
+    return rescale;
+}
+
 }  // namespace lk

@@ -52,12 +52,14 @@ impl EmuBackend {
         if let Some(m) = modules.get(name) {
             return Ok(m.clone());
         }
-        let image = module_image(name)
-            .ok_or_else(|| Error::KernelLoad { kernel: name.into(), detail: "no compiled module".into() })?;
-        let m = self
-            .device
-            .load_module(image.ptx)
-            .map_err(|e| Error::KernelLoad { kernel: name.into(), detail: e.to_string() })?;
+        let image = module_image(name).ok_or_else(|| Error::KernelLoad {
+            kernel: name.into(),
+            detail: "no compiled module".into(),
+        })?;
+        let m = self.device.load_module(image.ptx).map_err(|e| Error::KernelLoad {
+            kernel: name.into(),
+            detail: e.to_string(),
+        })?;
         modules.insert(name, m.clone());
         Ok(m)
     }
@@ -77,9 +79,19 @@ impl Backend for EmuBackend {
 
     fn launch<P: KernelParams>(&self, kernel: Kernel<'_>, dims: LaunchDims, params: &P) -> Result<()> {
         let module = self.module(kernel.module)?;
-        let cfg = ptx_emu::LaunchConfig { grid: dims.grid, block: dims.block, shared_bytes: dims.shared_bytes };
-        let report = self.device.launch(&module, kernel.name, &cfg, params.as_bytes()).map_err(Self::emu_err)?;
-        self.metrics.lock().unwrap_or_else(|e| e.into_inner()).push((kernel.name.to_string(), report.metrics));
+        let cfg = ptx_emu::LaunchConfig {
+            grid: dims.grid,
+            block: dims.block,
+            shared_bytes: dims.shared_bytes,
+        };
+        let report = self
+            .device
+            .launch(&module, kernel.name, &cfg, params.as_bytes())
+            .map_err(Self::emu_err)?;
+        self.metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((kernel.name.to_string(), report.metrics));
         Ok(())
     }
 
@@ -89,22 +101,34 @@ impl Backend for EmuBackend {
 
     fn upload<T: DeviceValue>(&self, data: &[T]) -> Result<EmuBuffer<T>> {
         let buf = self.alloc_poisoned::<T>(data.len())?;
-        self.device.write(buf.addr, bytemuck::cast_slice(data)).map_err(Self::emu_err)?;
+        self.device
+            .write(buf.addr, bytemuck::cast_slice(data))
+            .map_err(Self::emu_err)?;
         Ok(buf)
     }
 
     fn alloc_poisoned<T: DeviceValue>(&self, len: usize) -> Result<EmuBuffer<T>> {
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
-            .ok_or_else(|| Error::SizeOverflow { op: "alloc", what: format!("{len} elements") })?;
+            .ok_or_else(|| Error::SizeOverflow {
+                op: "alloc",
+                what: format!("{len} elements"),
+            })?;
         // Zero-length buffers still get a distinct address (one byte that nothing may touch).
         let addr = self.device.alloc(bytes.max(1)).map_err(Self::emu_err)?;
-        Ok(EmuBuffer { device: self.device.clone(), addr, len, _elem: PhantomData })
+        Ok(EmuBuffer {
+            device: self.device.clone(),
+            addr,
+            len,
+            _elem: PhantomData,
+        })
     }
 
     fn download<T: DeviceValue>(&self, buf: &EmuBuffer<T>) -> Result<Vec<T>> {
         let mut out = vec![T::zeroed(); buf.len];
-        self.device.read(buf.addr, bytemuck::cast_slice_mut(&mut out)).map_err(Self::emu_err)?;
+        self.device
+            .read(buf.addr, bytemuck::cast_slice_mut(&mut out))
+            .map_err(Self::emu_err)?;
         Ok(out)
     }
 
@@ -141,13 +165,116 @@ impl<T: DeviceValue> DeviceSlice<T, EmuBackend> for EmuBuffer<T> {
     }
     fn device_addr<'a>(&'a self, backend: &'a EmuBackend) -> Result<(u64, ())> {
         if !Arc::ptr_eq(&self.device, &backend.device) {
-            return Err(Error::ContextMismatch { op: "launch", tensor: "buffer" });
+            return Err(Error::ContextMismatch {
+                op: "launch",
+                tensor: "buffer",
+            });
         }
         Ok((self.addr, ()))
     }
 }
 
 impl<T: DeviceValue> DeviceSliceMut<T, EmuBackend> for EmuBuffer<T> {
+    fn device_addr_mut<'a>(&'a mut self, backend: &'a EmuBackend) -> Result<(u64, ())> {
+        self.device_addr(backend)
+    }
+}
+
+impl<T: DeviceValue> EmuBuffer<T> {
+    /// Elements `range` of this buffer, read-only (like `CudaSlice::slice`): lets tests and users pass
+    /// tensors that start anywhere in an allocation (unaligned to 16 bytes, inside a larger cache).
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `range` is not inside the buffer.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Result<EmuView<'_, T>> {
+        let addr = self.sub_addr(&range)?;
+        Ok(EmuView {
+            device: &self.device,
+            addr,
+            len: range.len(),
+            _elem: PhantomData,
+        })
+    }
+
+    /// Elements `range` of this buffer, writable (like `CudaSlice::slice_mut`).
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `range` is not inside the buffer.
+    pub fn slice_mut(&mut self, range: std::ops::Range<usize>) -> Result<EmuViewMut<'_, T>> {
+        let addr = self.sub_addr(&range)?;
+        Ok(EmuViewMut {
+            device: &self.device,
+            addr,
+            len: range.len(),
+            _elem: PhantomData,
+        })
+    }
+
+    fn sub_addr(&self, range: &std::ops::Range<usize>) -> Result<u64> {
+        if range.start > range.end || range.end > self.len {
+            return Err(Error::InvalidArgument {
+                op: "slice",
+                reason: format!("range {range:?} is not inside a buffer of {} elements", self.len),
+            });
+        }
+        Ok(self.addr + (range.start * std::mem::size_of::<T>()) as u64)
+    }
+
+    /// A writable view of `len` elements at the byte address `addr`, which the borrow checker does not
+    /// track (the emulator's counterpart of cudarc's `upgrade_device_ptr`).
+    ///
+    /// # Safety
+    /// The caller answers for aliasing and alignment. The emulator itself stays memory-safe whatever
+    /// `addr` is (memcheck reports any access outside its allocations), so this exists to test the ops'
+    /// checks for misaligned and overlapping tensors.
+    pub unsafe fn raw_view_mut(&self, addr: u64, len: usize) -> EmuViewMut<'_, T> {
+        EmuViewMut {
+            device: &self.device,
+            addr,
+            len,
+            _elem: PhantomData,
+        }
+    }
+}
+
+/// A read-only window into an [`EmuBuffer`].
+pub struct EmuView<'a, T> {
+    device: &'a Arc<ptx_emu::Device>,
+    addr: u64,
+    len: usize,
+    _elem: PhantomData<&'a T>,
+}
+
+/// A writable window into an [`EmuBuffer`].
+pub struct EmuViewMut<'a, T> {
+    device: &'a Arc<ptx_emu::Device>,
+    addr: u64,
+    len: usize,
+    _elem: PhantomData<&'a mut T>,
+}
+
+macro_rules! emu_view_impls {
+    ($ty:ident) => {
+        impl<T: DeviceValue> DeviceSlice<T, EmuBackend> for $ty<'_, T> {
+            fn len(&self) -> usize {
+                self.len
+            }
+            fn device_addr<'a>(&'a self, backend: &'a EmuBackend) -> Result<(u64, ())> {
+                if !Arc::ptr_eq(self.device, &backend.device) {
+                    return Err(Error::ContextMismatch {
+                        op: "launch",
+                        tensor: "buffer",
+                    });
+                }
+                Ok((self.addr, ()))
+            }
+        }
+    };
+}
+emu_view_impls!(EmuView);
+emu_view_impls!(EmuViewMut);
+
+impl<T: DeviceValue> DeviceSliceMut<T, EmuBackend> for EmuViewMut<'_, T> {
     fn device_addr_mut<'a>(&'a mut self, backend: &'a EmuBackend) -> Result<(u64, ())> {
         self.device_addr(backend)
     }

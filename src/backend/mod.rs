@@ -10,10 +10,10 @@
 //! [`EmuBuffer`] for the emulator. Ops take them through [`DeviceSlice`] and [`DeviceSliceMut`].
 
 mod cuda;
-// mod emu; (enabled once ptx-emu exposes its Device API)
+mod emu;
 
 pub use cuda::{cuda_available, CudaBackend};
-// pub use emu::{EmuBackend, EmuBuffer};
+pub use emu::{EmuBackend, EmuBuffer, EmuView, EmuViewMut};
 
 use crate::error::Result;
 use crate::raw::KernelParams;

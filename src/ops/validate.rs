@@ -1,6 +1,6 @@
 //! Precondition checks shared by the ops. Each returns the `Error` a user can act on.
 
-use crate::backend::{Backend, DeviceSlice};
+use crate::backend::{Backend, DeviceSlice, DeviceSliceMut};
 use crate::error::{Error, Result};
 
 /// `len == expected`, where `expected` is the product of `dims` (checked for overflow).
@@ -78,6 +78,33 @@ pub fn check_finite_positive(op: &'static str, name: &str, v: f32) -> Result<()>
     Ok(())
 }
 
+/// A finite scalar (any sign, zero allowed), else `InvalidArgument`.
+pub fn check_finite(op: &'static str, name: &str, v: f32) -> Result<()> {
+    if !v.is_finite() {
+        return Err(Error::InvalidArgument {
+            op,
+            reason: format!("{name} must be finite, got {v}"),
+        });
+    }
+    Ok(())
+}
+
+/// `Aliasing` when the output `out` (`[out_addr, out_addr + out_bytes)`) overlaps the tensor `other`.
+pub fn check_no_overlap(
+    op: &'static str,
+    out: (&'static str, u64, usize),
+    other: (&'static str, u64, usize),
+) -> Result<()> {
+    if overlaps(out.1, out.2, other.1, other.2) {
+        return Err(Error::Aliasing {
+            op,
+            a: out.0,
+            b: other.0,
+        });
+    }
+    Ok(())
+}
+
 /// The byte ranges `[a, a + a_bytes)` and `[b, b + b_bytes)` overlap.
 pub fn overlaps(a: u64, a_bytes: usize, b: u64, b_bytes: usize) -> bool {
     a_bytes > 0 && b_bytes > 0 && a < b + b_bytes as u64 && b < a + a_bytes as u64
@@ -94,6 +121,23 @@ pub fn addr_of<'a, T, B: Backend, S: DeviceSlice<T, B> + ?Sized>(
 ) -> Result<(u64, B::Guard<'a>)> {
     check_len(op, tensor, buf.len(), dims)?;
     let (addr, guard) = buf.device_addr(backend).map_err(|e| match e {
+        Error::ContextMismatch { .. } => Error::ContextMismatch { op, tensor },
+        other => other,
+    })?;
+    check_align(op, tensor, addr, std::mem::size_of::<T>())?;
+    Ok((addr, guard))
+}
+
+/// [`addr_of`] for a buffer the op writes.
+pub fn addr_of_mut<'a, T, B: Backend, S: DeviceSliceMut<T, B> + ?Sized>(
+    op: &'static str,
+    tensor: &'static str,
+    buf: &'a mut S,
+    backend: &'a B,
+    dims: &[usize],
+) -> Result<(u64, B::Guard<'a>)> {
+    check_len(op, tensor, buf.len(), dims)?;
+    let (addr, guard) = buf.device_addr_mut(backend).map_err(|e| match e {
         Error::ContextMismatch { .. } => Error::ContextMismatch { op, tensor },
         other => other,
     })?;

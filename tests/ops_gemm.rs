@@ -1,0 +1,268 @@
+//! GEMM on every backend against the reference, and every error path of `ops::gemm::gemm`.
+//!
+//! Kernel tests: random shapes that straddle the 64x64x16 tile (1, odd sizes, 63..=65, 17), all four
+//! transpose combinations, alpha/beta including `beta == 0` on a poisoned (never written) C. f32 is
+//! checked tightly against the f64 oracle; f16/bf16 with the classical bound (f32 accumulation:
+//! `γ_(k+3)(f32)·Σ|a·b|` plus the final rounding) and FlashAttention's 2x rule against the naive
+//! same-precision GEMM.
+
+mod common;
+
+use half::{bf16, f16};
+use llama_kernels::backend::{Backend, EmuBackend};
+use llama_kernels::ops::gemm::gemm;
+use llama_kernels::reference::{self, check_2x_rule, check_abs_bound, random_vec, to_f64_vec};
+use llama_kernels::{Elem, Error, GemmConfig, GemmShape};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+fn dim() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(1usize),
+        2usize..20,
+        prop::sample::select(vec![31usize, 63, 64, 65, 97])
+    ]
+}
+
+fn case() -> impl Strategy<Value = (GemmShape, GemmConfig, u64)> {
+    (
+        dim(),
+        dim(),
+        dim(),
+        any::<bool>(),
+        any::<bool>(),
+        prop::sample::select(vec![1.0f32, -0.5, 1.7]),
+        prop::sample::select(vec![0.0f32, 1.0, -0.75]),
+        any::<u64>(),
+    )
+        .prop_map(|(m, n, k, trans_a, trans_b, alpha, beta, seed)| {
+            (
+                GemmShape { m, n, k },
+                GemmConfig {
+                    trans_a,
+                    trans_b,
+                    alpha,
+                    beta,
+                },
+                seed,
+            )
+        })
+}
+
+/// Runs one GEMM on `backend` and checks it; `Err` names the case.
+fn run_case<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(
+    backend: &B,
+    shape: GemmShape,
+    cfg: GemmConfig,
+    seed: u64,
+) -> Result<(), String> {
+    let GemmShape { m, n, k } = shape;
+    let a = random_vec::<T>(m * k, seed, 1.0);
+    let b = random_vec::<T>(k * n, seed ^ 0x55, 1.0);
+    let c0 = random_vec::<T>(m * n, seed ^ 0xaa, 1.0);
+    let err = |e: Error| format!("{shape:?} {cfg:?}: {e}");
+    let a_d = backend.upload(&a).map_err(err)?;
+    let b_d = backend.upload(&b).map_err(err)?;
+    // beta == 0: C is write-only, so it starts poisoned (never written on the emulator: initcheck fires on a read).
+    let mut c_d = if cfg.beta == 0.0 {
+        backend.alloc_poisoned::<T>(m * n).map_err(err)?
+    } else {
+        backend.upload(&c0).map_err(err)?
+    };
+    gemm(backend, &a_d, &b_d, &mut c_d, shape, cfg).map_err(err)?;
+    let got = to_f64_vec(&backend.download(&c_d).map_err(err)?);
+
+    let oracle = reference::gemm_f64(&a, &b, &c0, shape, cfg).map_err(err)?;
+    let bound = reference::gemm_abs_bound(&a, &b, &c0, shape, cfg).map_err(err)?;
+    // f32 accumulation of k products plus the alpha/beta epilogue: γ_(k+3)(f32) = (k+3)u / (1 - (k+3)u).
+    let u = f32::EPSILON as f64 / 2.0;
+    let gamma = (k + 3) as f64 * u / (1.0 - (k + 3) as f64 * u);
+    let round_t = T::EPSILON_HALF_ULP;
+    // The final rounding to T: half an ulp of the result, relative.
+    let expected_rounded: Vec<f64> = oracle.iter().map(|v| v.abs() * round_t).collect();
+    let total: Vec<f64> = bound
+        .iter()
+        .zip(&expected_rounded)
+        .map(|(b, r)| gamma * b + r * 1.0001)
+        .collect();
+    check_abs_bound(&got, &oracle, &total, 1.0, 1e-30)
+        .map_err(|e| format!("{shape:?} {cfg:?} {}: {e}", backend.name()))?;
+    if T::DTYPE != llama_kernels::DType::F32 {
+        let naive = to_f64_vec(&reference::gemm_naive(&a, &b, &c0, shape, cfg).map_err(err)?);
+        check_2x_rule(&got, &naive, &oracle, 1e-6).map_err(|e| format!("{shape:?} {cfg:?} 2x rule: {e}"))?;
+    }
+    Ok(())
+}
+
+fn random_shapes<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(backend: &B, cases: u32) {
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&case(), |(shape, cfg, seed)| {
+            run_case::<T, B>(backend, shape, cfg, seed).map_err(TestCaseError::fail)
+        })
+        .unwrap();
+}
+
+fn gemm_f32_random<B: Backend>(backend: &B) {
+    random_shapes::<f32, B>(backend, 24);
+}
+fn gemm_f16_random<B: Backend>(backend: &B) {
+    random_shapes::<f16, B>(backend, 16);
+}
+fn gemm_bf16_random<B: Backend>(backend: &B) {
+    random_shapes::<bf16, B>(backend, 16);
+}
+/// LLaMA's projection `y = x·Wᵀ` at a size that spans several tiles in every direction.
+fn gemm_bf16_llama_projection<B: Backend>(backend: &B) {
+    let shape = GemmShape { m: 70, n: 130, k: 96 };
+    let cfg = GemmConfig {
+        trans_a: false,
+        trans_b: true,
+        alpha: 1.0,
+        beta: 0.0,
+    };
+    run_case::<bf16, B>(backend, shape, cfg, 7).unwrap();
+}
+
+backend_tests!(gemm_f32, gemm_f32_random);
+backend_tests!(gemm_f16, gemm_f16_random);
+backend_tests!(gemm_bf16, gemm_bf16_random);
+backend_tests!(gemm_bf16_projection, gemm_bf16_llama_projection);
+
+// ---- error paths (on the emulator: validation happens before any launch, identically on CUDA) ----
+
+const SHAPE: GemmShape = GemmShape { m: 3, n: 4, k: 5 };
+
+fn buffers(backend: &EmuBackend) -> (impl Fn(usize) -> llama_kernels::backend::EmuBuffer<f32> + '_,) {
+    (move |len| backend.upload(&vec![0.5f32; len]).unwrap(),)
+}
+
+#[test]
+fn gemm_rejects_zero_dims() {
+    let backend = EmuBackend::new();
+    let (buf,) = buffers(&backend);
+    let (a, b, mut c) = (buf(15), buf(20), buf(12));
+    let shape = GemmShape { k: 0, ..SHAPE };
+    let e = gemm(&backend, &a, &b, &mut c, shape, GemmConfig::default()).unwrap_err();
+    assert!(matches!(e, Error::InvalidShape { .. }), "{e}");
+}
+
+#[test]
+fn gemm_rejects_wrong_lengths() {
+    let backend = EmuBackend::new();
+    let (buf,) = buffers(&backend);
+    let (a, b, mut c) = (buf(15), buf(21), buf(12));
+    let e = gemm(&backend, &a, &b, &mut c, SHAPE, GemmConfig::default()).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { tensor: "b", .. }), "{e}");
+    let (a, b, mut c) = (buf(15), buf(20), buf(11));
+    let e = gemm(&backend, &a, &b, &mut c, SHAPE, GemmConfig::default()).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { tensor: "c", .. }), "{e}");
+}
+
+#[test]
+fn gemm_rejects_non_finite_scalars() {
+    let backend = EmuBackend::new();
+    let (buf,) = buffers(&backend);
+    let (a, b, mut c) = (buf(15), buf(20), buf(12));
+    let cfg = GemmConfig {
+        beta: f32::NAN,
+        ..GemmConfig::default()
+    };
+    let e = gemm(&backend, &a, &b, &mut c, SHAPE, cfg).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+}
+
+#[test]
+fn gemm_rejects_sizes_past_the_kernel_limits() {
+    let backend = EmuBackend::new();
+    let (buf,) = buffers(&backend);
+    let (a, b, mut c) = (buf(15), buf(20), buf(12));
+    let shape = GemmShape { m: 1 << 31, n: 1, k: 1 };
+    let e = gemm(&backend, &a, &b, &mut c, shape, GemmConfig::default()).unwrap_err();
+    assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
+    // m·k overflows usize before any length comparison.
+    let shape = GemmShape {
+        m: usize::MAX / 2,
+        n: 1,
+        k: 3,
+    };
+    let e = gemm(&backend, &a, &b, &mut c, shape, GemmConfig::default()).unwrap_err();
+    assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
+}
+
+#[test]
+fn gemm_rejects_buffers_of_another_device() {
+    let backend = EmuBackend::new();
+    let other = EmuBackend::new();
+    let (buf,) = buffers(&backend);
+    let (a, mut c) = (buf(15), buf(12));
+    let b = other.upload(&vec![0.5f32; 20]).unwrap();
+    let e = gemm(&backend, &a, &b, &mut c, SHAPE, GemmConfig::default()).unwrap_err();
+    assert!(matches!(e, Error::ContextMismatch { tensor: "b", .. }), "{e}");
+}
+
+#[test]
+fn gemm_rejects_misaligned_pointers() {
+    let backend = EmuBackend::new();
+    let (buf,) = buffers(&backend);
+    let (a, b, c) = (buf(15), buf(20), buf(13));
+    // SAFETY: an address 2 bytes into c's allocation; the op must reject it before any launch.
+    let mut c_odd = unsafe { c.raw_view_mut(c.addr() + 2, 12) };
+    let e = gemm(&backend, &a, &b, &mut c_odd, SHAPE, GemmConfig::default()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Misaligned {
+                tensor: "c",
+                align: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn gemm_rejects_an_output_that_overlaps_an_input() {
+    let backend = EmuBackend::new();
+    let (buf,) = buffers(&backend);
+    let (a, b) = (buf(15), buf(20));
+    // SAFETY: c deliberately overlaps a's last elements; the op must reject it before any launch.
+    let mut c = unsafe { a.raw_view_mut(a.addr() + 4 * 10, 12) };
+    let e = gemm(&backend, &a, &b, &mut c, SHAPE, GemmConfig::default()).unwrap_err();
+    assert!(matches!(e, Error::Aliasing { .. }), "{e}");
+}
+
+/// Tensors that start inside larger allocations (offset views, as in a packed weight buffer) compute the
+/// same as standalone buffers.
+#[test]
+fn gemm_on_offset_views_emu() {
+    let backend = EmuBackend::new();
+    let shape = GemmShape { m: 5, n: 7, k: 9 };
+    let cfg = GemmConfig {
+        trans_a: false,
+        trans_b: true,
+        alpha: 1.0,
+        beta: 0.0,
+    };
+    let a = random_vec::<bf16>(45, 1, 1.0);
+    let b = random_vec::<bf16>(63, 2, 1.0);
+    let mut packed = a.clone();
+    packed.extend_from_slice(&b); // a at element 0, b at element 45 (90 bytes: only 2-byte aligned)
+    let packed_d = backend.upload(&packed).unwrap();
+    let mut c_d = backend.alloc_poisoned::<bf16>(3 + 35).unwrap();
+    let a_v = packed_d.slice(0..45).unwrap();
+    let b_v = packed_d.slice(45..108).unwrap();
+    let mut c_v = c_d.slice_mut(3..38).unwrap();
+    gemm(&backend, &a_v, &b_v, &mut c_v, shape, cfg).unwrap();
+    let got = backend.download(&c_d).unwrap();
+    let want = reference::gemm(&a, &b, &vec![bf16::ZERO; 35], shape, cfg).unwrap();
+    let (got, want) = (to_f64_vec(&got[3..]), to_f64_vec(&want));
+    llama_kernels::reference::Tolerance::for_elem::<bf16>()
+        .check(&got, &want)
+        .unwrap();
+}
