@@ -4,6 +4,7 @@
 //! params struct from `cuda/include/params.h`, picks its launch configuration in one `launch_config`
 //! function next to it, and launches.
 
+pub mod attention;
 pub mod gemm;
 pub(crate) mod validate;
 
@@ -12,6 +13,6 @@ use crate::backend::Kernel;
 /// Every kernel the safe API can launch (each op module lists its own in `KERNELS`); the build-artifact
 /// tests check that each is in the PTX and in the fatbin of every arch.
 pub fn launched_kernels() -> Vec<Kernel<'static>> {
-    let lists: &[&[Kernel<'static>]] = &[gemm::KERNELS];
+    let lists: &[&[Kernel<'static>]] = &[attention::KERNELS, gemm::KERNELS];
     lists.iter().flat_map(|l| l.iter().copied()).collect()
 }
