@@ -6,6 +6,7 @@
 
 pub mod attention;
 pub mod gemm;
+pub mod rms_norm;
 pub mod swiglu;
 pub(crate) mod validate;
 
