@@ -17,8 +17,13 @@ use llama_kernels::{AttentionConfig, AttentionShape, GemmConfig, GemmShape};
 
 /// `(m, n, k)` of `y = x·Wᵀ` in LLaMA-3-8B: q/o projection and FFN up/gate, for decode (m = 1..16) and
 /// prefill (m = 512).
-const GEMM_SHAPES: &[(usize, usize, usize)] =
-    &[(1, 4096, 4096), (16, 4096, 4096), (512, 4096, 4096), (512, 14336, 4096), (512, 4096, 14336)];
+const GEMM_SHAPES: &[(usize, usize, usize)] = &[
+    (1, 4096, 4096),
+    (16, 4096, 4096),
+    (512, 4096, 4096),
+    (512, 14336, 4096),
+    (512, 4096, 14336),
+];
 
 fn bench_gemm(c: &mut Criterion, backend: &CudaBackend) {
     let blas = CudaBlas::new(backend.stream().clone()).expect("cuBLAS handle");
@@ -30,7 +35,12 @@ fn bench_gemm(c: &mut Criterion, backend: &CudaBackend) {
         group.throughput(Throughput::Elements((2 * m * n * k) as u64)); // flops
         let id = format!("{m}x{n}x{k}");
         let shape = GemmShape { m, n, k };
-        let cfg = GemmConfig { trans_a: false, trans_b: true, alpha: 1.0, beta: 0.0 };
+        let cfg = GemmConfig {
+            trans_a: false,
+            trans_b: true,
+            alpha: 1.0,
+            beta: 0.0,
+        };
         group.bench_function(BenchmarkId::new("llama-kernels", &id), |bench| {
             bench.iter(|| {
                 gemm::gemm(backend, &a, &b, &mut out, shape, cfg).expect("launch");
@@ -64,8 +74,20 @@ fn bench_gemm(c: &mut Criterion, backend: &CudaBackend) {
 
 fn bench_attention(c: &mut Criterion, backend: &CudaBackend) {
     let mut group = c.benchmark_group("attention_bf16");
-    let prefill = AttentionShape { batch: 1, q_len: 2048, kv_len: 2048, n_heads: 32, n_kv_heads: 8, head_dim: 128 };
-    let decode = AttentionShape { batch: 16, q_len: 1, kv_len: 4096, ..prefill };
+    let prefill = AttentionShape {
+        batch: 1,
+        q_len: 2048,
+        kv_len: 2048,
+        n_heads: 32,
+        n_kv_heads: 8,
+        head_dim: 128,
+    };
+    let decode = AttentionShape {
+        batch: 16,
+        q_len: 1,
+        kv_len: 4096,
+        ..prefill
+    };
     for (name, s) in [("prefill_2k", prefill), ("decode_b16_kv4k", decode)] {
         let q_n = s.batch * s.q_len * s.n_heads * s.head_dim;
         let kv_n = s.batch * s.kv_len * s.n_kv_heads * s.head_dim;
