@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod gemm;
 pub mod rms_norm;
+pub mod rope;
 pub mod swiglu;
 pub(crate) mod validate;
 
@@ -15,6 +16,12 @@ use crate::backend::Kernel;
 /// Every kernel the safe API can launch (each op module lists its own in `KERNELS`); the build-artifact
 /// tests check that each is in the PTX and in the fatbin of every arch.
 pub fn launched_kernels() -> Vec<Kernel<'static>> {
-    let lists: &[&[Kernel<'static>]] = &[attention::KERNELS, gemm::KERNELS, rms_norm::KERNELS, swiglu::KERNELS];
+    let lists: &[&[Kernel<'static>]] = &[
+        attention::KERNELS,
+        gemm::KERNELS,
+        rms_norm::KERNELS,
+        rope::KERNELS,
+        swiglu::KERNELS,
+    ];
     lists.iter().flat_map(|l| l.iter().copied()).collect()
 }
