@@ -92,13 +92,13 @@ fn random_cases<T: Elem + DeviceValue, B: Backend>(backend: &B, cases: u32) {
 }
 
 fn swiglu_f32_random<B: Backend>(backend: &B) {
-    random_cases::<f32, B>(backend, 24);
+    random_cases::<f32, B>(backend, 40);
 }
 fn swiglu_f16_random<B: Backend>(backend: &B) {
-    random_cases::<f16, B>(backend, 24);
+    random_cases::<f16, B>(backend, 40);
 }
 fn swiglu_bf16_random<B: Backend>(backend: &B) {
-    random_cases::<bf16, B>(backend, 24);
+    random_cases::<bf16, B>(backend, 40);
 }
 
 /// LLaMA 3 8B's FFN width (14336) for a decode row and a few prefill rows, bf16, both roundings.
