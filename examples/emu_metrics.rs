@@ -26,8 +26,10 @@ struct Row {
 
 fn main() -> Result<(), llama_kernels::Error> {
     // Checks off: this measures the kernels, and the checks do not change the metrics.
-    let mut options = ptx_emu::Options::default();
-    options.checks = ptx_emu::Checks::none();
+    let options = ptx_emu::Options {
+        checks: ptx_emu::Checks::none(),
+        ..Default::default()
+    };
     let emu = EmuBackend::with_options(options);
     let e = std::mem::size_of::<T>() as u64;
     let mut rows: Vec<Row> = Vec::new();

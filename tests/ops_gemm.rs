@@ -200,7 +200,7 @@ fn gemm_rejects_buffers_of_another_device() {
     let other = EmuBackend::new();
     let (buf,) = buffers(&backend);
     let (a, mut c) = (buf(15), buf(12));
-    let b = other.upload(&vec![0.5f32; 20]).unwrap();
+    let b = other.upload(&[0.5f32; 20]).unwrap();
     let e = gemm(&backend, &a, &b, &mut c, SHAPE, GemmConfig::default()).unwrap_err();
     assert!(matches!(e, Error::ContextMismatch { tensor: "b", .. }), "{e}");
 }
@@ -260,7 +260,7 @@ fn gemm_on_offset_views_emu() {
     let mut c_v = c_d.slice_mut(3..38).unwrap();
     gemm(&backend, &a_v, &b_v, &mut c_v, shape, cfg).unwrap();
     let got = backend.download(&c_d).unwrap();
-    let want = reference::gemm(&a, &b, &vec![bf16::ZERO; 35], shape, cfg).unwrap();
+    let want = reference::gemm(&a, &b, &[bf16::ZERO; 35], shape, cfg).unwrap();
     let (got, want) = (to_f64_vec(&got[3..]), to_f64_vec(&want));
     llama_kernels::reference::Tolerance::for_elem::<bf16>()
         .check(&got, &want)
