@@ -190,6 +190,51 @@ fn rms_norm_in_place_emu() {
     );
 }
 
+/// The random shapes on whichever backend is present, with whole buffers (the emulator tests above also
+/// cover offset views, which are backend-specific types).
+fn rms_norm_random_shapes<B: Backend>(backend: &B) {
+    fn one<T: Elem + DeviceValue, B: Backend>(backend: &B, shape: RmsNormShape, cfg: RmsNormConfig, seed: u64) {
+        let n = shape.rows * shape.hidden;
+        let (x, res, w) = (
+            random_vec::<T>(n, seed, 1.5),
+            random_vec::<T>(n, seed ^ 1, 1.5),
+            random_vec::<T>(shape.hidden, seed ^ 2, 1.0),
+        );
+        let (x_d, w_d) = (backend.upload(&x).unwrap(), backend.upload(&w).unwrap());
+        let mut res_d = backend.upload(&res).unwrap();
+        let (mut out_d, mut out2_d) = (
+            backend.alloc_poisoned::<T>(n).unwrap(),
+            backend.alloc_poisoned::<T>(n).unwrap(),
+        );
+        rms_norm(backend, &x_d, &w_d, &mut out_d, shape, cfg).unwrap();
+        fused_add_rms_norm(backend, &x_d, &mut res_d, &w_d, &mut out2_d, shape, cfg).unwrap();
+        let want = reference::rms_norm(&x, &w, shape, cfg).unwrap();
+        let (want2, want_res) = reference::fused_add_rms_norm(&x, &res, &w, shape, cfg).unwrap();
+        let check = |got: Vec<T>, want: &[T], what: &str| {
+            tolerance::<T>()
+                .check(&to_f64_vec(&got), &to_f64_vec(want))
+                .unwrap_or_else(|e| panic!("{shape:?} {cfg:?} {what} on {}: {e}", backend.name()))
+        };
+        check(backend.download(&out_d).unwrap(), &want, "rms_norm");
+        check(backend.download(&out2_d).unwrap(), &want2, "fused out");
+        check(backend.download(&res_d).unwrap(), &want_res, "fused residual");
+    }
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&case(), |(shape, cfg, seed)| {
+            one::<f32, B>(backend, shape, cfg, seed);
+            one::<f16, B>(backend, shape, cfg, seed);
+            one::<bf16, B>(backend, shape, cfg, seed);
+            Ok(())
+        })
+        .unwrap();
+}
+backend_tests!(rms_norm_random, rms_norm_random_shapes);
+
 /// LLaMA-3-8B width on whichever backend is present: vector path, 256 threads, both orders.
 fn rms_norm_llama_width<B: Backend>(backend: &B) {
     let shape = RmsNormShape { rows: 4, hidden: 4096 };
