@@ -21,7 +21,9 @@ fn skip_or_fail(test: &str, reason: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{test}: {reason} (CI is set, so this check may not be skipped)");
     }
-    eprintln!("skipping {test}: {reason}");
+    // Straight to stderr: libtest captures eprintln! of passing tests.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "skipping {test}: {reason}");
 }
 
 /// The C side of the layout asserts: one `offsetof` static assert per field, taken from the offsets

@@ -15,7 +15,6 @@ use llama_kernels::ops::attention::{attention, attention_with_lse};
 use llama_kernels::reference::{self, check_2x_rule, check_close, random_vec, to_f64_vec, Tolerance};
 use llama_kernels::{AttentionConfig, AttentionShape, DType, Elem, Error};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 
 fn seq_len() -> impl Strategy<Value = usize> {
     prop_oneof![
@@ -106,16 +105,9 @@ fn run_case<T: Elem + DeviceValue, B: Backend>(
 }
 
 fn random_shapes<T: Elem + DeviceValue, B: Backend>(backend: &B, cases: u32, max_head_dim: usize) {
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
+    common::run_cases(cases, case(max_head_dim), |(shape, cfg, seed)| {
+        run_case::<T, B>(backend, shape, cfg, seed)
     });
-    runner
-        .run(&case(max_head_dim), |(shape, cfg, seed)| {
-            run_case::<T, B>(backend, shape, cfg, seed).map_err(TestCaseError::fail)
-        })
-        .unwrap();
 }
 
 fn attention_f32_random<B: Backend>(backend: &B) {

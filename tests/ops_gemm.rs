@@ -14,7 +14,6 @@ use llama_kernels::ops::gemm::gemm;
 use llama_kernels::reference::{self, check_2x_rule, check_abs_bound, random_vec, to_f64_vec};
 use llama_kernels::{Elem, Error, GemmConfig, GemmShape};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 
 fn dim() -> impl Strategy<Value = usize> {
     prop_oneof![
@@ -95,16 +94,9 @@ fn run_case<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(
 }
 
 fn random_shapes<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(backend: &B, cases: u32) {
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
+    common::run_cases(cases, case(), |(shape, cfg, seed)| {
+        run_case::<T, B>(backend, shape, cfg, seed)
     });
-    runner
-        .run(&case(), |(shape, cfg, seed)| {
-            run_case::<T, B>(backend, shape, cfg, seed).map_err(TestCaseError::fail)
-        })
-        .unwrap();
 }
 
 fn gemm_f32_random<B: Backend>(backend: &B) {

@@ -15,7 +15,6 @@ use llama_kernels::ops::rms_norm::{fused_add_rms_norm, fused_add_rms_norm_in_pla
 use llama_kernels::reference::{self, check_2x_rule, random_vec, round_t, to_f64_vec, Tolerance};
 use llama_kernels::{DType, Elem, Error, RmsNormConfig, RmsNormShape, Rounding};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 
 fn case() -> impl Strategy<Value = (RmsNormShape, RmsNormConfig, u64)> {
     let hidden = prop_oneof![
@@ -153,16 +152,9 @@ fn run_in_place<T: Elem + DeviceValue>(backend: &EmuBackend, shape: RmsNormShape
 
 fn random_shapes<T: Elem + DeviceValue>(cases: u32) {
     let backend = EmuBackend::new();
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
+    common::run_cases(cases, (case(), 0usize..2), |((shape, cfg, seed), offset)| {
+        run_case::<T>(&backend, shape, cfg, seed, offset)
     });
-    runner
-        .run(&(case(), 0usize..2), |((shape, cfg, seed), offset)| {
-            run_case::<T>(&backend, shape, cfg, seed, offset).map_err(TestCaseError::fail)
-        })
-        .unwrap();
 }
 
 #[test]
@@ -219,19 +211,12 @@ fn rms_norm_random_shapes<B: Backend>(backend: &B) {
         check(backend.download(&out2_d).unwrap(), &want2, "fused out");
         check(backend.download(&res_d).unwrap(), &want_res, "fused residual");
     }
-    let mut runner = TestRunner::new(Config {
-        cases: 24,
-        failure_persistence: None,
-        ..Config::default()
+    common::run_cases(24, case(), |(shape, cfg, seed)| {
+        one::<f32, B>(backend, shape, cfg, seed);
+        one::<f16, B>(backend, shape, cfg, seed);
+        one::<bf16, B>(backend, shape, cfg, seed);
+        Ok(())
     });
-    runner
-        .run(&case(), |(shape, cfg, seed)| {
-            one::<f32, B>(backend, shape, cfg, seed);
-            one::<f16, B>(backend, shape, cfg, seed);
-            one::<bf16, B>(backend, shape, cfg, seed);
-            Ok(())
-        })
-        .unwrap();
 }
 backend_tests!(rms_norm_random, rms_norm_random_shapes);
 

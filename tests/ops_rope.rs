@@ -20,7 +20,6 @@ use llama_kernels::ops::rope::{rope, rope_with_config, upload_inv_freq};
 use llama_kernels::reference::{self, random_vec, to_f64_vec, Tolerance};
 use llama_kernels::{Elem, Error, Llama3Scaling, RopeConfig, RopeLayout, RopeShape};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 
 #[derive(Clone, Copy, Debug)]
 struct Case {
@@ -179,14 +178,7 @@ fn run_case<T: Elem + DeviceValue, B: Backend>(backend: &B, c: Case) -> Result<(
 }
 
 fn random_cases<T: Elem + DeviceValue, B: Backend>(backend: &B, cases: u32) {
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    runner
-        .run(&case(), |c| run_case::<T, B>(backend, c).map_err(TestCaseError::fail))
-        .unwrap();
+    common::run_cases(cases, case(), |c| run_case::<T, B>(backend, c));
 }
 
 fn rope_f32_random<B: Backend>(backend: &B) {

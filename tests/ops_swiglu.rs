@@ -16,7 +16,6 @@ use llama_kernels::ops::swiglu::{swiglu, swiglu_packed};
 use llama_kernels::reference::{self, random_vec, to_f64_vec, Tolerance};
 use llama_kernels::{Elem, Error, Rounding, SwigluShape};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 
 fn d_strategy() -> impl Strategy<Value = usize> {
     prop_oneof![
@@ -81,14 +80,7 @@ fn run_case<T: Elem + DeviceValue, B: Backend>(backend: &B, c: Case) -> Result<(
 }
 
 fn random_cases<T: Elem + DeviceValue, B: Backend>(backend: &B, cases: u32) {
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    runner
-        .run(&case(), |c| run_case::<T, B>(backend, c).map_err(TestCaseError::fail))
-        .unwrap();
+    common::run_cases(cases, case(), |c| run_case::<T, B>(backend, c));
 }
 
 fn swiglu_f32_random<B: Backend>(backend: &B) {

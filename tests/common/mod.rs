@@ -22,9 +22,33 @@ macro_rules! backend_tests {
             fn cuda() {
                 match llama_kernels::backend::CudaBackend::open(0) {
                     Ok(backend) => $body(&backend),
-                    Err(e) => eprintln!("skipping {}::cuda: {e}", stringify!($name)),
+                    // Straight to stderr, not eprintln!: libtest captures the print macros of passing
+                    // tests, and the skip reason must show in `cargo test` output.
+                    Err(e) => {
+                        use std::io::Write as _;
+                        let _ = writeln!(std::io::stderr(), "skipping {}::cuda: {e}", stringify!($name));
+                    }
                 }
             }
         }
     };
+}
+
+/// Runs `check` on `cases` values drawn from `strategy` (proptest, shrinking on failure, no persistence
+/// file); a case fails with the message `check` returns.
+pub fn run_cases<S: proptest::strategy::Strategy>(
+    cases: u32,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), String>,
+) {
+    let config = proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..Default::default()
+    };
+    proptest::test_runner::TestRunner::new(config)
+        .run(&strategy, |v| {
+            check(v).map_err(proptest::test_runner::TestCaseError::fail)
+        })
+        .unwrap();
 }
