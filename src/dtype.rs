@@ -22,6 +22,15 @@ impl DType {
         }
     }
 
+    /// Position in the `[f32, f16, bf16]` order every op's `KERNELS` list follows.
+    pub const fn index(self) -> usize {
+        match self {
+            DType::F32 => 0,
+            DType::F16 => 1,
+            DType::BF16 => 2,
+        }
+    }
+
     /// The suffix of the kernel entry points for this dtype (`rms_norm_bf16`).
     pub const fn kernel_suffix(self) -> &'static str {
         match self {

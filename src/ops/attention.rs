@@ -160,12 +160,7 @@ fn launch_config(shape: AttentionShape, dtype: DType, max_shared: u32) -> Result
         block: [THREADS, 1, 1],
         shared_bytes: shared as u32,
     };
-    let kernel = b.kernel_index
-        + match dtype {
-            DType::F32 => 0,
-            DType::F16 => 3,
-            DType::BF16 => 6,
-        };
+    let kernel = b.kernel_index + 3 * dtype.index();
     Ok((dims, kernel))
 }
 

@@ -67,11 +67,7 @@ fn launch_config(shape: GemmShape) -> Result<LaunchDims> {
 }
 
 fn kernel_for(dtype: DType) -> Kernel<'static> {
-    match dtype {
-        DType::F32 => KERNELS[0],
-        DType::F16 => KERNELS[1],
-        DType::BF16 => KERNELS[2],
-    }
+    KERNELS[dtype.index()]
 }
 
 /// `c ← alpha · op(a) · op(b) + beta · c` on `backend` (see the module docs for layouts and numerics).

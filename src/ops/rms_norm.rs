@@ -53,12 +53,7 @@ const MAX_THREADS: usize = 256;
 const VEC_BYTES: usize = 16;
 
 fn kernel_for(dtype: DType, fused: bool) -> Kernel<'static> {
-    let i = match dtype {
-        DType::F32 => 0,
-        DType::F16 => 1,
-        DType::BF16 => 2,
-    };
-    KERNELS[i + if fused { 3 } else { 0 }]
+    KERNELS[dtype.index() + if fused { 3 } else { 0 }]
 }
 
 /// Grid and block of one launch: one block per row (`grid.x`, up to 2^31 - 1 rows), and enough whole

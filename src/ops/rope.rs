@@ -81,11 +81,7 @@ fn launch_config(tokens: usize, heads: usize, rotary_dim: usize) -> Result<Launc
 }
 
 fn kernel_for(dtype: DType) -> Kernel<'static> {
-    match dtype {
-        DType::F32 => KERNELS[0],
-        DType::F16 => KERNELS[1],
-        DType::BF16 => KERNELS[2],
-    }
+    KERNELS[dtype.index()]
 }
 
 /// Checks `cfg` (`rotary_dim` even and > 0, `theta` and the scaling) by building its frequency table with

@@ -81,11 +81,7 @@ fn launch_config(op: &'static str, shape: SwigluShape, elem_bytes: usize) -> Res
 }
 
 fn kernel_for(dtype: DType) -> Kernel<'static> {
-    match dtype {
-        DType::F32 => KERNELS[0],
-        DType::F16 => KERNELS[1],
-        DType::BF16 => KERNELS[2],
-    }
+    KERNELS[dtype.index()]
 }
 
 /// The 16-byte vector path is legal when every pointer is 16-byte aligned and, with more than one row,
