@@ -11,7 +11,7 @@ mod common;
 
 use half::{bf16, f16};
 use llama_kernels::backend::{Backend, DeviceValue, EmuBackend};
-use llama_kernels::ops::attention::{attention, attention_with_lse};
+use llama_kernels::ops::attention::{attention, attention_kv_cache, attention_with_lse};
 use llama_kernels::reference::{self, check_2x_rule, check_close, random_vec, to_f64_vec, Tolerance};
 use llama_kernels::{AttentionConfig, AttentionShape, DType, Elem, Error};
 use proptest::prelude::*;
@@ -155,6 +155,87 @@ fn attention_rows_without_keys<B: Backend>(backend: &B) {
         head_dim: 64,
     };
     run_case::<bf16, B>(backend, shape, AttentionConfig::default(), 9).unwrap();
+}
+
+/// A preallocated batched KV cache (capacity 80) holding 45 valid rows per sequence, decode and a chunk of
+/// prefill. The rows past kv_len are NaN: reading any of them would turn outputs into NaN.
+fn attention_batched_kv_cache<B: Backend>(backend: &B) {
+    let (batch, capacity, n_kv, hd) = (3usize, 80usize, 2usize, 64usize);
+    for q_len in [1usize, 7] {
+        let shape = AttentionShape {
+            batch,
+            q_len,
+            kv_len: 45,
+            n_heads: 4,
+            n_kv_heads: n_kv,
+            head_dim: hd,
+        };
+        let row = n_kv * hd;
+        let fill = |seed: u64| -> Vec<bf16> {
+            let valid = random_vec::<bf16>(batch * capacity * row, seed, 1.0);
+            (0..batch * capacity * row)
+                .map(|i| {
+                    if (i / row) % capacity < shape.kv_len {
+                        valid[i]
+                    } else {
+                        bf16::NAN
+                    }
+                })
+                .collect()
+        };
+        let (k_cache, v_cache) = (fill(21), fill(22));
+        let q = random_vec::<bf16>(batch * q_len * 4 * hd, 23, 1.0);
+        let mut o_d = backend.alloc_poisoned::<bf16>(q.len()).unwrap();
+        let (q_d, k_d, v_d) = (
+            backend.upload(&q).unwrap(),
+            backend.upload(&k_cache).unwrap(),
+            backend.upload(&v_cache).unwrap(),
+        );
+        attention_kv_cache(
+            backend,
+            &q_d,
+            &k_d,
+            &v_d,
+            &mut o_d,
+            shape,
+            capacity,
+            AttentionConfig::default(),
+        )
+        .unwrap();
+        let got = to_f64_vec(&backend.download(&o_d).unwrap());
+        // The reference sees the compacted cache: the first kv_len rows of each sequence.
+        let compact = |cache: &[bf16]| -> Vec<bf16> {
+            cache
+                .chunks(capacity * row)
+                .flat_map(|seq| seq[..shape.kv_len * row].iter().copied())
+                .collect()
+        };
+        let (want, _) = reference::attention(
+            &q,
+            &compact(&k_cache),
+            &compact(&v_cache),
+            shape,
+            AttentionConfig::default(),
+        )
+        .unwrap();
+        Tolerance::for_elem::<bf16>().check(&got, &to_f64_vec(&want)).unwrap();
+    }
+}
+backend_tests!(attention_kv_cache_batched, attention_batched_kv_cache);
+
+#[test]
+fn attention_kv_cache_rejects_kv_len_past_the_capacity() {
+    let backend = EmuBackend::new();
+    let (q, k, v, mut o) = (
+        buf(&backend, Q_N),
+        buf(&backend, 24),
+        buf(&backend, 24),
+        buf(&backend, Q_N),
+    );
+    let e = attention_kv_cache(&backend, &q, &k, &v, &mut o, SHAPE, 3, AttentionConfig::default()).unwrap_err();
+    assert!(matches!(e, Error::InvalidShape { .. }), "{e}");
+    let e = attention_kv_cache(&backend, &q, &k, &v, &mut o, SHAPE, 5, AttentionConfig::default()).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { tensor: "k", .. }), "{e}");
 }
 
 backend_tests!(attention_f32, attention_f32_random);

@@ -11,9 +11,10 @@
 //! | numerics | `q·k` in f32 (fma), softmax in f32 with `exp2` (scale folded with `log2 e`), `P` kept in f32, `O` accumulated in f32 and rounded to `T` once; `lse` in f32 |
 //! | limits | `batch, n_heads ≤ 65535` (grid), `q_len, kv_len ≤ i32::MAX`, each tensor's element count ≤ `i64::MAX` |
 //!
-//! A KV cache: for `batch = 1` pass the first `kv_len` rows of a `(max_seq, n_kv_heads, head_dim)` cache
-//! as `k`/`v` (a prefix is contiguous); a batched cache with its own row capacity needs strided views,
-//! which the params struct already carries and a later API version will expose.
+//! A KV cache: [`attention_kv_cache`] reads a preallocated `(batch, kv_capacity, n_kv_heads, head_dim)`
+//! cache of which the first `kv_len` rows of each sequence are filled (decode: `q_len = 1`, the new token
+//! at position `kv_len - 1`); for `batch = 1` a prefix of the cache is also contiguous and [`attention`]
+//! takes it directly.
 
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
 use crate::dtype::{DType, Elem};
@@ -184,7 +185,7 @@ where
     T: Elem + DeviceValue,
     B: Backend,
 {
-    launch::<T, B>(backend, q, k, v, o, None, shape, cfg)
+    launch::<T, B>(backend, q, k, v, o, None, shape, shape.kv_len, cfg)
 }
 
 /// [`attention`] that also writes `lse: (batch, n_heads, q_len)`, the natural-log log-sum-exp of each
@@ -211,7 +212,43 @@ where
     let s = shape;
     let (lse_addr, _lse_guard) = validate::addr_of_mut(OP, "lse", lse, backend, &[s.batch, s.n_heads, s.q_len])?;
     let lse_bytes = validate::checked_product(OP, "lse bytes", &[s.batch, s.n_heads, s.q_len, 4])?;
-    launch::<T, B>(backend, q, k, v, o, Some((lse_addr, lse_bytes)), shape, cfg)
+    launch::<T, B>(
+        backend,
+        q,
+        k,
+        v,
+        o,
+        Some((lse_addr, lse_bytes)),
+        shape,
+        shape.kv_len,
+        cfg,
+    )
+}
+
+/// [`attention`] over a batched KV cache: `k_cache, v_cache: (batch, kv_capacity, n_kv_heads, head_dim)`,
+/// of which each sequence's first `shape.kv_len` rows are attended (the rest, not yet written, is never
+/// read). This is the decode and chunked-prefill layout of an engine that preallocates its cache; with
+/// `kv_capacity == kv_len` it is [`attention`].
+///
+/// # Errors
+/// As [`attention`]; `InvalidShape` when `kv_len > kv_capacity`; `ShapeMismatch` unless the caches hold
+/// `batch·kv_capacity·n_kv_heads·head_dim` elements.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_kv_cache<T, B>(
+    backend: &B,
+    q: &impl DeviceSlice<T, B>,
+    k_cache: &impl DeviceSlice<T, B>,
+    v_cache: &impl DeviceSlice<T, B>,
+    o: &mut impl DeviceSliceMut<T, B>,
+    shape: AttentionShape,
+    kv_capacity: usize,
+    cfg: AttentionConfig,
+) -> Result<()>
+where
+    T: Elem + DeviceValue,
+    B: Backend,
+{
+    launch::<T, B>(backend, q, k_cache, v_cache, o, None, shape, kv_capacity, cfg)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -223,6 +260,7 @@ fn launch<T, B>(
     o: &mut impl DeviceSliceMut<T, B>,
     lse: Option<(u64, usize)>,
     shape: AttentionShape,
+    kv_capacity: usize,
     cfg: AttentionConfig,
 ) -> Result<()>
 where
@@ -265,7 +303,17 @@ where
     }
     let (dims, kernel_index) = launch_config(s, T::DTYPE, backend.max_shared_bytes_per_block())?;
     let q_dims = [s.batch, s.q_len, s.n_heads, s.head_dim];
-    let kv_dims = [s.batch, s.kv_len, s.n_kv_heads, s.head_dim];
+    if kv_capacity < s.kv_len {
+        return Err(Error::InvalidShape {
+            op: OP,
+            reason: format!(
+                "kv_len ({}) is larger than the KV cache capacity ({kv_capacity})",
+                s.kv_len
+            ),
+        });
+    }
+    // k and v as stored: (batch, kv_capacity, n_kv_heads, head_dim), of which the first kv_len rows count.
+    let kv_dims = [s.batch, kv_capacity, s.n_kv_heads, s.head_dim];
     let elem = std::mem::size_of::<T>();
     let q_elems = validate::checked_product(OP, "q", &q_dims)?;
     let kv_elems = validate::checked_product(OP, "k", &kv_dims)?;
@@ -313,10 +361,10 @@ where
         q_batch_stride: q_row * s.q_len as i64,
         q_row_stride: q_row,
         q_head_stride: hd,
-        k_batch_stride: kv_row * s.kv_len as i64,
+        k_batch_stride: kv_row * kv_capacity as i64,
         k_row_stride: kv_row,
         k_head_stride: hd,
-        v_batch_stride: kv_row * s.kv_len as i64,
+        v_batch_stride: kv_row * kv_capacity as i64,
         v_row_stride: kv_row,
         v_head_stride: hd,
         o_batch_stride: q_row * s.q_len as i64,
