@@ -205,3 +205,76 @@ pub fn eval_threads(body: &str, inputs: &[[u64; 4]], block: u32) -> Result<Vec<[
 pub fn lanes_x0(n: usize, f: impl Fn(usize) -> u64) -> Vec<[u64; 4]> {
     (0..n).map(|i| [f(i), 0, 0, 0]).collect()
 }
+
+// ---- helpers of the nvcc-compiled kernel tests (kernels.rs, kernels_llama.rs) ----
+
+pub fn lcg(seed: u32, n: usize) -> Vec<u32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            s >> 8
+        })
+        .collect()
+}
+
+pub fn rand_f32(seed: u32, n: usize) -> Vec<f32> {
+    lcg(seed, n).iter().map(|&v| (v % 2000) as f32 / 1000.0 - 1.0).collect()
+}
+
+pub fn setup(name: &str) -> Option<(Device, std::sync::Arc<ptx_emu::Module>)> {
+    let ptx = compile_cu(name)?;
+    let dev = device(Checks::all());
+    let m = dev.load_module(&ptx).unwrap_or_else(|e| panic!("{name}: {e}"));
+    Some((dev, m))
+}
+
+pub fn close(a: f32, b: f64, rtol: f64, atol: f64) -> bool {
+    ((a as f64) - b).abs() <= atol + rtol * b.abs()
+}
+
+pub fn bf16_round(x: f32) -> f32 {
+    let b = x.to_bits();
+    let r = b.wrapping_add(0x7fff + ((b >> 16) & 1));
+    f32::from_bits(r & 0xffff_0000)
+}
+
+/// f32 -> f16 bits, round to nearest even (normal range only: test inputs stay within it).
+pub fn f16_round_bits(x: f32) -> u16 {
+    if x == 0.0 {
+        return 0;
+    }
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let e = ((b >> 23) & 0xff) as i32 - 127;
+    if e < -14 {
+        return sign; // flush (tests avoid this range)
+    }
+    let man = b & 0x7f_ffff;
+    let mut m = man >> 13;
+    let rest = man & 0x1fff;
+    let mut e16 = (e + 15) as u32;
+    if rest > 0x1000 || (rest == 0x1000 && m & 1 == 1) {
+        m += 1;
+        if m == 0x400 {
+            m = 0;
+            e16 += 1;
+        }
+    }
+    sign | ((e16 as u16) << 10) | m as u16
+}
+
+pub fn f16_val(h: u16) -> f32 {
+    let e = ((h >> 10) & 0x1f) as i32;
+    let m = (h & 0x3ff) as f32;
+    let v = if e == 0 {
+        m * 2f32.powi(-24)
+    } else {
+        (1.0 + m / 1024.0) * 2f32.powi(e - 15)
+    };
+    if h & 0x8000 != 0 {
+        -v
+    } else {
+        v
+    }
+}
