@@ -8,7 +8,7 @@
 //! | kernel | `cuda/rms_norm.cu` v1: one block per row (32..256 threads), sum of squares in f32 with a block reduction, a second pass that normalizes; 16-byte vector accesses with a scalar tail when every row starts 16-byte aligned |
 //! | numerics | [`Rounding::MatchTorch`](crate::Rounding::MatchTorch) (default): `round_T(round_T(s·r)·w)` as Meta/HF LLaMA; [`Rounding::Once`](crate::Rounding::Once): `round_T(s·r·w)`; `r` in f32 (`sqrt.rn`, `div.rn`) |
 //! | in place | [`rms_norm_in_place`] and [`fused_add_rms_norm_in_place`] write `out` over `x` |
-//! | limits | `rows ≤ i32::MAX`, `hidden ≤ i32::MAX - 256` |
+//! | limits | `rows ≤ i32::MAX`, `hidden ≤ i32::MAX - 4096` |
 
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
 use crate::dtype::{DType, Elem};
@@ -50,6 +50,8 @@ pub const KERNELS: &[Kernel<'static>] = &[
 
 /// `RMS_NORM_MAX_THREADS` of `cuda/rms_norm.cu`.
 const MAX_THREADS: usize = 256;
+/// The largest `hidden`: the kernel's `int` element index runs up to `MAX_THREADS · 16` past it.
+const MAX_HIDDEN: usize = i32::MAX as usize - MAX_THREADS * VEC_BYTES;
 const VEC_BYTES: usize = 16;
 
 fn kernel_for(dtype: DType, fused: bool) -> Kernel<'static> {
@@ -83,13 +85,14 @@ fn check_shape(op: &'static str, shape: RmsNormShape, cfg: RmsNormConfig) -> Res
     validate::check_positive(op, "hidden", shape.hidden)?;
     validate::check_finite_positive(op, "eps", cfg.eps)?;
     validate::to_i32(op, "rows", shape.rows)?;
-    if shape.hidden > i32::MAX as usize - MAX_THREADS {
+    // The kernel steps an `int` index by up to one block of 16-byte chunks past the last element.
+    if shape.hidden > MAX_HIDDEN {
         return Err(Error::SizeOverflow {
             op,
             what: format!(
                 "hidden = {} is over the kernel's limit {}",
                 shape.hidden,
-                i32::MAX as usize - MAX_THREADS
+                MAX_HIDDEN
             ),
         });
     }
