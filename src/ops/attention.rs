@@ -9,7 +9,7 @@
 //! | head_dim | a multiple of 8, at most 256 (buckets 64, 128, 256 pick the tile config) |
 //! | kernel | `cuda/attention.cu` v1: one 128-thread block per (16 or 32 query rows, head, batch); K/V tiles in shared memory; online softmax; the score matrix is never stored |
 //! | numerics | `q·k` in f32 (fma), softmax in f32 with `exp2` (scale folded with `log2 e`), `P` kept in f32, `O` accumulated in f32 and rounded to `T` once; `lse` in f32 |
-//! | limits | `batch, n_heads ≤ 65535` (grid), `q_len, kv_len ≤ i32::MAX`, each tensor's element count ≤ `i64::MAX` |
+//! | limits | `batch, n_heads ≤ 65535` (grid), `q_len, kv_len ≤ i32::MAX - 64`, each tensor's element count ≤ `i64::MAX` |
 //!
 //! A KV cache: [`attention_kv_cache`] reads a preallocated `(batch, kv_capacity, n_kv_heads, head_dim)`
 //! cache of which the first `kv_len` rows of each sequence are filled (decode: `q_len = 1`, the new token
@@ -103,6 +103,9 @@ const BUCKETS: [Bucket; 3] = [
         kernel_index: 2,
     },
 ];
+/// The largest `q_len` and `kv_len` (and KV cache capacity): the kernel's `int` indices run up to one
+/// tile past them.
+const MAX_SEQ_LEN: usize = i32::MAX as usize - 64;
 /// CUDA's limit on `gridDim.y` and `gridDim.z` (heads and batch).
 const MAX_GRID_YZ: usize = 65535;
 
@@ -286,6 +289,15 @@ where
                 s.n_heads, s.n_kv_heads
             ),
         });
+    }
+    // The kernel steps int row and key indices by up to one tile (64) past q_len and kv_len.
+    for (name, v) in [("q_len", s.q_len), ("kv_len", kv_capacity)] {
+        if v > MAX_SEQ_LEN {
+            return Err(Error::SizeOverflow {
+                op: OP,
+                what: format!("{name} = {v} is over the kernel's limit {MAX_SEQ_LEN}"),
+            });
+        }
     }
     let scale = cfg.scale(s.head_dim);
     if !scale.is_finite() || scale == 0.0 {

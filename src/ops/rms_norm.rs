@@ -89,11 +89,7 @@ fn check_shape(op: &'static str, shape: RmsNormShape, cfg: RmsNormConfig) -> Res
     if shape.hidden > MAX_HIDDEN {
         return Err(Error::SizeOverflow {
             op,
-            what: format!(
-                "hidden = {} is over the kernel's limit {}",
-                shape.hidden,
-                MAX_HIDDEN
-            ),
+            what: format!("hidden = {} is over the kernel's limit {}", shape.hidden, MAX_HIDDEN),
         });
     }
     Ok(())
