@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)] // index loops mirror the math being checked
 
 mod common;
-use common::{eval, f32b, f64b};
+use common::{check_table, eval, f32b, f64b};
 
 const ONE: u64 = 0x3f80_0000;
 /// 1 + 2^-23 (one ulp above 1.0f)
@@ -319,19 +319,7 @@ const CASES: &[(&str, &[u64], u64)] = &[
 
 #[test]
 fn float_instructions_match_the_isa() {
-    let mut failures = vec![];
-    for (body, inputs, want) in CASES {
-        let got = eval(body, inputs)[0];
-        if got != *want {
-            failures.push(format!("{body} {inputs:x?}: got {got:#x}, want {want:#x}"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    check_table(CASES);
 }
 
 /// The ISA's stated accuracy of the approximate functions, checked over a sweep of inputs.

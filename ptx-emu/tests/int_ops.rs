@@ -4,7 +4,7 @@
 #![allow(clippy::needless_range_loop)] // index loops mirror the math being checked
 
 mod common;
-use common::eval;
+use common::{check_table, eval};
 
 const M32: u64 = 0xffff_ffff;
 
@@ -246,19 +246,7 @@ const CASES: &[(&str, &[u64], u64)] = &[
 
 #[test]
 fn integer_instructions_match_the_isa() {
-    let mut failures = vec![];
-    for (body, inputs, want) in CASES {
-        let got = eval(body, inputs)[0];
-        if got != *want {
-            failures.push(format!("{body} {inputs:x?}: got {got:#x}, want {want:#x}"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    check_table(CASES);
 }
 
 #[test]

@@ -12,6 +12,24 @@ pub fn eval(body: &str, inputs: &[u64]) -> Vec<u64> {
     try_eval(body, inputs).unwrap_or_else(|e| panic!("{body}: {e}"))
 }
 
+/// Runs every `(instruction body, inputs, expected first output)` of a table with [`eval`] and fails
+/// once, listing every case that differs.
+pub fn check_table(cases: &[(&str, &[u64], u64)]) {
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(body, inputs, want)| {
+            let got = eval(body, inputs)[0];
+            (got != *want).then(|| format!("{body} {inputs:x?}: got {got:#x}, want {want:#x}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 pub fn try_eval(body: &str, inputs: &[u64]) -> Result<Vec<u64>, EmuError> {
     let mut src = String::from(HEADER);
     src.push_str(".visible .entry t(.param .u64 p_out, .param .u64 p_in)\n{\n");
