@@ -4,8 +4,8 @@
 //! |---|---|
 //! | dtypes | `f32`, `f16`, `bf16` (A, B and C share the dtype) |
 //! | layouts | `A: (m, k)`, or `(k, m)` when `trans_a`; `B: (k, n)`, or `(n, k)` when `trans_b`; `C: (m, n)`; contiguous |
-//! | kernel | `cuda/gemm.cu` v1: 64x64 block tile, k-step 16, 4x4 register tile per thread, CUDA cores |
-//! | numerics | products and sums in f32 (fma), `alpha·acc + beta·C` in f32, one rounding to `T` |
+//! | kernel | `cuda/gemm.cu`. f16/bf16, v2: tensor cores (`mma.sync.m16n8k16`, `ldmatrix`), 64x64 block tile of 4 warps, k-step 32, 16-byte staging loads where aligned. f32, v1: CUDA cores, 64x64 block tile, k-step 16, 4x4 register tile per thread |
+//! | numerics | products and sums in f32 (v1: fma in k order; v2: tensor-core f32 accumulation), `alpha·acc + beta·C` in f32, one rounding to `T` |
 //! | `beta == 0` | `C` is write-only: never read, so it may be uninitialised |
 //! | limits | `m ≤ 65535·64` (grid rows), `m, n, k ≤ i32::MAX - 64` |
 
@@ -34,20 +34,22 @@ pub const KERNELS: &[Kernel<'static>] = &[
     },
 ];
 
-/// `GemmTraits` of `cuda/gemm.cu`: the C tile of one block and its thread count.
+/// `GemmTraits` (v1, f32) and `GemmMmaTraits` (v2, f16/bf16) of `cuda/gemm.cu`: both tile C by 64x64
+/// per block; v1 runs 256 threads (16x16, 4x4 elements each), v2 4 warps (32x32 each).
 const BLOCK_M: usize = 64;
 const BLOCK_N: usize = 64;
-const THREADS: u32 = 256;
+const THREADS_V1: u32 = 256;
+const THREADS_V2: u32 = 128;
 /// The kernel adds up to one tile to a row, column or k index in `int`: keep that from overflowing.
 const MAX_DIM: usize = i32::MAX as usize - 64;
 /// CUDA's limit on `gridDim.y` (the row tiles).
 const MAX_GRID_Y: usize = 65535;
 
-/// Grid and block of one GEMM launch. One 256-thread block per 64x64 tile of C: the v1 kernel has a
-/// single tile configuration, sized so a block's two staged k-slices (8 KB of static shared memory) and
-/// 80 registers per thread let several blocks share an SM. Column tiles go on `grid.x` (no practical
-/// limit), row tiles on `grid.y` (at most 65535).
-fn launch_config(shape: GemmShape) -> Result<LaunchDims> {
+/// Grid and block of one GEMM launch: one block per 64x64 tile of C, column tiles on `grid.x` (no
+/// practical limit), row tiles on `grid.y` (at most 65535). f32 (v1): 256 threads, 8 KB of static shared
+/// memory, 80 registers. f16/bf16 (v2): 128 threads (4 warps of 32x32), 10 KB of static shared memory,
+/// ~122 registers: several blocks per SM either way.
+fn launch_config(shape: GemmShape, dtype: DType) -> Result<LaunchDims> {
     let tiles_n = shape.n.div_ceil(BLOCK_N);
     let tiles_m = shape.m.div_ceil(BLOCK_M);
     if tiles_m > MAX_GRID_Y {
@@ -61,7 +63,7 @@ fn launch_config(shape: GemmShape) -> Result<LaunchDims> {
     }
     Ok(LaunchDims {
         grid: [validate::to_i32(OP, "n tiles", tiles_n)? as u32, tiles_m as u32, 1],
-        block: [THREADS, 1, 1],
+        block: [if dtype == DType::F32 { THREADS_V1 } else { THREADS_V2 }, 1, 1],
         shared_bytes: 0,
     })
 }
@@ -110,7 +112,7 @@ where
     }
     let a_dims = if cfg.trans_a { [k, m] } else { [m, k] }; // as stored
     let b_dims = if cfg.trans_b { [n, k] } else { [k, n] }; // as stored
-    let dims = launch_config(shape)?;
+    let dims = launch_config(shape, T::DTYPE)?;
     let elem = std::mem::size_of::<T>();
     let (a_addr, _a_guard) = validate::addr_of(OP, "a", a, backend, &a_dims)?;
     let (b_addr, _b_guard) = validate::addr_of(OP, "b", b, backend, &b_dims)?;
@@ -146,14 +148,19 @@ mod tests {
 
     #[test]
     fn launch_config_covers_edges() {
-        let d = launch_config(GemmShape { m: 65, n: 1, k: 3 }).unwrap();
+        let d = launch_config(GemmShape { m: 65, n: 1, k: 3 }, DType::F32).unwrap();
         assert_eq!(d.grid, [1, 2, 1]);
-        assert_eq!(d.block, [THREADS, 1, 1]);
+        assert_eq!(d.block, [THREADS_V1, 1, 1]);
+        let d = launch_config(GemmShape { m: 65, n: 130, k: 3 }, DType::BF16).unwrap();
+        assert_eq!((d.grid, d.block), ([3, 2, 1], [THREADS_V2, 1, 1]));
         let too_tall = GemmShape {
             m: MAX_GRID_Y * BLOCK_M + 1,
             n: 1,
             k: 1,
         };
-        assert!(matches!(launch_config(too_tall), Err(Error::SizeOverflow { .. })));
+        assert!(matches!(
+            launch_config(too_tall, DType::F16),
+            Err(Error::SizeOverflow { .. })
+        ));
     }
 }
