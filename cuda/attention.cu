@@ -14,8 +14,11 @@
 //   q, o: (batch, q_len, n_heads, head_dim)   k, v: (batch, kv_len, n_kv_heads, head_dim)
 //   lse:  (batch, n_heads, q_len) f32, contiguous, optional (NULL = not written)
 //
-// Work mapping: one block of WARPS warps per (BLOCK_M query rows, head, batch): grid = (ceil(q_len /
-// BLOCK_M), n_heads, batch). Warp w owns ROWS_PER_WARP consecutive query rows. The block stages its Q
+// Work mapping: the G = heads_per_kv_head query heads that share a kv head are packed into rows: packed
+// row R = i * G + g is query i of query head hk * G + g (FlashInfer's GQA packing). One block of WARPS warps
+// per (BLOCK_M packed rows, kv head, batch): grid = (ceil(q_len * G / BLOCK_M), n_kv_heads, batch), so each
+// K/V tile is read once for all G heads (decode with G = 4 fills 4 rows of a block instead of 1). Warp w
+// owns ROWS_PER_WARP consecutive packed rows. The block stages its Q
 // tile once (f32) and then walks the keys [0, n_end) in tiles of BLOCK_N, staging K and V (storage type)
 // in shared memory; n_end stops at the last key the block's last row sees, so causal tiles above the
 // diagonal are skipped. Per key tile, each warp:
@@ -24,7 +27,7 @@
 //   2. online softmax per row in f32: warp max, rescale of the running sum and O accumulator;
 //      the row sum l is kept per lane and reduced once at the end.
 //   3. O += P V: lane owns head dims lane + 32 u (u < DIMS_PER_LANE); p_j comes from lane j by shuffle.
-// Rows >= q_len are computed on zero q and never stored; a warp with no row < q_len skips the math.
+// Packed rows >= q_len * G are computed on zero q and never stored; a warp with none in range skips the math.
 //
 // Shared memory (dynamic, sized by the host for the runtime head_dim; launch_config in
 // src/ops/attention.rs mirrors this):
@@ -99,30 +102,36 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
 
     const int warp = threadIdx.x / WARP_SIZE;
     const int lane = threadIdx.x % WARP_SIZE;
-    const int m0 = blockIdx.x * Tr::BLOCK_M;  // first query row of the block
-    const int h = blockIdx.y;
+    // Packed rows: row R of kv head hk is query i = R / G of query head hk * G + R % G (G = heads per kv
+    // head), so the G query heads that share K and V are one block's rows and read each K/V tile once.
+    const int G = p.heads_per_kv_head;
+    const int rows = p.q_len * G;             // packed rows of this (kv head, batch); host: < 2^31 - 64
+    const int m0 = blockIdx.x * Tr::BLOCK_M;  // first packed row of the block
+    const int hk = blockIdx.y;
     const int b = blockIdx.z;
-    const int hk = h / p.heads_per_kv_head;
-    const T* q = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;   // (q_len, hd) at q_row_stride
+    const T* q = static_cast<const T*>(p.q) + b * p.q_batch_stride + int64_t(hk) * G * p.q_head_stride;
     const T* k = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;  // (kv_len, hd) at k_row_stride
     const T* v = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;  // (kv_len, hd) at v_row_stride
-    T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride;               // (q_len, hd) at o_row_stride
+    T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + int64_t(hk) * G * p.o_head_stride;
+    // q and o above point at the group's first query head; packed row R is at (R / G) * row + (R % G) * head.
 
-    // Stage the Q tile as f32; rows past q_len are zero.
+    // Stage the Q tile as f32; packed rows past the end are zero.
     for (int r = warp; r < Tr::BLOCK_M; r += Tr::WARPS) {
-        const int i = m0 + r;
-        for (int d = lane; d < hd; d += WARP_SIZE) q_s[r * hd + d] = i < p.q_len ? to_f32(q[i * p.q_row_stride + d]) : 0.0f;
+        const int pr = m0 + r;
+        const T* q_row = q + int64_t(pr / G) * p.q_row_stride + int64_t(pr % G) * p.q_head_stride;
+        for (int d = lane; d < hd; d += WARP_SIZE) q_s[r * hd + d] = pr < rows ? to_f32(q_row[d]) : 0.0f;
     }
 
-    // Keys [0, n_end) are visible to some row of the block; causal: the last row i_last sees j <= i_last + offset.
+    // Keys [0, n_end) are visible to some row of the block; causal: the block's last query i_last sees
+    // j <= i_last + offset.
     int n_end = p.kv_len;
     if (p.causal) {
-        const int64_t i_last = min(m0 + Tr::BLOCK_M, p.q_len) - 1;
+        const int64_t i_last = (min(m0 + Tr::BLOCK_M, rows) - 1) / G;
         n_end = int(max(int64_t(0), min(int64_t(p.kv_len), i_last + p.causal_offset + 1)));
     }
 
-    const int row0 = m0 + warp * R;  // first query row of this warp
-    const bool warp_active = row0 < p.q_len;
+    const int row0 = m0 + warp * R;  // first packed row of this warp
+    const bool warp_active = row0 < rows;
     const float* q_w = q_s + warp * R * hd;  // (R, hd): this warp's rows
 
     float m_run[R];       // running max of the base-2 scores of each row (same in every lane)
@@ -178,7 +187,7 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
         // 2. Mask, scale to base 2, online softmax per row; s becomes p = exp2(s - m).
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-            const int64_t last_visible = p.causal ? int64_t(row0 + r) + p.causal_offset : int64_t(p.kv_len) - 1;
+            const int64_t last_visible = p.causal ? int64_t((row0 + r) / G) + p.causal_offset : int64_t(p.kv_len) - 1;
             float m_tile = -INFINITY;
 #pragma unroll
             for (int t = 0; t < KPL; ++t) {
@@ -227,18 +236,20 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
     // Normalize, round once, store; lse in natural log. A row that saw no key has l = 0: zeros, -inf.
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-        const int i = row0 + r;
+        const int pr = row0 + r;
         const float l = warp_reduce_sum(l_part[r]);
-        if (i >= p.q_len) continue;
+        if (pr >= rows) continue;
+        const int i = pr / G;       // query
+        const int g = pr % G;       // head within the group
         const float inv_l = l > 0.0f ? 1.0f / l : 0.0f;
-        T* o_row = o + i * p.o_row_stride;  // (hd,)
+        T* o_row = o + int64_t(i) * p.o_row_stride + int64_t(g) * p.o_head_stride;  // (hd,)
 #pragma unroll
         for (int u = 0; u < DPL; ++u) {
             const int d = lane + u * WARP_SIZE;
             if (d < hd) o_row[d] = from_f32<T>(acc[r][u] * inv_l);
         }
         if (p.lse != nullptr && lane == 0) {
-            p.lse[(int64_t(b) * p.n_heads + h) * p.q_len + i] = l > 0.0f ? (m_run[r] + log2f(l)) / LOG2E : -INFINITY;
+            p.lse[(int64_t(b) * p.n_heads + int64_t(hk) * G + g) * p.q_len + i] = l > 0.0f ? (m_run[r] + log2f(l)) / LOG2E : -INFINITY;
         }
     }
 }

@@ -7,9 +7,9 @@
 //! | GQA | `n_heads % n_kv_heads == 0`; query head `h` reads kv head `h / (n_heads / n_kv_heads)` (MQA: `n_kv_heads = 1`) |
 //! | masking | causal is bottom-right aligned: query `i` sees keys `j <= kv_len - q_len + i` (prefill with a KV cache, decode with `q_len = 1`); a query that sees no key gives `o = 0`, `lse = -inf` |
 //! | head_dim | a multiple of 8, at most 256 (buckets 64, 128, 256 pick the tile config) |
-//! | kernel | `cuda/attention.cu` v1: one 128-thread block per (16 or 32 query rows, head, batch); K/V tiles in shared memory; online softmax; the score matrix is never stored |
+//! | kernel | `cuda/attention.cu` v1: the query heads of a kv head packed as rows (GQA packing), one 128-thread block per (16 or 32 packed rows, kv head, batch); K/V tiles in shared memory; online softmax; the score matrix is never stored |
 //! | numerics | `q·k` in f32 (fma), softmax in f32 with `exp2` (scale folded with `log2 e`), `P` kept in f32, `O` accumulated in f32 and rounded to `T` once; `lse` in f32 |
-//! | limits | `batch, n_heads ≤ 65535` (grid), `q_len, kv_len ≤ i32::MAX - 64`, each tensor's element count ≤ `i64::MAX` |
+//! | limits | `batch, n_heads ≤ 65535` (grid), `kv_len` and `q_len · n_heads / n_kv_heads ≤ i32::MAX - 64`, each tensor's element count ≤ `i64::MAX` |
 //!
 //! A KV cache: [`attention_kv_cache`] reads a preallocated `(batch, kv_capacity, n_kv_heads, head_dim)`
 //! cache of which the first `kv_len` rows of each sequence are filled (decode: `q_len = 1`, the new token
@@ -132,9 +132,11 @@ fn shared_bytes(b: Bucket, head_dim: usize, dtype: DType) -> usize {
     b.block_m * head_dim * 4 + b.block_n * (head_dim + k_pad) * elem + b.block_n * head_dim * elem
 }
 
-/// Grid, block and shared memory of one launch: grid `(ceil(q_len / BLOCK_M), n_heads, batch)`, 128
-/// threads; the tile sizes come from the head-dim bucket (smaller tiles for larger heads keep the O
-/// accumulator of `ROWS_PER_WARP · head_dim_max / 32` floats per lane in registers).
+/// Grid, block and shared memory of one launch. The `G = n_heads / n_kv_heads` query heads of a kv head
+/// are packed into `q_len · G` rows that share each K/V tile; grid `(ceil(q_len · G / BLOCK_M), n_kv_heads,
+/// batch)`, 128 threads. The tile sizes come from the head-dim bucket (smaller tiles for larger heads keep
+/// the O accumulator of `ROWS_PER_WARP · head_dim_max / 32` floats per lane in registers).
+/// Requires `n_heads % n_kv_heads == 0` (checked before).
 fn launch_config(shape: AttentionShape, dtype: DType, max_shared: u32) -> Result<(LaunchDims, usize)> {
     let b = bucket(shape.head_dim)?;
     for (name, v) in [("n_heads", shape.n_heads), ("batch", shape.batch)] {
@@ -144,6 +146,15 @@ fn launch_config(shape: AttentionShape, dtype: DType, max_shared: u32) -> Result
                 what: format!("{name} = {v} is over the grid limit {MAX_GRID_YZ}"),
             });
         }
+    }
+    let packed_rows = shape.q_len.saturating_mul(shape.n_heads / shape.n_kv_heads);
+    if packed_rows > MAX_SEQ_LEN {
+        return Err(Error::SizeOverflow {
+            op: OP,
+            what: format!(
+                "q_len · n_heads / n_kv_heads = {packed_rows} is over the kernel's limit {MAX_SEQ_LEN} (packed GQA rows)"
+            ),
+        });
     }
     let shared = shared_bytes(b, shape.head_dim, dtype);
     if shared > max_shared as usize {
@@ -157,8 +168,8 @@ fn launch_config(shape: AttentionShape, dtype: DType, max_shared: u32) -> Result
     }
     let dims = LaunchDims {
         grid: [
-            validate::to_i32(OP, "q tiles", shape.q_len.div_ceil(b.block_m))? as u32,
-            shape.n_heads as u32,
+            validate::to_i32(OP, "row tiles", packed_rows.div_ceil(b.block_m))? as u32,
+            shape.n_kv_heads as u32,
             shape.batch as u32,
         ],
         block: [THREADS, 1, 1],
@@ -417,11 +428,11 @@ mod tests {
     #[test]
     fn buckets_and_kernels() {
         let (d, idx) = launch_config(shape(64), DType::F32, 48 * 1024).unwrap();
-        assert_eq!((d.grid, idx), ([2, 4, 2], 0));
+        assert_eq!((d.grid, idx), ([3, 2, 2], 0)); // 33 queries x 2 heads per kv head = 66 packed rows
         let (_, idx) = launch_config(shape(72), DType::BF16, 227 * 1024).unwrap();
         assert_eq!(KERNELS[idx].name, "attention_bf16_d128");
         let (d, idx) = launch_config(shape(256), DType::F16, 227 * 1024).unwrap();
-        assert_eq!((KERNELS[idx].name, d.grid[0]), ("attention_f16_d256", 3));
+        assert_eq!((KERNELS[idx].name, d.grid[0]), ("attention_f16_d256", 5));
         assert!(matches!(bucket(12), Err(Error::UnsupportedHeadDim { .. })));
         assert!(matches!(bucket(264), Err(Error::UnsupportedHeadDim { .. })));
     }
