@@ -352,6 +352,15 @@ fn attention_rejects_grids_past_the_limit() {
     };
     let e = attend(&backend, shape, AttentionConfig::default(), [1, 1, 1, 1]);
     assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
+    // Each query alone fits, but the packed GQA rows (q_len · n_heads / n_kv_heads) would not.
+    let shape = AttentionShape {
+        q_len: 1 << 30,
+        n_heads: 4,
+        n_kv_heads: 1,
+        ..SHAPE
+    };
+    let e = attend(&backend, shape, AttentionConfig::default(), [1, 1, 1, 1]);
+    assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
     // Within i32 but less than one tile from its end: the kernel's int indices would overflow.
     let shape = AttentionShape {
         kv_len: i32::MAX as usize - 10,
