@@ -5,7 +5,7 @@
 //! | dtypes | `f32`, `f16`, `bf16` (x, residual, weight and out share the dtype) |
 //! | layouts | `x, residual, out: (rows, hidden)`, `weight: (hidden,)`; contiguous |
 //! | math | `out = s / sqrt(mean(s²) + eps) · weight`, `s = x` or (fused) `s = round_T(x + residual)`, which is also written to `residual` |
-//! | kernel | `cuda/rms_norm.cu` v1: one block per row (32..256 threads), sum of squares in f32 with a block reduction, a second pass that normalizes; 16-byte vector accesses with a scalar tail when every row starts 16-byte aligned |
+//! | kernel | `cuda/rms_norm.cu` v1: one block per row (32..256 threads), sum of squares in f32 with a block reduction, a second pass that normalizes from registers (rows up to 8192 bf16/f16, 4096 f32 elements; wider rows are re-read); 16-byte vector accesses with a scalar tail when every row starts 16-byte aligned |
 //! | numerics | [`Rounding::MatchTorch`](crate::Rounding::MatchTorch) (default): `round_T(round_T(s·r)·w)` as Meta/HF LLaMA; [`Rounding::Once`](crate::Rounding::Once): `round_T(s·r·w)`; `r` in f32 (`sqrt.rn`, `div.rn`) |
 //! | in place | [`rms_norm_in_place`] and [`fused_add_rms_norm_in_place`] write `out` over `x` |
 //! | limits | `rows ≤ i32::MAX`, `hidden ≤ i32::MAX - 4096` |
