@@ -342,62 +342,18 @@ pub(crate) fn lower_inst(ctx: &mut FnCtx, i: &Instr) -> R<()> {
                 }
             }
         }
-        "mad24" => {
+        "mad24" | "sad" | "bfe" => {
             ops_n(i, 4)?;
             let Some(Ty::I(t)) = o.ty() else { return un(i) };
-            if o.has("hi") {
-                return un(i);
-            }
+            let op = match o.base {
+                "mad24" if o.has("hi") => return un(i),
+                "mad24" => ITern::Mad24Lo,
+                "sad" => ITern::Sad,
+                _ => ITern::Bfe,
+            };
             let (a, b, c) = (src!(1, None), src!(2, None), src!(3, None));
             let d = ctx.dst(&x[0])?;
-            ctx.emit(
-                Op::ITern {
-                    op: ITern::Mad24Lo,
-                    t,
-                    d,
-                    a,
-                    b,
-                    c,
-                },
-                guard,
-                Class::Int,
-            );
-        }
-        "sad" => {
-            ops_n(i, 4)?;
-            let Some(Ty::I(t)) = o.ty() else { return un(i) };
-            let (a, b, c) = (src!(1, None), src!(2, None), src!(3, None));
-            let d = ctx.dst(&x[0])?;
-            ctx.emit(
-                Op::ITern {
-                    op: ITern::Sad,
-                    t,
-                    d,
-                    a,
-                    b,
-                    c,
-                },
-                guard,
-                Class::Int,
-            );
-        }
-        "bfe" => {
-            ops_n(i, 4)?;
-            let Some(Ty::I(t)) = o.ty() else { return un(i) };
-            let (a, b, c) = (src!(1, None), src!(2, None), src!(3, None));
-            let d = ctx.dst(&x[0])?;
-            ctx.emit(
-                Op::ITern {
-                    op: ITern::Bfe,
-                    t,
-                    d,
-                    a,
-                    b,
-                    c,
-                },
-                guard,
-                Class::Int,
-            );
+            ctx.emit(Op::ITern { op, t, d, a, b, c }, guard, Class::Int);
         }
         "bfi" => {
             ops_n(i, 5)?;
