@@ -46,6 +46,33 @@ macro_rules! lanes {
 pub(crate) use lanes;
 
 /// Runs the warp for one turn; returns whether any instruction executed.
+/// `setp`'s outputs of lane `l`: `p` and `q`, each combined with the optional `.and/.or/.xor` predicate
+/// operand (negated when its flag is set), written to `d` and, when present, `d2`.
+fn set_predicates(
+    r: &mut [u64],
+    l: usize,
+    comb: Option<(BoolOp, Src, bool)>,
+    (d, p): (Slot, bool),
+    (d2, q): (Option<Slot>, bool),
+) {
+    let (p, q) = match comb {
+        Some((bop, c, neg)) => {
+            let c = ((get(r, c, l) & 1) != 0) != neg;
+            let f = |x: bool| match bop {
+                BoolOp::And => x && c,
+                BoolOp::Or => x || c,
+                BoolOp::Xor => x ^ c,
+            };
+            (f(p), f(q))
+        }
+        None => (p, q),
+    };
+    set(r, d, l, p as u64);
+    if let Some(d2) = d2 {
+        set(r, d2, l, q as u64);
+    }
+}
+
 pub(crate) fn run_warp(w: &mut Warp, env: &mut Env) -> bool {
     let prog = env.prog;
     let mut progress = false;
@@ -339,22 +366,9 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
             let s = if *pt == FTy::F16x2 { FTy::F16 } else { FTy::BF16 };
             lanes!(active, |l| {
                 let (x, y) = (get(r, *a, l), get(r, *b, l));
-                let mut p = compare(*cmp, Ty::F(s), *ftz, x & 0xffff, y & 0xffff);
-                let mut q = compare(*cmp, Ty::F(s), *ftz, (x >> 16) & 0xffff, (y >> 16) & 0xffff);
-                if let Some((bop, c, neg)) = comb {
-                    let c = ((get(r, *c, l) & 1) != 0) != *neg;
-                    let f = |x: bool| match bop {
-                        BoolOp::And => x && c,
-                        BoolOp::Or => x || c,
-                        BoolOp::Xor => x ^ c,
-                    };
-                    p = f(p);
-                    q = f(q);
-                }
-                set(r, *d, l, p as u64);
-                if let Some(d2) = d2 {
-                    set(r, *d2, l, q as u64);
-                }
+                let p = compare(*cmp, Ty::F(s), *ftz, x & 0xffff, y & 0xffff);
+                let q = compare(*cmp, Ty::F(s), *ftz, (x >> 16) & 0xffff, (y >> 16) & 0xffff);
+                set_predicates(r, l, *comb, (*d, p), (*d2, q));
             });
         }
         Op::Setp {
@@ -368,22 +382,8 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
             comb,
         } => {
             lanes!(active, |l| {
-                let mut p = compare(*cmp, *t, *ftz, get(r, *a, l), get(r, *b, l));
-                let mut q = !p;
-                if let Some((bop, c, neg)) = comb {
-                    let c = ((get(r, *c, l) & 1) != 0) != *neg;
-                    let f = |x: bool| match bop {
-                        BoolOp::And => x && c,
-                        BoolOp::Or => x || c,
-                        BoolOp::Xor => x ^ c,
-                    };
-                    p = f(p);
-                    q = f(q);
-                }
-                set(r, *d, l, p as u64);
-                if let Some(d2) = d2 {
-                    set(r, *d2, l, q as u64);
-                }
+                let p = compare(*cmp, *t, *ftz, get(r, *a, l), get(r, *b, l));
+                set_predicates(r, l, *comb, (*d, p), (*d2, !p));
             });
         }
         Op::Set {
