@@ -31,6 +31,35 @@ impl DType {
         }
     }
 
+    /// The smallest positive subnormal value: the spacing of the values near zero (2^-149 for f32,
+    /// 2^-24 for f16, 2^-133 for bf16). Rounding to this type can move a value by half of it, whatever
+    /// the value's magnitude.
+    pub fn subnormal_spacing(self) -> f64 {
+        match self {
+            DType::F32 => 2f64.powi(-149),
+            DType::F16 => 2f64.powi(-24),
+            DType::BF16 => 2f64.powi(-133),
+        }
+    }
+
+    /// The largest finite value (`f32::MAX`, 65504, `bf16::MAX`).
+    pub fn max_finite(self) -> f64 {
+        match self {
+            DType::F32 => f32::MAX as f64,
+            DType::F16 => half::f16::MAX.to_f64(),
+            DType::BF16 => half::bf16::MAX.to_f64(),
+        }
+    }
+
+    /// Where rounding to this type overflows: values of magnitude at or above `max_finite + ulp/2`
+    /// become infinite, so an infinity stands for `2^(emax+1)` when measuring a rounding error.
+    pub fn overflow_threshold(self) -> f64 {
+        match self {
+            DType::F32 | DType::BF16 => 2f64.powi(128),
+            DType::F16 => 65536.0,
+        }
+    }
+
     /// The suffix of the kernel entry points for this dtype (`rms_norm_bf16`).
     pub const fn kernel_suffix(self) -> &'static str {
         match self {

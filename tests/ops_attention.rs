@@ -90,7 +90,7 @@ fn run_case<T: Elem + DeviceValue, B: Backend>(
     // f32: the kernel's own f32 error over head_dim-long dots and kv_len-long sums, relative to values
     // of order 1: a few hundred ulps of slack at most.
     let tol = match T::DTYPE {
-        DType::F32 => Tolerance { atol: 2e-5, rtol: 1e-4 },
+        DType::F32 => Tolerance::new(DType::F32, 2e-5, 1e-4),
         _ => Tolerance::for_elem::<T>(),
     };
     tol.check(&o, &to_f64_vec(&o_ref))
@@ -99,7 +99,7 @@ fn run_case<T: Elem + DeviceValue, B: Backend>(
     if T::DTYPE != DType::F32 {
         let (oracle, _) = reference::attention_f64(&q, &k, &v, shape, cfg).map_err(err)?;
         let naive = to_f64_vec(&reference::attention_naive(&q, &k, &v, shape, cfg).map_err(err)?);
-        check_2x_rule(&o, &naive, &oracle, 1e-6).map_err(|e| format!("{name}: 2x rule: {e}"))?;
+        check_2x_rule(T::DTYPE, &o, &naive, &oracle, 1e-6).map_err(|e| format!("{name}: 2x rule: {e}"))?;
     }
     Ok(())
 }

@@ -59,20 +59,34 @@ fn run_case<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(
     let a = random_vec::<T>(m * k, seed, 1.0);
     let b = random_vec::<T>(k * n, seed ^ 0x55, 1.0);
     let c0 = random_vec::<T>(m * n, seed ^ 0xaa, 1.0);
+    check_case(backend, &a, &b, &c0, shape, cfg)
+}
+
+/// Runs one GEMM of the given data on `backend` and checks it against the f64 oracle (the classical
+/// bound, then the 2x rule for f16/bf16); `Err` names the case.
+fn check_case<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(
+    backend: &B,
+    a: &[T],
+    b: &[T],
+    c0: &[T],
+    shape: GemmShape,
+    cfg: GemmConfig,
+) -> Result<(), String> {
+    let GemmShape { m, n, k } = shape;
     let err = |e: Error| format!("{shape:?} {cfg:?}: {e}");
-    let a_d = backend.upload(&a).map_err(err)?;
-    let b_d = backend.upload(&b).map_err(err)?;
+    let a_d = backend.upload(a).map_err(err)?;
+    let b_d = backend.upload(b).map_err(err)?;
     // beta == 0: C is write-only, so it starts poisoned (never written on the emulator: initcheck fires on a read).
     let mut c_d = if cfg.beta == 0.0 {
         backend.alloc_poisoned::<T>(m * n).map_err(err)?
     } else {
-        backend.upload(&c0).map_err(err)?
+        backend.upload(c0).map_err(err)?
     };
     gemm(backend, &a_d, &b_d, &mut c_d, shape, cfg).map_err(err)?;
     let got = to_f64_vec(&backend.download(&c_d).map_err(err)?);
 
-    let oracle = reference::gemm_f64(&a, &b, &c0, shape, cfg).map_err(err)?;
-    let bound = reference::gemm_abs_bound(&a, &b, &c0, shape, cfg).map_err(err)?;
+    let oracle = reference::gemm_f64(a, b, c0, shape, cfg).map_err(err)?;
+    let bound = reference::gemm_abs_bound(a, b, c0, shape, cfg).map_err(err)?;
     // f32 accumulation of k products plus the alpha/beta epilogue: γ_(k+3)(f32) = (k+3)u / (1 - (k+3)u).
     let u = f32::EPSILON as f64 / 2.0;
     let gamma = (k + 3) as f64 * u / (1.0 - (k + 3) as f64 * u);
@@ -84,11 +98,11 @@ fn run_case<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(
         .zip(&expected_rounded)
         .map(|(b, r)| gamma * b + r * 1.0001)
         .collect();
-    check_abs_bound(&got, &oracle, &total, 1.0, 1e-30)
+    check_abs_bound(T::DTYPE, &got, &oracle, &total, 1.0, 0.0)
         .map_err(|e| format!("{shape:?} {cfg:?} {}: {e}", backend.name()))?;
     if T::DTYPE != llama_kernels::DType::F32 {
-        let naive = to_f64_vec(&reference::gemm_naive(&a, &b, &c0, shape, cfg).map_err(err)?);
-        check_2x_rule(&got, &naive, &oracle, 1e-6).map_err(|e| format!("{shape:?} {cfg:?} 2x rule: {e}"))?;
+        let naive = to_f64_vec(&reference::gemm_naive(a, b, c0, shape, cfg).map_err(err)?);
+        check_2x_rule(T::DTYPE, &got, &naive, &oracle, 1e-6).map_err(|e| format!("{shape:?} {cfg:?} 2x rule: {e}"))?;
     }
     Ok(())
 }
@@ -120,7 +134,35 @@ fn gemm_bf16_llama_projection<B: Backend>(backend: &B) {
     run_case::<bf16, B>(backend, shape, cfg, 7).unwrap();
 }
 
+/// Regression (CI failed on it with a random seed): k = 1 products of order 2e-5 are f16 subnormals; a
+/// correctly rounded subnormal is up to 2^-25 away, more than any relative bound allows.
+fn gemm_f16_subnormal_outputs<B: Backend>(backend: &B) {
+    let shape = GemmShape { m: 2, n: 11, k: 1 };
+    let a: Vec<f16> = random_vec::<f32>(2, 3, 1.0)
+        .iter()
+        .map(|v| f16::from_f32(0.004 + 0.002 * v))
+        .collect();
+    let b: Vec<f16> = random_vec::<f32>(11, 4, 1.0)
+        .iter()
+        .map(|v| f16::from_f32(0.006 + 0.003 * v))
+        .collect();
+    let c0 = vec![f16::from_f32(1e-7); 22];
+    for beta in [0.0, 1.0] {
+        let cfg = GemmConfig {
+            beta,
+            ..GemmConfig::default()
+        };
+        let want = reference::gemm_f64(&a, &b, &c0, shape, cfg).unwrap();
+        assert!(
+            want.iter().all(|v| v.abs() < 2f64.powi(-14)),
+            "every output is an f16 subnormal"
+        );
+        check_case(backend, &a, &b, &c0, shape, cfg).unwrap();
+    }
+}
+
 backend_tests!(gemm_f32, gemm_f32_random);
+backend_tests!(gemm_f16_subnormal, gemm_f16_subnormal_outputs);
 backend_tests!(gemm_f16, gemm_f16_random);
 backend_tests!(gemm_bf16, gemm_bf16_random);
 backend_tests!(gemm_bf16_projection, gemm_bf16_llama_projection);

@@ -46,7 +46,7 @@ fn naive<T: Elem>(s: &[T], weight: &[T], shape: RmsNormShape, eps: f32) -> Vec<f
 fn tolerance<T: Elem>() -> Tolerance {
     match T::DTYPE {
         // f32 reduction over up to 4099 terms against f64.
-        DType::F32 => Tolerance { atol: 1e-6, rtol: 2e-6 },
+        DType::F32 => Tolerance::new(DType::F32, 1e-6, 2e-6),
         _ => Tolerance::for_elem::<T>(),
     }
 }
@@ -102,7 +102,8 @@ fn run_case<T: Elem + DeviceValue>(
     let two_x = T::DTYPE != DType::F32 && n >= MIN_2X_ELEMENTS;
     if two_x {
         let oracle = reference::rms_norm_f64(&x, &w, shape, cfg).map_err(err)?;
-        check_2x_rule(&got, &naive(&x, &w, shape, cfg.eps), &oracle, 1e-6).map_err(|e| format!("{name}: 2x: {e}"))?;
+        check_2x_rule(T::DTYPE, &got, &naive(&x, &w, shape, cfg.eps), &oracle, 1e-6)
+            .map_err(|e| format!("{name}: 2x: {e}"))?;
     }
 
     // Fused: residual updated in place, out written.
@@ -130,7 +131,7 @@ fn run_case<T: Elem + DeviceValue>(
         // Oracle: the f64 sum, unrounded; the naive baseline normalizes the same rounded residual as the
         // kernel, so the residual's own rounding counts against both alike.
         let (oracle, _) = reference::fused_add_rms_norm_f64(&x, &res, &w, shape, cfg).map_err(err)?;
-        check_2x_rule(&got_out, &naive(&want_res, &w, shape, cfg.eps), &oracle, 1e-6)
+        check_2x_rule(T::DTYPE, &got_out, &naive(&want_res, &w, shape, cfg.eps), &oracle, 1e-6)
             .map_err(|e| format!("{name}: fused 2x: {e}"))?;
     }
     Ok(())

@@ -46,7 +46,9 @@ pub use gemm::{gemm, gemm_abs_bound, gemm_f64, gemm_naive};
 pub use rms_norm::{fused_add_rms_norm, fused_add_rms_norm_f64, rms_norm, rms_norm_f64};
 pub use rope::{rope, rope_f64, rope_inv_freq, rope_inv_freq_f64};
 pub use swiglu::{ffn_hidden_dim, silu, swiglu, swiglu_f64, swiglu_packed, swiglu_packed_f64};
-pub use tolerance::{check_2x_rule, check_abs_bound, check_close, max_abs_diff, Tolerance};
+pub use tolerance::{
+    check_2x_rule, check_abs_bound, check_close, check_same_class, max_abs_diff, rounding_floor, FloatClass, Tolerance,
+};
 
 use crate::dtype::Elem;
 use crate::error::{Error, Result};

@@ -34,21 +34,19 @@ macro_rules! backend_tests {
     };
 }
 
-/// Runs `check` on `cases` values drawn from `strategy` (proptest, shrinking on failure, no persistence
-/// file); a case fails with the message `check` returns.
+pub mod seed;
+
+/// Runs `check` on `cases` values drawn from `strategy`, from the run's seed ([`seed::config`]), with
+/// shrinking; a failing case panics with the minimal input, the seed and the command that reproduces it.
 pub fn run_cases<S: proptest::strategy::Strategy>(
     cases: u32,
     strategy: S,
     check: impl Fn(S::Value) -> Result<(), String>,
 ) {
-    let config = proptest::test_runner::Config {
-        cases,
-        failure_persistence: None,
-        ..Default::default()
-    };
-    proptest::test_runner::TestRunner::new(config)
-        .run(&strategy, |v| {
-            check(v).map_err(proptest::test_runner::TestCaseError::fail)
-        })
-        .unwrap();
+    let mut runner = proptest::test_runner::TestRunner::new(seed::config(cases));
+    if let Err(e) = runner.run(&strategy, |v| {
+        check(v).map_err(proptest::test_runner::TestCaseError::fail)
+    }) {
+        panic!("{e}\n{}", seed::reproduce_hint());
+    }
 }

@@ -87,7 +87,7 @@ fn direct_attention(q: &[f64], k: &[f64], v: &[f64], s: AttentionShape, cfg: Att
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(common::seed::config(CASES))]
 
     /// The oracle and the f32/bf16 references equal softmax(QKᵀ·scale)V and log Σ exp(scores) written
     /// out here; fully-masked rows give 0 and -inf.
@@ -209,7 +209,7 @@ proptest! {
             let (o64, _) = reference::attention_f64(&q, &k, &v, c.shape, c.cfg).unwrap();
             let (o, _) = reference::attention(&q, &k, &v, c.shape, c.cfg).unwrap();
             let naive = reference::attention_naive(&q, &k, &v, c.shape, c.cfg).unwrap();
-            check(reference::check_2x_rule(&to_f64_vec(&o), &to_f64_vec(&naive), &o64, 1e-5))?;
+            check(reference::check_2x_rule(T::DTYPE, &to_f64_vec(&o), &to_f64_vec(&naive), &o64, 1e-5))?;
             let (_, naive_err) = reference::max_abs_diff(&to_f64_vec(&naive), &o64);
             prop_assert!(naive_err <= 64.0 * T::EPSILON_HALF_ULP * (c.shape.head_dim + c.shape.kv_len) as f64, "naive error {naive_err}");
             Ok(())

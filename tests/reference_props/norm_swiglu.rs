@@ -11,7 +11,7 @@ fn mean_sq(row: &[f64]) -> f64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(common::seed::config(CASES))]
 
     /// Unit weight: each output row has RMS sqrt(ms / (ms + eps)), which is 1 up to eps / ms.
     #[test]
@@ -106,7 +106,7 @@ proptest! {
 // ------------------------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(common::seed::config(CASES))]
 
     /// out = silu(g)·u elementwise, with the documented rounding points; packed [gate | up] equals split.
     #[test]

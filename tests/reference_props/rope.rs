@@ -66,7 +66,7 @@ fn pair(layout: RopeLayout, rd: usize, i: usize) -> (usize, usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(common::seed::config(CASES))]
 
     /// A rotation keeps the length of every pair; unrotated dims are untouched.
     #[test]
