@@ -1,5 +1,5 @@
-// Causal flash attention, forward, version v1 (CUDA cores, online softmax; dev/attention/v1_cuda_cores.cu
-// is the same kernel with its measurements). Tensor cores come in a later version.
+// Causal flash attention, forward, version v1 (CUDA cores, online softmax). Tensor cores come in a later
+// version.
 //
 // Per batch b, query head h (kv head hk = h / heads_per_kv_head), query row i:
 //   s_j   = (q_i . k_j) * softmax_scale * LOG2E               (base-2 scores; j visible iff j < kv_len and,
@@ -7,7 +7,8 @@
 //   m     = max_j s_j,   l = sum_j exp2(s_j - m)
 //   o_i   = sum_j exp2(s_j - m) v_j / l
 //   lse_i = (m + log2(l)) / LOG2E                             (natural log; -inf and o_i = 0 when no key
-//                                                            is visible, never NaN)
+//                                                            is visible or every score is -inf; NaN in
+//                                                            both o_i and lse_i for a NaN or +inf score)
 // computed in one pass over the keys with the online softmax: the score matrix is never materialized.
 //
 // Layouts (element strides from the params struct, innermost dim contiguous):
@@ -233,7 +234,9 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
     }
 
     if (!warp_active) return;
-    // Normalize, round once, store; lse in natural log. A row that saw no key has l = 0: zeros, -inf.
+    // Normalize, round once, store; lse in natural log. A row that saw no key (or only keys of score -inf)
+    // has l = 0: zeros, -inf. A NaN or +inf score makes l NaN, and the NaN reaches both o and lse (a test
+    // l > 0 would turn it into the "no key" marker -inf, which a split-KV merge drops).
 #pragma unroll
     for (int r = 0; r < R; ++r) {
         const int pr = row0 + r;
@@ -241,7 +244,7 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
         if (pr >= rows) continue;
         const int i = pr / G;       // query
         const int g = pr % G;       // head within the group
-        const float inv_l = l > 0.0f ? 1.0f / l : 0.0f;
+        const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
         T* o_row = o + int64_t(i) * p.o_row_stride + int64_t(g) * p.o_head_stride;  // (hd,)
 #pragma unroll
         for (int u = 0; u < DPL; ++u) {
@@ -249,7 +252,7 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
             if (d < hd) o_row[d] = from_f32<T>(acc[r][u] * inv_l);
         }
         if (p.lse != nullptr && lane == 0) {
-            p.lse[(int64_t(b) * p.n_heads + int64_t(hk) * G + g) * p.q_len + i] = l > 0.0f ? (m_run[r] + log2f(l)) / LOG2E : -INFINITY;
+            p.lse[(int64_t(b) * p.n_heads + int64_t(hk) * G + g) * p.q_len + i] = l == 0.0f ? -INFINITY : (m_run[r] + log2f(l)) / LOG2E;
         }
     }
 }

@@ -335,21 +335,6 @@ fn run(backend: &EmuBackend, b: &mut Bufs, shape: RopeShape, cfg: RopeConfig) ->
 }
 
 #[test]
-fn rope_rejects_zero_dims() {
-    let backend = EmuBackend::new();
-    let mut b = bufs(&backend);
-    for shape in [
-        RopeShape { tokens: 0, ..SHAPE },
-        RopeShape { n_heads: 0, ..SHAPE },
-        RopeShape { n_kv_heads: 0, ..SHAPE },
-        RopeShape { head_dim: 0, ..SHAPE },
-    ] {
-        let e = run(&backend, &mut b, shape, CFG).unwrap_err();
-        assert!(matches!(e, Error::InvalidShape { op: "rope", .. }), "{shape:?}: {e}");
-    }
-}
-
-#[test]
 fn rope_rejects_bad_rotary_dims() {
     let backend = EmuBackend::new();
     let mut b = bufs(&backend);

@@ -282,10 +282,8 @@ where
     B: Backend,
 {
     let s = shape;
+    // Heads and head_dim describe the model and must be > 0; batch, q_len and kv_len may be 0.
     for (name, v) in [
-        ("batch", s.batch),
-        ("q_len", s.q_len),
-        ("kv_len", s.kv_len),
         ("n_heads", s.n_heads),
         ("n_kv_heads", s.n_kv_heads),
         ("head_dim", s.head_dim),
@@ -407,6 +405,9 @@ where
         softmax_scale_log2: scale_log2,
         reserved0: 0,
     };
+    if s.batch == 0 || s.q_len == 0 {
+        return Ok(()); // no query: o and lse are empty (kv_len == 0 still launches: o = 0, lse = -inf)
+    }
     backend.launch(KERNELS[kernel_index], dims, &params)
 }
 

@@ -8,7 +8,8 @@
 //! | partial rotary | `rotary_dim ≤ head_dim`, even; elements past `rotary_dim` are never touched |
 //! | kernel | `cuda/rope.cu`: one block row per token, threads over frequencies × head groups; each thread computes one `sincosf` and rotates that pair in up to 4 heads |
 //! | numerics | angle `f32(pos) · inv_freq[i]` (one f32 multiply, bit-equal to the reference), f32 `sincosf`, rotation in f32, one rounding to `T`; see [`crate::reference::rope`] |
-//! | positions | must be `≥ 0` (device data: not checked; a negative one rotates by a negative angle, never an out-of-bounds access) |
+//! | positions | any `i32`: a negative position rotates by a negative angle, in the kernel and the reference alike (positions are device data, so there is nothing to check) |
+//! | zero sizes | `tokens == 0`, or no heads at all, is a no-op (validated as usual, nothing launched) |
 //! | limits | `tokens ≤ i32::MAX`, `n_heads + n_kv_heads ≤ 2^30`, `head_dim ≤ i32::MAX` |
 //!
 //! [`rope`] takes the frequency table as a device buffer, so a caller uploads it once per model
@@ -108,14 +109,13 @@ pub fn upload_inv_freq<B: Backend>(backend: &B, cfg: &RopeConfig) -> Result<B::B
 /// table `inv_freq` from [`upload_inv_freq`] (or any `(rotary_dim / 2,)` f32 table the caller made).
 ///
 /// `q` has `tokens·n_heads·head_dim` elements; `k`, when given, `tokens·n_kv_heads·head_dim`
-/// (`shape.n_kv_heads` is ignored without `k`); `positions` has `tokens` values, each `≥ 0` (the
-/// kernel cannot check device data; see the module docs). `cfg.layout` and `cfg.rotary_dim` drive the
+/// (`shape.n_kv_heads` is ignored without `k`); `positions` has `tokens` values (any `i32`; see the module
+/// docs). `cfg.layout` and `cfg.rotary_dim` drive the
 /// kernel; `cfg.theta` and `cfg.scaling` are checked as in [`upload_inv_freq`] so that a config is valid
 /// or rejected the same way on both paths. Pass `None::<&mut B::Buffer<T>>` for no `k`.
 ///
 /// # Errors
-/// `InvalidShape` for a zero `tokens`, `n_heads`, `head_dim` (or `n_kv_heads` with `k`), or a
-/// `rotary_dim` that is odd, zero or `> head_dim`; `InvalidArgument` for a bad `theta` or scaling;
+/// `InvalidShape` for a zero `head_dim` or a `rotary_dim` that is odd, zero or `> head_dim`; `InvalidArgument` for a bad `theta` or scaling;
 /// `ShapeMismatch` for a wrong buffer length; `SizeOverflow` for sizes past the kernel's limits;
 /// `Misaligned` for a pointer not aligned to its element; `Aliasing` when `q` and `k` overlap or either
 /// overlaps `positions` or `inv_freq`; `ContextMismatch` for a buffer of another device; backend errors
@@ -142,11 +142,6 @@ where
         ..
     } = shape;
     let n_kv_heads = if k.is_some() { shape.n_kv_heads } else { 0 };
-    validate::check_positive(OP, "tokens", tokens)?;
-    validate::check_positive(OP, "n_heads", n_heads)?;
-    if k.is_some() {
-        validate::check_positive(OP, "n_kv_heads", n_kv_heads)?;
-    }
     validate::check_positive(OP, "head_dim", head_dim)?;
     checked_inv_freq(&cfg)?;
     if cfg.rotary_dim > head_dim {
@@ -205,6 +200,9 @@ where
         rotary_dim: validate::to_i32(OP, "rotary_dim", cfg.rotary_dim)?,
         layout: rope_layout_code(cfg.layout),
     };
+    if tokens == 0 || heads == 0 {
+        return Ok(()); // nothing to rotate (validated like any other call)
+    }
     // The guards (k's inside k_resolved) live until the launch is enqueued.
     backend.launch(kernel_for(T::DTYPE), dims, &params)
 }

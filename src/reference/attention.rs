@@ -15,7 +15,15 @@
 //! ```
 //!
 //! `scale = cfg.scale(head_dim)` (`1/sqrt(head_dim)` by default). A query with no visible key (causal and
-//! `q_len > kv_len`, the first `q_len - kv_len` queries) gives `o = 0` and `lse = -inf`, never NaN.
+//! `q_len > kv_len`, the first `q_len - kv_len` queries, or `kv_len == 0`) gives `o = 0` and
+//! `lse = -inf`, never NaN.
+//!
+//! Edges, as the kernel behaves: the scores live in f32's range (the kernel computes `q·k` and then
+//! `q·k · scale · log2 e` in f32), so a score past it is an infinity of its sign. A `-inf` score is a key
+//! of weight 0 (a row whose every key has weight 0 is as a row with no visible key); a `+inf` score makes
+//! its row NaN (`inf - inf`), and so does a NaN score. NaN always reaches `lse` too: `lse = -inf` means
+//! only "no key had weight", so a split-KV merge can never drop a NaN. `batch == 0` or `q_len == 0`
+//! gives empty outputs.
 //!
 //! | function | precision | rounding |
 //! |---|---|---|
@@ -36,9 +44,6 @@ fn validate(q: usize, k: usize, v: usize, shape: AttentionShape, cfg: AttentionC
     check_positive(
         OP,
         &[
-            ("batch", s.batch),
-            ("q_len", s.q_len),
-            ("kv_len", s.kv_len),
             ("n_heads", s.n_heads),
             ("n_kv_heads", s.n_kv_heads),
             ("head_dim", s.head_dim),
@@ -68,6 +73,30 @@ pub fn visible_keys(shape: AttentionShape, causal: bool, i: usize) -> usize {
     }
     // j <= kv_len - q_len + i, i.e. j < kv_len + i + 1 - q_len (clamped to 0..=kv_len).
     (shape.kv_len + i + 1).saturating_sub(shape.q_len).min(shape.kv_len)
+}
+
+/// The score `scale · dot` as the kernel holds it: the kernel computes `dot` and then `dot · scale · log2 e`
+/// in f32, so a score past f32's range there is an infinity of its sign (and an infinite score then makes
+/// its row NaN through `inf - inf`, as in PyTorch's f32 softmax). Within range it stays exact (f64).
+fn f32_range_score(dot: f64, scale: f64) -> f64 {
+    let overflows = |v: f64| (v as f32).is_infinite();
+    let score = scale * dot;
+    if overflows(dot) || overflows(score * std::f64::consts::LOG2_E) {
+        score.signum() * f64::INFINITY
+    } else {
+        score
+    }
+}
+
+/// The largest score, or NaN when any score is NaN (`f64::max` would skip it and hide the NaN in `lse`).
+fn nan_max(scores: &[f64]) -> f64 {
+    scores.iter().fold(f64::NEG_INFINITY, |m, &s| {
+        if m.is_nan() || s.is_nan() {
+            f64::NAN
+        } else {
+            m.max(s)
+        }
+    })
 }
 
 /// One (batch, head) problem's rows, borrowed from the full tensors.
@@ -121,12 +150,15 @@ fn attention_exact<T: Elem>(
             if n_vis == 0 {
                 continue; // o stays 0, lse stays -inf
             }
-            // scores: (n_vis,)
+            // scores: (n_vis,), held to f32's range as the kernel's are
             let scores: Vec<f64> = head.k[..n_vis]
                 .iter()
-                .map(|kj| scale * qi.iter().zip(*kj).map(|(a, b)| a.to_f64() * b.to_f64()).sum::<f64>())
+                .map(|kj| f32_range_score(qi.iter().zip(*kj).map(|(a, b)| a.to_f64() * b.to_f64()).sum(), scale))
                 .collect();
-            let m = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let m = nan_max(&scores);
+            if m == f64::NEG_INFINITY {
+                continue; // every visible key has weight 0: as no visible key
+            }
             let p: Vec<f64> = scores.iter().map(|sj| (sj - m).exp()).collect();
             let l: f64 = p.iter().sum();
             let out = &mut o[((b * s.q_len + i) * s.n_heads + h) * hd..][..hd];
@@ -146,7 +178,7 @@ fn attention_exact<T: Elem>(
 /// Returns `(o: (batch, q_len, n_heads, head_dim), lse: (batch, n_heads, q_len))`.
 ///
 /// # Errors
-/// `InvalidShape` for a zero dimension or `n_heads % n_kv_heads != 0`; `ShapeMismatch` for a wrong
+/// `InvalidShape` for a zero `n_heads`, `n_kv_heads` or `head_dim`, or `n_heads % n_kv_heads != 0`; `ShapeMismatch` for a wrong
 /// `q`/`k`/`v` length; `InvalidArgument` for a non-finite `softmax_scale`.
 pub fn attention<T: Elem>(
     q: &[T],
@@ -227,7 +259,10 @@ pub fn attention_naive<T: Elem>(
                     rt(dot * scale)
                 })
                 .collect();
-            let m = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let m = nan_max(&scores);
+            if m == f64::NEG_INFINITY {
+                continue;
+            }
             let e: Vec<f64> = scores.iter().map(|sj| rt(rt(sj - m).exp())).collect();
             let l = e.iter().fold(0.0, |acc, ej| rt(acc + ej));
             let p: Vec<f64> = e.iter().map(|ej| rt(ej / l)).collect();

@@ -19,17 +19,17 @@
 //! scale of the classical error bound: a computation that rounds to unit roundoff `u` (products, `k - 1`
 //! sums, and the alpha/beta epilogue) is within `γ_(k+3) · bound` of the exact result, with
 //! `γ_n = n·u / (1 - n·u)` (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1).
-//! `c` always has `m * n` elements, also when `beta == 0`.
+//! `c` always has `m * n` elements, also when `beta == 0`. Zero sizes are valid: `m == 0` or `n == 0` gives
+//! an empty `C`, and `k == 0` gives `C' = alpha·0 + beta·C` (an empty sum is 0).
 
 use crate::dtype::Elem;
 use crate::error::Result;
-use crate::reference::{check_finite, check_len, check_positive, round_t};
+use crate::reference::{check_finite, check_len, round_t};
 use crate::shapes::{GemmConfig, GemmShape};
 
 const OP: &str = "gemm";
 
 fn validate(a: usize, b: usize, c: usize, shape: GemmShape, cfg: GemmConfig) -> Result<()> {
-    check_positive(OP, &[("m", shape.m), ("n", shape.n), ("k", shape.k)])?;
     check_len(OP, "a", a, &[shape.m, shape.k])?;
     check_len(OP, "b", b, &[shape.k, shape.n])?;
     check_len(OP, "c", c, &[shape.m, shape.n])?;
@@ -82,7 +82,7 @@ fn epilogue(acc: f64, c: f64, cfg: GemmConfig) -> f64 {
 /// GEMM reference: `(m, n)` = `alpha · op(A) · op(B) + beta · C` accumulated in f64, rounded once to `T`.
 ///
 /// # Errors
-/// `InvalidShape` for a zero `m`, `n` or `k`; `ShapeMismatch` unless `a`, `b`, `c` have `m·k`, `k·n`,
+/// `ShapeMismatch` unless `a`, `b`, `c` have `m·k`, `k·n`,
 /// `m·n` elements; `InvalidArgument` for a non-finite `alpha` or `beta`.
 pub fn gemm<T: Elem>(a: &[T], b: &[T], c: &[T], shape: GemmShape, cfg: GemmConfig) -> Result<Vec<T>> {
     Ok(gemm_f64(a, b, c, shape, cfg)?.into_iter().map(round_t::<T>).collect())
@@ -95,7 +95,8 @@ pub fn gemm<T: Elem>(a: &[T], b: &[T], c: &[T], shape: GemmShape, cfg: GemmConfi
 pub fn gemm_f64<T: Elem>(a: &[T], b: &[T], c: &[T], shape: GemmShape, cfg: GemmConfig) -> Result<Vec<f64>> {
     validate(a.len(), b.len(), c.len(), shape, cfg)?;
     Ok(map_c(a, b, shape, cfg, |ij, terms| {
-        let acc: f64 = terms.map(|(x, y)| x * y).sum();
+        // From +0, as the kernels' accumulators start (`Sum` would start an empty sum at -0).
+        let acc = terms.fold(0.0, |acc, (x, y)| acc + x * y);
         epilogue(acc, c[ij].to_f64(), cfg)
     }))
 }

@@ -14,6 +14,11 @@
 //! | `MatchTorch` | `round_T(round_T(x_j * r) * w_j)` | Meta / Hugging Face: `self._norm(x.float()).type_as(x) * self.weight` |
 //! | `Once` | `round_T(x_j * r * w_j)` | vLLM-style kernels that multiply by the weight in f32 |
 //!
+//! Edges, as the kernel and PyTorch behave: the sum of squares is an f32, so when it overflows (`|x|` of
+//! order 1e19 and up) it is `+inf` and `r = 0`: the row becomes signed zeros (`x_j · 0 · w_j`), and a row
+//! holding an infinity becomes NaN (`inf · 0`). A NaN in a row makes that row NaN. Zero-size inputs
+//! (`rows == 0` or `hidden == 0`) give an empty output.
+//!
 //! [`fused_add_rms_norm`] first forms the new residual in the storage dtype, as HF's
 //! `hidden_states = residual + hidden_states` does, and normalizes that rounded sum:
 //!
@@ -24,7 +29,7 @@
 
 use crate::dtype::Elem;
 use crate::error::Result;
-use crate::reference::{check_finite_positive, check_len, check_positive, round_t};
+use crate::reference::{check_finite_positive, check_len, round_t};
 use crate::shapes::{RmsNormConfig, RmsNormShape, Rounding};
 
 const OP: &str = "rms_norm";
@@ -32,24 +37,29 @@ const OP_FUSED: &str = "fused_add_rms_norm";
 
 /// Checks the shape, the lengths of `x` and `weight`, and `eps` (finite, > 0).
 fn validate(op: &'static str, x_len: usize, w_len: usize, shape: RmsNormShape, eps: f32) -> Result<()> {
-    check_positive(op, &[("rows", shape.rows), ("hidden", shape.hidden)])?;
     check_len(op, "x", x_len, &[shape.rows, shape.hidden])?;
     check_len(op, "weight", w_len, &[shape.hidden])?;
     check_finite_positive(op, "eps", eps as f64)
 }
 
-/// `1 / sqrt(mean(row^2) + eps)` in f64.
+/// `1 / sqrt(mean(row^2) + eps)` in f64, with the sum of squares held to f32's range: the kernel (like
+/// PyTorch's `x.float().pow(2).mean()`) sums in f32, so a sum past `f32::MAX` is `+inf` and `r = 0`.
 fn inv_rms(row: &[f64], eps: f64) -> f64 {
-    let mean_sq = row.iter().map(|v| v * v).sum::<f64>() / row.len() as f64;
-    1.0 / (mean_sq + eps).sqrt()
+    let sum_sq = row.iter().map(|v| v * v).sum::<f64>();
+    let sum_sq = if (sum_sq as f32).is_infinite() {
+        f64::INFINITY
+    } else {
+        sum_sq
+    };
+    1.0 / (sum_sq / row.len() as f64 + eps).sqrt()
 }
 
 /// Normalizes rows already widened to f64 and rounds at the points `rounding` names.
 fn rms_norm_rows<T: Elem>(x: &[f64], weight: &[T], shape: RmsNormShape, cfg: RmsNormConfig) -> Vec<T> {
     let eps = cfg.eps as f64;
     let mut out = Vec::with_capacity(x.len());
-    for row in x.chunks_exact(shape.hidden) {
-        // row: (hidden,)
+    for row in x.chunks_exact(shape.hidden.max(1)) {
+        // row: (hidden,); an empty x (rows == 0 or hidden == 0) has no chunk
         let r = inv_rms(row, eps);
         for (&xj, &wj) in row.iter().zip(weight) {
             let y = match cfg.rounding {
@@ -68,7 +78,7 @@ fn rms_norm_rows<T: Elem>(x: &[f64], weight: &[T], shape: RmsNormShape, cfg: Rms
 /// of `cfg.rounding` (see the module table).
 ///
 /// # Errors
-/// `InvalidShape` for a zero dimension, `ShapeMismatch` for a wrong `x`/`weight` length,
+/// `ShapeMismatch` for a wrong `x`/`weight` length,
 /// `InvalidArgument` unless `eps` is finite and > 0.
 pub fn rms_norm<T: Elem>(x: &[T], weight: &[T], shape: RmsNormShape, cfg: RmsNormConfig) -> Result<Vec<T>> {
     validate(OP, x.len(), weight.len(), shape, cfg.eps)?;
@@ -88,7 +98,7 @@ pub fn rms_norm_f64<T: Elem>(x: &[T], weight: &[T], shape: RmsNormShape, cfg: Rm
 
 fn rms_norm_rows_f64<T: Elem>(x: &[f64], weight: &[T], shape: RmsNormShape, eps: f64) -> Vec<f64> {
     let mut out = Vec::with_capacity(x.len());
-    for row in x.chunks_exact(shape.hidden) {
+    for row in x.chunks_exact(shape.hidden.max(1)) {
         let r = inv_rms(row, eps);
         out.extend(row.iter().zip(weight).map(|(&xj, &wj)| xj * r * wj.to_f64()));
     }

@@ -134,17 +134,11 @@ pub fn rope_inv_freq(rotary_dim: usize, theta: f32, scaling: Option<Llama3Scalin
         .collect())
 }
 
-/// Checks the shape, `rotary_dim <= head_dim`, the slice lengths and that positions are >= 0.
+/// Checks the shape (`head_dim > 0`, `rotary_dim <= head_dim`) and the slice lengths. Any `i32` position
+/// is valid: a negative one rotates by a negative angle, as the kernel does. Zero tokens or heads give
+/// empty outputs.
 fn validate(q_len: usize, k_len: usize, positions: &[i32], shape: RopeShape, cfg: &RopeConfig) -> Result<()> {
-    check_positive(
-        OP,
-        &[
-            ("tokens", shape.tokens),
-            ("n_heads", shape.n_heads),
-            ("n_kv_heads", shape.n_kv_heads),
-            ("head_dim", shape.head_dim),
-        ],
-    )?;
+    check_positive(OP, &[("head_dim", shape.head_dim)])?;
     validate_freq(OP, cfg.rotary_dim, cfg.theta, cfg.scaling)?;
     if cfg.rotary_dim > shape.head_dim {
         return Err(Error::InvalidShape {
@@ -157,14 +151,7 @@ fn validate(q_len: usize, k_len: usize, positions: &[i32], shape: RopeShape, cfg
     }
     check_len(OP, "q", q_len, &[shape.tokens, shape.n_heads, shape.head_dim])?;
     check_len(OP, "k", k_len, &[shape.tokens, shape.n_kv_heads, shape.head_dim])?;
-    check_len(OP, "positions", positions.len(), &[shape.tokens])?;
-    if let Some((t, p)) = positions.iter().enumerate().find(|(_, p)| **p < 0) {
-        return Err(Error::InvalidArgument {
-            op: OP,
-            reason: format!("positions[{t}] = {p} is negative"),
-        });
-    }
-    Ok(())
+    check_len(OP, "positions", positions.len(), &[shape.tokens])
 }
 
 /// The indices of pair `i` in a head vector.
@@ -188,7 +175,8 @@ fn rotate<T: Elem, U>(
 ) -> Vec<U> {
     let hd = shape.head_dim;
     let mut out = Vec::with_capacity(x.len());
-    for (t, token) in x.chunks_exact(heads * hd).enumerate() {
+    // (heads == 0: x is empty and has no chunk.)
+    for (t, token) in x.chunks_exact((heads * hd).max(1)).enumerate() {
         // token: (heads, head_dim)
         for head in token.chunks_exact(hd) {
             // head: (head_dim,)
@@ -214,12 +202,11 @@ fn rotate<T: Elem, U>(
 ///
 /// Angles are `round_f32(f32(pos) * inv_freq[i])` from the f32 table [`rope_inv_freq`]; `cos`/`sin` of
 /// that f32 angle and the rotation are f64; each rotated element rounds to `T` once. Positions above
-/// 2^24 are not exact in f32 (as in torch).
+/// 2^24 are not exact in f32 (as in torch). Negative positions rotate backwards.
 ///
 /// # Errors
-/// `InvalidShape` for a zero dimension or `rotary_dim` odd, zero or `> head_dim`; `ShapeMismatch` for a
-/// wrong `q`, `k` or `positions` length; `InvalidArgument` for a negative position or a bad `theta` or
-/// scaling.
+/// `InvalidShape` for a zero `head_dim` or `rotary_dim` odd, zero or `> head_dim`; `ShapeMismatch` for a
+/// wrong `q`, `k` or `positions` length; `InvalidArgument` for a bad `theta` or scaling.
 pub fn rope<T: Elem>(
     q: &[T],
     k: &[T],

@@ -39,20 +39,18 @@ fn swiglu_elem<T: Elem>(g: T, u: T, rounding: Rounding) -> T {
 }
 
 fn validate_split(gate_len: usize, up_len: usize, shape: SwigluShape) -> Result<()> {
-    check_positive(OP, &[("rows", shape.rows), ("d", shape.d)])?;
     check_len(OP, "gate", gate_len, &[shape.rows, shape.d])?;
     check_len(OP, "up", up_len, &[shape.rows, shape.d])
 }
 
 fn validate_packed(len: usize, shape: SwigluShape) -> Result<()> {
-    check_positive(OP_PACKED, &[("rows", shape.rows), ("d", shape.d)])?;
     check_len(OP_PACKED, "gate_up", len, &[shape.rows, 2, shape.d])
 }
 
 /// SwiGLU reference on separate `gate, up: (rows, d)` -> `(rows, d)`, rounded as `rounding` says.
 ///
 /// # Errors
-/// `InvalidShape` for a zero dimension, `ShapeMismatch` for a wrong `gate`/`up` length.
+/// `ShapeMismatch` for a wrong `gate`/`up` length (zero sizes give an empty output).
 pub fn swiglu<T: Elem>(gate: &[T], up: &[T], shape: SwigluShape, rounding: Rounding) -> Result<Vec<T>> {
     validate_split(gate.len(), up.len(), shape)?;
     Ok(gate
@@ -66,11 +64,11 @@ pub fn swiglu<T: Elem>(gate: &[T], up: &[T], shape: SwigluShape, rounding: Round
 /// for bit, to [`swiglu`] on the two halves.
 ///
 /// # Errors
-/// `InvalidShape` for a zero dimension, `ShapeMismatch` unless `gate_up.len() == rows * 2d`.
+/// `ShapeMismatch` unless `gate_up.len() == rows * 2d` (zero sizes give an empty output).
 pub fn swiglu_packed<T: Elem>(gate_up: &[T], shape: SwigluShape, rounding: Rounding) -> Result<Vec<T>> {
     validate_packed(gate_up.len(), shape)?;
     let mut out = Vec::with_capacity(shape.rows * shape.d);
-    for row in gate_up.chunks_exact(2 * shape.d) {
+    for row in gate_up.chunks_exact((2 * shape.d).max(1)) {
         // row: (2d,) = [gate (d,) | up (d,)]
         let (gate, up) = row.split_at(shape.d);
         out.extend(gate.iter().zip(up).map(|(&g, &u)| swiglu_elem(g, u, rounding)));
@@ -98,7 +96,7 @@ pub fn swiglu_f64<T: Elem>(gate: &[T], up: &[T], shape: SwigluShape) -> Result<V
 pub fn swiglu_packed_f64<T: Elem>(gate_up: &[T], shape: SwigluShape) -> Result<Vec<f64>> {
     validate_packed(gate_up.len(), shape)?;
     let mut out = Vec::with_capacity(shape.rows * shape.d);
-    for row in gate_up.chunks_exact(2 * shape.d) {
+    for row in gate_up.chunks_exact((2 * shape.d).max(1)) {
         let (gate, up) = row.split_at(shape.d);
         out.extend(gate.iter().zip(up).map(|(g, u)| silu(g.to_f64()) * u.to_f64()));
     }

@@ -19,18 +19,19 @@ fn rms_norm_validation_errors() {
     let shape = RmsNormShape { rows: 2, hidden: 3 };
     let cfg = RmsNormConfig::default();
     let eps = |eps| RmsNormConfig { eps, ..cfg };
-    assert!(is_invalid_shape(reference::rms_norm(
-        &x,
-        &w,
-        RmsNormShape { rows: 0, hidden: 3 },
-        cfg
-    )));
-    assert!(is_invalid_shape(reference::rms_norm_f64(
-        &x,
-        &w,
-        RmsNormShape { rows: 2, hidden: 0 },
-        cfg
-    )));
+    // Zero sizes are empty outputs; the lengths still have to match them.
+    assert_eq!(
+        reference::rms_norm(&[], &w, RmsNormShape { rows: 0, hidden: 3 }, cfg),
+        Ok(vec![])
+    );
+    assert_eq!(
+        reference::rms_norm_f64::<f32>(&[], &[], RmsNormShape { rows: 2, hidden: 0 }, cfg),
+        Ok(vec![])
+    );
+    assert!(is_shape_mismatch(
+        reference::rms_norm(&x, &w, RmsNormShape { rows: 0, hidden: 3 }, cfg),
+        "x"
+    ));
     assert!(is_shape_mismatch(reference::rms_norm(&x[..5], &w, shape, cfg), "x"));
     assert!(is_shape_mismatch(
         reference::rms_norm_f64(&x, &w[..2], shape, cfg),
@@ -92,24 +93,25 @@ fn rope_validation_errors() {
             "rotary_dim {rotary_dim}"
         );
     }
+    // Zero tokens or heads: empty outputs (lengths must match); a zero head_dim is invalid.
+    assert!(run(&[], &[], &[], RopeShape { tokens: 0, ..shape }, cfg).is_ok());
+    assert!(run(&q, &[], &pos, RopeShape { n_kv_heads: 0, ..shape }, cfg).is_ok());
+    assert!(is_shape_mismatch(
+        run(&q, &k, &pos, RopeShape { n_kv_heads: 0, ..shape }, cfg),
+        "k"
+    ));
     assert!(is_invalid_shape(run(
-        &q,
-        &k,
+        &[],
+        &[],
         &pos,
-        RopeShape { tokens: 0, ..shape },
-        cfg
-    )));
-    assert!(is_invalid_shape(run(
-        &q,
-        &k,
-        &pos,
-        RopeShape { n_kv_heads: 0, ..shape },
+        RopeShape { head_dim: 0, ..shape },
         cfg
     )));
     assert!(is_shape_mismatch(run(&q[1..], &k, &pos, shape, cfg), "q"));
     assert!(is_shape_mismatch(run(&q, &k[1..], &pos, shape, cfg), "k"));
     assert!(is_shape_mismatch(run(&q, &k, &pos[..1], shape, cfg), "positions"));
-    assert!(is_invalid_arg(run(&q, &k, &[0, -1], shape, cfg)));
+    // Any i32 position is valid (a negative one rotates backwards).
+    assert!(run(&q, &k, &[0, -1], shape, cfg).is_ok());
     for theta in [0.0, -1.0, f32::NAN, f32::INFINITY] {
         assert!(is_invalid_arg(run(&q, &k, &pos, shape, RopeConfig { theta, ..cfg })));
         assert!(is_invalid_arg(reference::rope_inv_freq(8, theta, None)));
@@ -153,17 +155,18 @@ fn rope_validation_errors() {
 fn swiglu_and_ffn_validation_errors() {
     let shape = SwigluShape { rows: 2, d: 3 };
     let v = vec![f16::ONE; 6];
-    assert!(is_invalid_shape(reference::swiglu(
-        &v,
-        &v,
-        SwigluShape { rows: 2, d: 0 },
-        Rounding::Once
-    )));
-    assert!(is_invalid_shape(reference::swiglu_packed(
-        &v,
-        SwigluShape { rows: 0, d: 3 },
-        Rounding::Once
-    )));
+    assert_eq!(
+        reference::swiglu::<f16>(&[], &[], SwigluShape { rows: 2, d: 0 }, Rounding::Once),
+        Ok(vec![])
+    );
+    assert_eq!(
+        reference::swiglu_packed::<f16>(&[], SwigluShape { rows: 0, d: 3 }, Rounding::Once),
+        Ok(vec![])
+    );
+    assert!(is_shape_mismatch(
+        reference::swiglu(&v, &v, SwigluShape { rows: 2, d: 0 }, Rounding::Once),
+        "gate"
+    ));
     assert!(is_shape_mismatch(
         reference::swiglu(&v[..5], &v, shape, Rounding::MatchTorch),
         "gate"
@@ -211,15 +214,18 @@ fn attention_validation_errors() {
         AttentionShape { n_kv_heads: 3, ..shape },
         cfg
     )));
+    // batch, q_len, kv_len may be zero (empty outputs; kv_len = 0: o = 0, lse = -inf); heads and
+    // head_dim may not.
+    assert!(run(&[], &[], &[], AttentionShape { batch: 0, ..shape }, cfg).is_ok());
+    assert!(run(&[], &kv, &kv, AttentionShape { q_len: 0, ..shape }, cfg).is_ok());
+    let (o, lse) = reference::attention(&q, &[], &[], AttentionShape { kv_len: 0, ..shape }, cfg).unwrap();
+    assert!(o.iter().all(|v| v.to_bits() == 0) && lse.iter().all(|l| *l == f32::NEG_INFINITY));
     for zero in [
-        AttentionShape { batch: 0, ..shape },
-        AttentionShape { q_len: 0, ..shape },
-        AttentionShape { kv_len: 0, ..shape },
         AttentionShape { n_heads: 0, ..shape },
         AttentionShape { n_kv_heads: 0, ..shape },
         AttentionShape { head_dim: 0, ..shape },
     ] {
-        assert!(is_invalid_shape(run(&q, &kv, &kv, zero, cfg)), "{zero:?}");
+        assert!(is_invalid_shape(run(&[], &[], &[], zero, cfg)), "{zero:?}");
     }
     assert!(is_shape_mismatch(run(&q[1..], &kv, &kv, shape, cfg), "q"));
     assert!(is_shape_mismatch(run(&q, &kv[1..], &kv, shape, cfg), "k"));
@@ -251,13 +257,23 @@ fn gemm_validation_errors() {
         r
     };
     assert!(run(&a, &b, &c, shape, cfg).is_ok());
-    for zero in [
-        GemmShape { m: 0, ..shape },
-        GemmShape { n: 0, ..shape },
-        GemmShape { k: 0, ..shape },
-    ] {
-        assert!(is_invalid_shape(run(&a, &b, &c, zero, cfg)));
-    }
+    // Zero sizes: m or n gives an empty C, k gives C = beta·C (alpha·0 when beta == 0: +0, or -0 for a
+    // negative alpha).
+    assert!(run(&[], &b, &[], GemmShape { m: 0, ..shape }, cfg).is_ok());
+    assert!(run(&a, &[], &[], GemmShape { n: 0, ..shape }, cfg).is_ok());
+    let k0 = GemmShape { k: 0, ..shape };
+    let beta = GemmConfig { beta: -0.5, ..cfg };
+    assert_eq!(
+        reference::gemm(&[], &[], &c, k0, beta).unwrap(),
+        vec![bf16::from_f32(-0.5); 6]
+    );
+    let neg_alpha = GemmConfig { alpha: -1.0, ..cfg };
+    let zeros = reference::gemm(&[], &[], &c, k0, neg_alpha).unwrap();
+    assert!(
+        zeros.iter().all(|z| z.to_bits() == bf16::NEG_ZERO.to_bits()),
+        "{zeros:?}"
+    );
+    assert!(is_shape_mismatch(run(&a, &b, &c, k0, cfg), "a"));
     assert!(is_shape_mismatch(run(&a[1..], &b, &c, shape, cfg), "a"));
     assert!(is_shape_mismatch(run(&a, &b[1..], &c, shape, cfg), "b"));
     assert!(is_shape_mismatch(run(&a, &b, &[], shape, cfg), "c"));
