@@ -18,8 +18,10 @@
 //! `q_len > kv_len`, the first `q_len - kv_len` queries, or `kv_len == 0`) gives `o = 0` and
 //! `lse = -inf`, never NaN.
 //!
-//! Edges, as the kernel behaves: the scores live in f32's range (the kernel computes `q·k` and then
-//! `q·k · scale · log2 e` in f32), so a score past it is an infinity of its sign. A `-inf` score is a key
+//! Edges, as the kernel behaves: the scores live in f32's range. The kernel computes `q·k` as an f32 fma
+//! chain over `d` and then `q·k · (scale · log2 e)` in f32; where that leaves f32's range, the reference
+//! evaluates the same f32 chain, so a score is `+inf`, `-inf` or NaN exactly as the kernel's (a kernel
+//! that sums in another order, such as a tensor-core version, must state its own). A `-inf` score is a key
 //! of weight 0 (a row whose every key has weight 0 is as a row with no visible key); a `+inf` score makes
 //! its row NaN (`inf - inf`), and so does a NaN score. NaN always reaches `lse` too: `lse = -inf` means
 //! only "no key had weight", so a split-KV merge can never drop a NaN. `batch == 0` or `q_len == 0`
@@ -75,17 +77,28 @@ pub fn visible_keys(shape: AttentionShape, causal: bool, i: usize) -> usize {
     (shape.kv_len + i + 1).saturating_sub(shape.q_len).min(shape.kv_len)
 }
 
-/// The score `scale · dot` as the kernel holds it: the kernel computes `dot` and then `dot · scale · log2 e`
-/// in f32, so a score past f32's range there is an infinity of its sign (and an infinite score then makes
-/// its row NaN through `inf - inf`, as in PyTorch's f32 softmax). Within range it stays exact (f64).
-fn f32_range_score(dot: f64, scale: f64) -> f64 {
-    let overflows = |v: f64| (v as f32).is_infinite();
-    let score = scale * dot;
-    if overflows(dot) || overflows(score * std::f64::consts::LOG2_E) {
-        score.signum() * f64::INFINITY
-    } else {
-        score
+/// The score `scale · q·k`, exact (f64) while the kernel's f32 computation of it stays within f32's range.
+/// The kernel sums `q·k` as an f32 fma chain over `d` from +0 and multiplies by `scale·log2 e` (an f32);
+/// when a product, a partial sum or the scaled score leaves f32's range, this evaluates that same chain in
+/// f32, so the infinities and NaN it gives (by sign and by order of the terms) are the kernel's.
+fn kernel_range_score<T: Elem>(q: &[T], k: &[T], scale: f64) -> f64 {
+    let fits = |v: f64| !(v as f32).is_infinite();
+    let mut dot = 0.0f64;
+    let mut in_range = true;
+    for (a, b) in q.iter().zip(k) {
+        let product = a.to_f64() * b.to_f64();
+        dot += product;
+        in_range &= fits(product) && fits(dot);
     }
+    let scale_log2 = scale as f32 * std::f32::consts::LOG2_E;
+    if in_range && fits(dot * scale_log2 as f64) {
+        return scale * dot;
+    }
+    let dot32 = q
+        .iter()
+        .zip(k)
+        .fold(0.0f32, |acc, (a, b)| a.to_f32().mul_add(b.to_f32(), acc));
+    (dot32 * scale_log2) as f64 / std::f64::consts::LOG2_E
 }
 
 /// The largest score, or NaN when any score is NaN (`f64::max` would skip it and hide the NaN in `lse`).
@@ -153,7 +166,7 @@ fn attention_exact<T: Elem>(
             // scores: (n_vis,), held to f32's range as the kernel's are
             let scores: Vec<f64> = head.k[..n_vis]
                 .iter()
-                .map(|kj| f32_range_score(qi.iter().zip(*kj).map(|(a, b)| a.to_f64() * b.to_f64()).sum(), scale))
+                .map(|kj| kernel_range_score(qi, kj, scale))
                 .collect();
             let m = nan_max(&scores);
             if m == f64::NEG_INFINITY {

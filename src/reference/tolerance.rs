@@ -90,9 +90,8 @@ impl Tolerance {
     /// Every element within this tolerance (see the module docs for infinities, NaN and the floor).
     pub fn check(&self, actual: &[f64], expected: &[f64]) -> Result<(), String> {
         check_lengths("Tolerance::check", actual, expected)?;
-        let (actual, expected) = (at_edges(self.dtype, actual), at_edges(self.dtype, expected));
         let floor = rounding_floor(self.dtype);
-        let bounds: Vec<f64> = expected
+        let bounds: Vec<f64> = at_edges(self.dtype, expected)
             .iter()
             .map(|e| self.atol + floor + self.rtol * e.abs())
             .collect();
@@ -100,7 +99,7 @@ impl Tolerance {
             "atol {:e} + floor {floor:e} + rtol {:e}·|expected|, {}",
             self.atol, self.rtol, self.dtype
         );
-        check_elementwise(&actual, &expected, &bounds, &rule)
+        check_elementwise(Some(self.dtype), actual, expected, &bounds, &rule)
     }
 }
 
@@ -135,6 +134,7 @@ pub fn check_close(actual: &[f64], expected: &[f64], atol: f64, rtol: f64) -> Re
     check_lengths("check_close", actual, expected)?;
     let bounds: Vec<f64> = expected.iter().map(|e| atol + rtol * e.abs()).collect();
     check_elementwise(
+        None,
         actual,
         expected,
         &bounds,
@@ -154,22 +154,34 @@ pub fn check_abs_bound(
 ) -> Result<(), String> {
     check_lengths("check_abs_bound", actual, expected)?;
     check_lengths("check_abs_bound (bound)", actual, bound)?;
-    let (actual, expected) = (at_edges(dtype, actual), at_edges(dtype, expected));
     let floor = rounding_floor(dtype);
     let bounds: Vec<f64> = bound.iter().map(|b| factor * b + atol + floor).collect();
     check_elementwise(
-        &actual,
-        &expected,
+        Some(dtype),
+        actual,
+        expected,
         &bounds,
         &format!("{factor:e}·bound + {atol:e} + floor {floor:e}, {dtype}"),
     )
 }
 
 /// Finds the element with the largest `|a - e| - bound` (a NaN mismatch first) and reports it if it fails.
-fn check_elementwise(actual: &[f64], expected: &[f64], bounds: &[f64], rule: &str) -> Result<(), String> {
+/// With a `dtype`, values are compared [`at_edges`] of it (the message shows them as given).
+fn check_elementwise(
+    dtype: Option<DType>,
+    actual: &[f64],
+    expected: &[f64],
+    bounds: &[f64],
+    rule: &str,
+) -> Result<(), String> {
+    let mapped = dtype.map(|dtype| (at_edges(dtype, actual), at_edges(dtype, expected)));
+    let (actual_cmp, expected_cmp) = match &mapped {
+        Some((a, e)) => (&a[..], &e[..]),
+        None => (actual, expected),
+    };
     let mut worst: Option<(usize, f64)> = None;
     let mut failures = 0usize;
-    for (i, ((&a, &e), &bound)) in actual.iter().zip(expected).zip(bounds).enumerate() {
+    for (i, ((&a, &e), &bound)) in actual_cmp.iter().zip(expected_cmp).zip(bounds).enumerate() {
         if within(a, e, bound) {
             continue;
         }
@@ -191,7 +203,7 @@ fn check_elementwise(actual: &[f64], expected: &[f64], bounds: &[f64], rule: &st
             actual.len(),
             actual[i],
             expected[i],
-            (actual[i] - expected[i]).abs(),
+            (actual_cmp[i] - expected_cmp[i]).abs(),
             bounds[i],
         )),
     }
