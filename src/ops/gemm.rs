@@ -7,6 +7,7 @@
 //! | kernel | `cuda/gemm.cu`. f16/bf16, v2: tensor cores (`mma.sync.m16n8k16`, `ldmatrix`), 64x64 block tile of 4 warps, k-step 32, 16-byte staging loads where aligned. f32, v1: CUDA cores, 64x64 block tile, k-step 16, 4x4 register tile per thread |
 //! | numerics | products and sums in f32 (v1: fma in k order; v2: tensor-core f32 accumulation), `alpha·acc + beta·C` in f32, one rounding to `T` |
 //! | `beta == 0` | `C` is write-only: never read, so it may be uninitialised |
+//! | zero sizes | `m == 0` or `n == 0`: a no-op; `k == 0`: `C = beta·C` (`alpha·0` with `beta == 0`) |
 //! | limits | `m ≤ 65535·64` (grid rows), `m, n, k ≤ i32::MAX - 64` |
 
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
@@ -79,7 +80,7 @@ fn kernel_for(dtype: DType) -> Kernel<'static> {
 /// `c` is not read.
 ///
 /// # Errors
-/// `InvalidShape` for a zero `m`, `n` or `k`; `ShapeMismatch` for a wrong buffer length;
+/// `ShapeMismatch` for a wrong buffer length (zero `m` or `n` is a no-op; `k == 0` gives `c = beta·c`);
 /// `InvalidArgument` for a non-finite `alpha` or `beta`; `SizeOverflow` for sizes past the kernel's
 /// limits (module docs); `Misaligned` for a pointer not aligned to its element; `Aliasing` when `c`
 /// overlaps `a` or `b`; backend errors from the launch.

@@ -8,6 +8,8 @@
 //! | kernel | `cuda/rms_norm.cu` v1: one block per row (32..256 threads), sum of squares in f32 with a block reduction, a second pass that normalizes from registers (rows up to 8192 bf16/f16, 4096 f32 elements; wider rows are re-read); 16-byte vector accesses with a scalar tail when every row starts 16-byte aligned |
 //! | numerics | [`Rounding::MatchTorch`](crate::Rounding::MatchTorch) (default): `round_T(round_T(s·r)·w)` as Meta/HF LLaMA; [`Rounding::Once`](crate::Rounding::Once): `round_T(s·r·w)`; `r` in f32 (`sqrt.rn`, `div.rn`) |
 //! | in place | [`rms_norm_in_place`] and [`fused_add_rms_norm_in_place`] write `out` over `x` |
+//! | zero sizes | `rows == 0` or `hidden == 0`: a no-op |
+//! | overflow | the f32 sum of squares overflowing gives `r = 0` (signed zeros), as PyTorch; see [`crate::reference::rms_norm`] |
 //! | limits | `rows ≤ i32::MAX`, `hidden ≤ i32::MAX - 4096` |
 
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
