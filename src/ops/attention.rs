@@ -10,7 +10,7 @@
 //! | kernel | `cuda/attention.cu` v1: the query heads of a kv head packed as rows (GQA packing), one 128-thread block per (16 or 32 packed rows, kv head, batch); K/V tiles in shared memory; online softmax; the score matrix is never stored |
 //! | numerics | `q·k` in f32 (fma), softmax in f32 with `exp2` (scale folded with `log2 e`), `P` kept in f32, `O` accumulated in f32 and rounded to `T` once; `lse` in f32 |
 //! | zero sizes | `batch == 0` or `q_len == 0`: a no-op; `kv_len == 0`: `o = 0`, `lse = -inf` |
-//! | NaN, inf | a NaN or `+inf` score makes its row NaN in `o` and `lse` (never the `-inf` "no key" marker); a `-inf` score is a key of weight 0; scores past f32's range are infinities (see [`crate::reference::attention`]) |
+//! | NaN, inf | a NaN or `+inf` score makes its row NaN in `o` and `lse` (never the `-inf` "no key" marker); a `-inf` score is a key of weight 0; scores past f32's range are infinities (see [`crate::reference::attention`](mod@crate::reference::attention)) |
 //! | limits | `batch, n_heads ≤ 65535` (grid), `kv_len` and `q_len · n_heads / n_kv_heads ≤ i32::MAX - 64`, each tensor's element count ≤ `i64::MAX` |
 //!
 //! A KV cache: [`attention_kv_cache`] reads a preallocated `(batch, kv_capacity, n_kv_heads, head_dim)`

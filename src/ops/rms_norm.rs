@@ -9,7 +9,7 @@
 //! | numerics | [`Rounding::MatchTorch`](crate::Rounding::MatchTorch) (default): `round_T(round_T(s·r)·w)` as Meta/HF LLaMA; [`Rounding::Once`](crate::Rounding::Once): `round_T(s·r·w)`; `r` in f32 (`sqrt.rn`, `div.rn`) |
 //! | in place | [`rms_norm_in_place`] and [`fused_add_rms_norm_in_place`] write `out` over `x` |
 //! | zero sizes | `rows == 0` or `hidden == 0`: a no-op |
-//! | overflow | the f32 sum of squares overflowing gives `r = 0` (signed zeros), as PyTorch; see [`crate::reference::rms_norm`] |
+//! | overflow | the f32 sum of squares overflowing gives `r = 0` (signed zeros), as PyTorch; see [`crate::reference::rms_norm`](mod@crate::reference::rms_norm) |
 //! | limits | `rows ≤ i32::MAX`, `hidden ≤ i32::MAX - 4096` |
 
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
