@@ -186,14 +186,17 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
         }
 
         // 2. Mask, scale to base 2, online softmax per row; s becomes p = exp2(s - m).
+        int64_t last_visible[R];  // the last key each row sees
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+            last_visible[r] = p.causal ? int64_t((row0 + r) / G) + p.causal_offset : int64_t(p.kv_len) - 1;
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-            const int64_t last_visible = p.causal ? int64_t((row0 + r) / G) + p.causal_offset : int64_t(p.kv_len) - 1;
             float m_tile = -INFINITY;
 #pragma unroll
             for (int t = 0; t < KPL; ++t) {
                 const int jl = lane + t * WARP_SIZE;
-                const bool visible = jl < n_valid && n0 + jl <= last_visible;
+                const bool visible = jl < n_valid && n0 + jl <= last_visible[r];
                 s[r][t] = visible ? s[r][t] * p.softmax_scale_log2 : -INFINITY;
                 m_tile = fmaxf(m_tile, s[r][t]);
             }
@@ -205,12 +208,15 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
             for (int u = 0; u < DPL; ++u) acc[r][u] *= rescale;
 #pragma unroll
             for (int t = 0; t < KPL; ++t) {
-                s[r][t] = exp2f(s[r][t] - m_sub);
+                // A masked key or a score of -inf has weight exactly 0, marked -0 (exp2f never gives -0).
+                s[r][t] = s[r][t] == -INFINITY ? -0.0f : exp2f(s[r][t] - m_sub);
                 l_part[r] += s[r][t];
             }
         }
 
-        // 3. O += P V: key jl's probabilities come from lane jl % 32, slot jl / 32.
+        // 3. O += P V: key jl's probabilities come from lane jl % 32, slot jl / 32. A key of weight -0 (not
+        // visible to the row, or of score -inf) is skipped, not multiplied: an inf or NaN in its V row
+        // must not reach the row (0 * inf is NaN).
 #pragma unroll
         for (int t = 0; t < KPL; ++t) {
             for (int src = 0; src < WARP_SIZE; ++src) {
@@ -226,7 +232,8 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
                     if (d < hd) {
                         const float vd = to_f32(v_row[d]);
 #pragma unroll
-                        for (int r = 0; r < R; ++r) acc[r][u] = fmaf(pj[r], vd, acc[r][u]);
+                        for (int r = 0; r < R; ++r)
+                            if (__float_as_uint(pj[r]) != 0x80000000u) acc[r][u] = fmaf(pj[r], vd, acc[r][u]);
                     }
                 }
             }

@@ -22,7 +22,8 @@
 //! chain over `d` and then `q·k · (scale · log2 e)` in f32; where that leaves f32's range, the reference
 //! evaluates the same f32 chain, so a score is `+inf`, `-inf` or NaN exactly as the kernel's (a kernel
 //! that sums in another order, such as a tensor-core version, must state its own). A `-inf` score is a key
-//! of weight 0 (a row whose every key has weight 0 is as a row with no visible key); a `+inf` score makes
+//! of weight 0 that `P·V` skips, as it skips keys the query does not see, so an inf or NaN in its `v` row
+//! does not reach the output (a row whose every key has weight 0 is as a row with no visible key); a `+inf` score makes
 //! its row NaN (`inf - inf`), and so does a NaN score. NaN always reaches `lse` too: `lse = -inf` means
 //! only "no key had weight", so a split-KV merge can never drop a NaN. `batch == 0` or `q_len == 0`
 //! gives empty outputs.
@@ -63,8 +64,15 @@ fn validate(q: usize, k: usize, v: usize, shape: AttentionShape, cfg: AttentionC
     check_len(OP, "q", q, &[s.batch, s.q_len, s.n_heads, s.head_dim])?;
     check_len(OP, "k", k, &[s.batch, s.kv_len, s.n_kv_heads, s.head_dim])?;
     check_len(OP, "v", v, &[s.batch, s.kv_len, s.n_kv_heads, s.head_dim])?;
+    // The op's rule: finite, non-zero, and finite once multiplied by log2 e in f32 (the kernel's scale).
     let scale = cfg.scale(s.head_dim);
     check_finite(OP, "softmax_scale", scale as f64)?;
+    if scale == 0.0 || !(scale * std::f32::consts::LOG2_E).is_finite() {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            reason: format!("softmax_scale must be non-zero and finite times log2(e) in f32, got {scale}"),
+        });
+    }
     Ok(scale as f64)
 }
 
@@ -175,7 +183,10 @@ fn attention_exact<T: Elem>(
             let p: Vec<f64> = scores.iter().map(|sj| (sj - m).exp()).collect();
             let l: f64 = p.iter().sum();
             let out = &mut o[((b * s.q_len + i) * s.n_heads + h) * hd..][..hd];
-            for (pj, vj) in p.iter().zip(&head.v[..n_vis]) {
+            for ((pj, vj), sj) in p.iter().zip(&head.v[..n_vis]).zip(&scores) {
+                if *sj == f64::NEG_INFINITY {
+                    continue; // weight exactly 0: its v row (even inf or NaN) does not count
+                }
                 for (od, vd) in out.iter_mut().zip(*vj) {
                     *od += pj * vd.to_f64();
                 }
@@ -192,7 +203,8 @@ fn attention_exact<T: Elem>(
 ///
 /// # Errors
 /// `InvalidShape` for a zero `n_heads`, `n_kv_heads` or `head_dim`, or `n_heads % n_kv_heads != 0`; `ShapeMismatch` for a wrong
-/// `q`/`k`/`v` length; `InvalidArgument` for a non-finite `softmax_scale`.
+/// `q`/`k`/`v` length; `InvalidArgument` for a `softmax_scale` that is not finite, is zero, or overflows
+/// f32 times `log2 e`.
 pub fn attention<T: Elem>(
     q: &[T],
     k: &[T],
@@ -284,7 +296,9 @@ pub fn attention_naive<T: Elem>(
                 let acc = p
                     .iter()
                     .zip(&head.v[..n_vis])
-                    .fold(0.0, |acc, (pj, vj)| rt(acc + rt(pj * vj[d].to_f64())));
+                    .zip(&scores)
+                    .filter(|(_, sj)| **sj != f64::NEG_INFINITY)
+                    .fold(0.0, |acc, ((pj, vj), _)| rt(acc + rt(pj * vj[d].to_f64())));
                 *od = T::from_f64(acc);
             }
         }

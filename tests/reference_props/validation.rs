@@ -230,7 +230,7 @@ fn attention_validation_errors() {
     assert!(is_shape_mismatch(run(&q[1..], &kv, &kv, shape, cfg), "q"));
     assert!(is_shape_mismatch(run(&q, &kv[1..], &kv, shape, cfg), "k"));
     assert!(is_shape_mismatch(run(&q, &kv, &kv[1..], shape, cfg), "v"));
-    for scale in [f32::NAN, f32::INFINITY] {
+    for scale in [f32::NAN, f32::INFINITY, 0.0, -0.0, 3e38] {
         assert!(is_invalid_arg(run(
             &q,
             &kv,

@@ -1,0 +1,432 @@
+//! Bounded fuzzing of the public ops, as an adversarial user would call them, on the emulator with every
+//! check on.
+//!
+//! Each case is one call of one op with a drawn dtype, shape (zeros, ones, tile edges, sizes past the
+//! kernels' limits), buffer lengths (sometimes off by one), offset views, scalars (NaN, inf, zero,
+//! negative, huge) and data (ordinary values with NaN, ±inf, ±0, subnormals and, for the elementwise ops,
+//! values near the top of the range). A case fails when:
+//! - the op panics;
+//! - the kernel trips an emulator check (out of bounds, uninitialized read, race, ...);
+//! - the op returns `Ok` where the reference rejects the input, or rejects an input the reference accepts
+//!   with an error other than a device-only one (alignment, aliasing, kernel size limits, head dims);
+//! - both accept and the results disagree beyond the op's tolerance (NaN only matches NaN).
+//!
+//! The corpus ([`corpus`]) replays the reproducers the fuzzing campaign of issue 6 found first. Then the
+//! cases are drawn from `--seed`: the same seed and `--iterations` give the same cases, so a CI run is
+//! deterministic; `--seconds` is a safety cap that stops early (and says so) without failing.
+//!
+//! `cargo run --example fuzz_ops -- [--seed N] [--iterations N] [--seconds S]` (exit 1 on a failure,
+//! printing the case; 2 on bad flags).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use half::{bf16, f16};
+use llama_kernels::backend::{Backend, DeviceValue, EmuBackend};
+use llama_kernels::ops::{attention, gemm, rms_norm, rope, swiglu};
+use llama_kernels::reference::{self, Tolerance};
+use llama_kernels::*;
+
+#[path = "fuzz_ops/cases.rs"]
+mod cases;
+use cases::{Case, Data, Op, Rng};
+
+/// What one case came to.
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy, PartialOrd, Ord)]
+enum Outcome {
+    /// Both the op and the reference rejected the input.
+    BothRejected,
+    /// The op rejected, for a device-only reason the reference does not check.
+    DeviceRejected,
+    /// Both ran and agree.
+    Agreed,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str, default: u64| -> u64 {
+        match args.iter().position(|a| a == name) {
+            None => default,
+            Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+                eprintln!("{name} needs a number");
+                std::process::exit(2)
+            }),
+        }
+    };
+    if let Some(unknown) = args
+        .iter()
+        .step_by(2)
+        .find(|a| !matches!(a.as_str(), "--seed" | "--iterations" | "--seconds"))
+    {
+        eprintln!("unknown flag {unknown}; usage: fuzz_ops [--seed N] [--iterations N] [--seconds S]");
+        std::process::exit(2);
+    }
+    let seed = flag("--seed", 0x6f75_7a7a);
+    let iterations = flag("--iterations", 500);
+    let cap = Duration::from_secs(flag("--seconds", 60));
+
+    let backend = EmuBackend::new();
+    let start = Instant::now();
+    let mut counts = std::collections::BTreeMap::new();
+    let mut ran = 0u64;
+    let mut rng = Rng(seed);
+    let drawn = (0..iterations).map(|_| Case::draw(&mut rng));
+    for (i, case) in corpus().into_iter().chain(drawn).enumerate() {
+        if start.elapsed() > cap {
+            println!(
+                "fuzz_ops: time cap of {cap:?} reached after {ran} cases (of {})",
+                corpus().len() as u64 + iterations
+            );
+            break;
+        }
+        match catch_unwind(AssertUnwindSafe(|| run_case(&backend, &case))) {
+            Ok(Ok(outcome)) => *counts.entry(outcome).or_insert(0u64) += 1,
+            Ok(Err(msg)) => fail(i, &case, &msg),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                fail(i, &case, &format!("panic: {}", msg.unwrap_or_default()))
+            }
+        }
+        ran += 1;
+    }
+    println!(
+        "fuzz_ops: {ran} cases ({} corpus, seed {seed}) in {:.1} s, no failure: {counts:?}",
+        corpus().len(),
+        start.elapsed().as_secs_f64()
+    );
+}
+
+fn fail(i: usize, case: &Case, msg: &str) -> ! {
+    eprintln!("fuzz_ops: case {i} failed: {msg}\ncase: {case:#?}");
+    std::process::exit(1);
+}
+
+/// The reproducers of issue 6, each replayed first on every run.
+fn corpus() -> Vec<Case> {
+    let base = |op: Op| Case::plain(op, DType::BF16);
+    vec![
+        // RMSNorm: the f32 sum of squares overflows (x = ±2e19): zeros, as the reference now says.
+        Case {
+            dims: vec![2, 64],
+            x: Data::Constant(2e19),
+            ..base(Op::RmsNorm)
+        },
+        Case {
+            dims: vec![2, 64],
+            x: Data::Constant(-2e19),
+            ..base(Op::FusedAddRmsNorm)
+        },
+        // Attention: NaN in q and k must reach lse; a huge softmax scale.
+        Case {
+            dims: vec![1, 4, 4, 2, 1, 8],
+            x: Data::WithNan,
+            ..base(Op::Attention)
+        },
+        Case {
+            dims: vec![1, 4, 4, 2, 1, 8],
+            scalar: Some(1e30),
+            ..base(Op::Attention)
+        },
+        Case {
+            dims: vec![1, 4, 4, 2, 1, 8],
+            scalar: Some(1e38),
+            ..base(Op::Attention)
+        },
+        // RoPE: negative positions.
+        Case {
+            dims: vec![3, 2, 1, 16],
+            positions: vec![-1, -7, i32::MIN],
+            ..base(Op::Rope)
+        },
+        // Zero sizes are no-ops (k = 0 GEMM computes beta·C).
+        Case {
+            dims: vec![0, 8],
+            ..base(Op::RmsNorm)
+        },
+        Case {
+            dims: vec![0, 2, 1, 16],
+            ..base(Op::Rope)
+        },
+        Case {
+            dims: vec![3, 0],
+            ..base(Op::Swiglu)
+        },
+        Case {
+            dims: vec![2, 3, 0],
+            scalar: Some(0.5),
+            ..base(Op::Gemm)
+        },
+        Case {
+            dims: vec![1, 3, 0, 2, 1, 8],
+            ..base(Op::Attention)
+        },
+        // The CI failure of issue 6: f16 GEMM with k = 1 and subnormal outputs.
+        Case {
+            dims: vec![2, 11, 1],
+            x: Data::Scaled(0.005),
+            ..Case::plain(Op::Gemm, DType::F16)
+        },
+    ]
+}
+
+fn run_case(backend: &EmuBackend, case: &Case) -> std::result::Result<Outcome, String> {
+    match case.dtype {
+        DType::F32 => run_typed::<f32>(backend, case),
+        DType::F16 => run_typed::<f16>(backend, case),
+        DType::BF16 => run_typed::<bf16>(backend, case),
+    }
+}
+
+/// Compares the op's result with the reference's (see the module docs for the rules).
+fn judge<T>(
+    op: OpResult<Vec<f64>>,
+    reference: OpResult<Vec<f64>>,
+    check: impl Fn(&[f64], &[f64]) -> std::result::Result<(), String>,
+) -> std::result::Result<Outcome, String> {
+    match (op, reference) {
+        (Ok(got), Ok(want)) => check(&got, &want)
+            .map(|_| Outcome::Agreed)
+            .map_err(|e| format!("result differs from the reference: {e}")),
+        (Err(_), Err(_)) => Ok(Outcome::BothRejected),
+        (Ok(_), Err(e)) => Err(format!("the op accepted what the reference rejects: {e}")),
+        (Err(e), Ok(_)) => match e {
+            Error::Misaligned { .. }
+            | Error::Aliasing { .. }
+            | Error::SizeOverflow { .. }
+            | Error::UnsupportedHeadDim { .. } => Ok(Outcome::DeviceRejected),
+            Error::Emulator { detail } => Err(format!("emulator report: {detail}")),
+            other => Err(format!("the op rejected what the reference accepts: {other}")),
+        },
+    }
+    .map_err(|e| format!("{e} ({})", std::any::type_name::<T>()))
+}
+
+/// The element a rotary dimension `j` is paired with, or `None` past `rotary_dim`.
+fn partner(j: usize, cfg: RopeConfig) -> Option<usize> {
+    let half = cfg.rotary_dim / 2;
+    match cfg.layout {
+        _ if j >= cfg.rotary_dim => None,
+        RopeLayout::Interleaved => Some(j ^ 1),
+        RopeLayout::HalfSplit => Some(if j < half { j + half } else { j - half }),
+    }
+}
+
+/// The element count of `dims`, saturating (a shape past usize is rejected, not computed).
+fn n_of(dims: &[usize]) -> usize {
+    dims.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
+}
+
+type OpResult<V> = std::result::Result<V, Error>;
+
+fn run_typed<T: Elem + DeviceValue>(backend: &EmuBackend, case: &Case) -> std::result::Result<Outcome, String> {
+    let tol = |got: &[f64], want: &[f64]| Tolerance::for_elem::<T>().check(got, want);
+    let f64s = |v: Vec<T>| reference::to_f64_vec(&v);
+    let d = |i: usize| case.dims.get(i).copied().unwrap_or(1);
+    match case.op {
+        Op::RmsNorm | Op::FusedAddRmsNorm => {
+            let shape = RmsNormShape {
+                rows: d(0),
+                hidden: d(1),
+            };
+            let cfg = RmsNormConfig {
+                eps: case.scalar.unwrap_or(1e-5),
+                rounding: case.rounding,
+            };
+            let (x, w, res) = (
+                case.data::<T>(0, n_of(&[shape.rows, shape.hidden])),
+                case.data::<T>(1, shape.hidden),
+                case.data::<T>(2, n_of(&[shape.rows, shape.hidden])),
+            );
+            let (xb, wb) = (case.upload(backend, &x)?, case.upload(backend, &w)?);
+            let mut out = backend
+                .alloc_poisoned::<T>(case.out_len(n_of(&[shape.rows, shape.hidden])))
+                .map_err(|e| e.to_string())?;
+            if case.op == Op::RmsNorm {
+                let got = rms_norm::rms_norm(backend, &xb.view(), &wb.view(), &mut out, shape, cfg)
+                    .and_then(|_| backend.download(&out))
+                    .map(f64s);
+                judge::<T>(got, reference::rms_norm(&x, &w, shape, cfg).map(f64s), tol)
+            } else {
+                let mut rb = case.upload(backend, &res)?;
+                let got = rms_norm::fused_add_rms_norm(
+                    backend,
+                    &xb.view(),
+                    &mut rb.view_mut(),
+                    &wb.view(),
+                    &mut out,
+                    shape,
+                    cfg,
+                )
+                .and_then(|_| Ok((backend.download(&out)?, backend.download(&rb.buf)?)));
+                let got = got.map(|(o, r)| [f64s(o), f64s(r[rb.offset..].to_vec())].concat());
+                let want =
+                    reference::fused_add_rms_norm(&x, &res, &w, shape, cfg).map(|(o, r)| [f64s(o), f64s(r)].concat());
+                judge::<T>(got, want, tol)
+            }
+        }
+        Op::Swiglu | Op::SwigluPacked => {
+            let shape = SwigluShape { rows: d(0), d: d(1) };
+            let n = n_of(&[shape.rows, shape.d]);
+            let mut out = backend
+                .alloc_poisoned::<T>(case.out_len(n))
+                .map_err(|e| e.to_string())?;
+            if case.op == Op::Swiglu {
+                let (g, u) = (case.data::<T>(0, n), case.data::<T>(1, n));
+                let (gb, ub) = (case.upload(backend, &g)?, case.upload(backend, &u)?);
+                let got = swiglu::swiglu(backend, &gb.view(), &ub.view(), &mut out, shape, case.rounding)
+                    .and_then(|_| backend.download(&out))
+                    .map(f64s);
+                judge::<T>(got, reference::swiglu(&g, &u, shape, case.rounding).map(f64s), tol)
+            } else {
+                let gu = case.data::<T>(0, n_of(&[2, n]));
+                let gub = case.upload(backend, &gu)?;
+                let got = swiglu::swiglu_packed(backend, &gub.view(), &mut out, shape, case.rounding)
+                    .and_then(|_| backend.download(&out))
+                    .map(f64s);
+                judge::<T>(got, reference::swiglu_packed(&gu, shape, case.rounding).map(f64s), tol)
+            }
+        }
+        Op::Rope => {
+            let shape = RopeShape {
+                tokens: d(0),
+                n_heads: d(1),
+                n_kv_heads: d(2),
+                head_dim: d(3),
+            };
+            let cfg = case.rope_config(shape.head_dim);
+            let q = case.data::<T>(0, n_of(&[shape.tokens, shape.n_heads, shape.head_dim]));
+            let k = case.data::<T>(1, n_of(&[shape.tokens, shape.n_kv_heads, shape.head_dim]));
+            let positions = case.positions(shape.tokens);
+            let (mut qb, mut kb) = (case.upload(backend, &q)?, case.upload(backend, &k)?);
+            let pb = backend.upload(&positions).map_err(|e| e.to_string())?;
+            let got = rope::rope_with_config(backend, &mut qb.view_mut(), Some(&mut kb.view_mut()), &pb, shape, cfg)
+                .and_then(|_| {
+                    Ok([
+                        f64s(backend.download(&qb.buf)?[qb.offset..].to_vec()),
+                        f64s(backend.download(&kb.buf)?[kb.offset..].to_vec()),
+                    ]
+                    .concat())
+                });
+            let want = reference::rope(&q, &k, &positions, shape, cfg).map(|(q, k)| [f64s(q), f64s(k)].concat());
+            // The documented bound (src/ops/rope.rs): the f32 sincos and rotation are within about
+            // 3·2^-24·(|x0| + |x1|) of the reference, before the rounding to T.
+            let pair_size: Vec<f64> = [&q, &k]
+                .iter()
+                .flat_map(|x| x.chunks(shape.head_dim.max(1)))
+                .flat_map(|head| {
+                    (0..head.len()).map(move |j| match partner(j, cfg) {
+                        Some(p) if p < head.len() => head[j].to_f64().abs() + head[p].to_f64().abs(),
+                        _ => 0.0,
+                    })
+                })
+                .collect();
+            let rope_tol = move |got: &[f64], want: &[f64]| {
+                let total: Vec<f64> = pair_size
+                    .iter()
+                    .zip(want)
+                    .map(|(size, w)| 4.0 * 2f64.powi(-24) * size + 2.0 * (2.0 * T::EPSILON_HALF_ULP) * w.abs())
+                    .collect();
+                reference::check_abs_bound(T::DTYPE, got, want, &total, 1.0, Tolerance::for_elem::<T>().atol)
+            };
+            judge::<T>(got, want, rope_tol)
+        }
+        Op::Attention => {
+            let shape = AttentionShape {
+                batch: d(0),
+                q_len: d(1),
+                kv_len: d(2),
+                n_heads: d(3),
+                n_kv_heads: d(4),
+                head_dim: d(5),
+            };
+            let cfg = AttentionConfig {
+                causal: case.flag,
+                softmax_scale: case.scalar,
+            };
+            let q_n = n_of(&[shape.batch, shape.q_len, shape.n_heads, shape.head_dim]);
+            let kv_n = n_of(&[shape.batch, shape.kv_len, shape.n_kv_heads, shape.head_dim]);
+            let (q, k, v) = (case.data::<T>(0, q_n), case.data::<T>(1, kv_n), case.data::<T>(2, kv_n));
+            let (qb, kb, vb) = (
+                case.upload(backend, &q)?,
+                case.upload(backend, &k)?,
+                case.upload(backend, &v)?,
+            );
+            let mut o = backend
+                .alloc_poisoned::<T>(case.out_len(q_n))
+                .map_err(|e| e.to_string())?;
+            let mut lse = backend
+                .alloc_poisoned::<f32>(case.out_len(n_of(&[shape.batch, shape.n_heads, shape.q_len])))
+                .map_err(|e| e.to_string())?;
+            let got = attention::attention_with_lse(
+                backend,
+                &qb.view(),
+                &kb.view(),
+                &vb.view(),
+                &mut o,
+                &mut lse,
+                shape,
+                cfg,
+            )
+            .and_then(|_| {
+                Ok([
+                    f64s(backend.download(&o)?),
+                    backend.download(&lse)?.iter().map(|&l| l as f64).collect(),
+                ]
+                .concat())
+            });
+            let want = reference::attention(&q, &k, &v, shape, cfg)
+                .map(|(o, lse)| [f64s(o), lse.iter().map(|&l| l as f64).collect()].concat());
+            let o_len = q_n;
+            let attn_tol = move |got: &[f64], want: &[f64]| {
+                let o_tol = match T::DTYPE {
+                    DType::F32 => Tolerance::new(DType::F32, 2e-5, 1e-4),
+                    _ => Tolerance::for_elem::<T>(),
+                };
+                o_tol.check(&got[..o_len.min(got.len())], &want[..o_len.min(want.len())])?;
+                Tolerance::new(DType::F32, 1e-4, 1e-5)
+                    .check(&got[o_len.min(got.len())..], &want[o_len.min(want.len())..])
+            };
+            judge::<T>(got, want, attn_tol)
+        }
+        Op::Gemm => {
+            let shape = GemmShape {
+                m: d(0),
+                n: d(1),
+                k: d(2),
+            };
+            let cfg = GemmConfig {
+                trans_a: case.flag,
+                trans_b: case.rounding == Rounding::Once,
+                alpha: case.scalar.unwrap_or(1.0),
+                beta: case.scalar2,
+            };
+            let (a, b, c) = (
+                case.data::<T>(0, n_of(&[shape.m, shape.k])),
+                case.data::<T>(1, n_of(&[shape.k, shape.n])),
+                case.data::<T>(2, n_of(&[shape.m, shape.n])),
+            );
+            let (ab, bb) = (case.upload(backend, &a)?, case.upload(backend, &b)?);
+            let mut cb = case.upload(backend, &c)?;
+            let got = gemm::gemm(backend, &ab.view(), &bb.view(), &mut cb.view_mut(), shape, cfg)
+                .and_then(|_| backend.download(&cb.buf))
+                .map(|v| f64s(v[cb.offset..].to_vec()));
+            let want = reference::gemm_f64(&a, &b, &c, shape, cfg);
+            let bound = reference::gemm_abs_bound(&a, &b, &c, shape, cfg).unwrap_or_default();
+            let gemm_tol = move |got: &[f64], want: &[f64]| {
+                // f32 accumulation (γ_(k+3)) plus the final rounding to T, as tests/ops_gemm.rs.
+                let u = f32::EPSILON as f64 / 2.0;
+                let gamma = (shape.k + 3) as f64 * u / (1.0 - (shape.k + 3) as f64 * u);
+                let total: Vec<f64> = bound
+                    .iter()
+                    .zip(want)
+                    .map(|(b, w)| gamma * b + w.abs() * T::EPSILON_HALF_ULP * 1.0001)
+                    .collect();
+                reference::check_abs_bound(T::DTYPE, got, want, &total, 1.0, 0.0)
+            };
+            judge::<T>(got, want, gemm_tol)
+        }
+    }
+}
