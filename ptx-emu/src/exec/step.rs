@@ -150,6 +150,17 @@ pub(crate) fn run_warp(w: &mut Warp, env: &mut Env) -> bool {
     progress
 }
 
+/// Copies `size` bytes from offset `src` to offset `dst` of one lane's local frame (`lb` bytes at
+/// `base`), clamped to the frame: a call-site `.param` smaller than the callee's parameter (or one at
+/// the end of the frame) copies what fits instead of reaching past the frame.
+fn frame_copy(local: &mut [u8], base: usize, lb: usize, src: u32, dst: u32, size: u32) {
+    let (src, dst) = (src as usize, dst as usize);
+    let n = (size as usize).min(lb.saturating_sub(src)).min(lb.saturating_sub(dst));
+    if n > 0 && base + lb <= local.len() {
+        local.copy_within(base + src..base + src + n, base + dst);
+    }
+}
+
 /// Sets pc+1 for the group's lanes that did not take part.
 #[inline]
 fn skip(w: &mut Warp, mask: u32, active: u32, pc: u32) {
@@ -469,11 +480,7 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
             lanes!(active, |l| {
                 w.stack[l].push(pc);
                 for ((src, size), (dst, _)) in args.iter().zip(&f.params) {
-                    let base = l * lb;
-                    w.local.copy_within(
-                        base + *src as usize..base + (*src + *size) as usize,
-                        base + *dst as usize,
-                    );
+                    frame_copy(&mut w.local, l * lb, lb, *src, *dst, *size);
                 }
             });
             if active == mask {
@@ -503,11 +510,7 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
                         if let Op::Call { func, ret, .. } = &env.prog.code[call_pc as usize].op {
                             let f = &env.prog.funcs[*func as usize];
                             for ((dst, size), (src, _)) in ret.iter().zip(&f.rets) {
-                                let base = l * lb;
-                                w.local.copy_within(
-                                    base + *src as usize..base + (*src + *size) as usize,
-                                    base + *dst as usize,
-                                );
+                                frame_copy(&mut w.local, l * lb, lb, *src, *dst, *size);
                             }
                         }
                         w.pc[l] = call_pc + 1;
