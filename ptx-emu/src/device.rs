@@ -44,6 +44,15 @@ impl Default for Checks {
     }
 }
 
+/// Default [`Options::max_instructions`]: 2^25 = 33.5 M warp-instructions per launch. The largest
+/// legitimate launches of llama-kernels' tests run about 20 M thread-instructions, i.e. at most 20 M
+/// warp-instructions even if every warp-instruction ran a single lane (and ~0.6 M with full warps), so
+/// the default leaves a margin of 1.6x over the worst case. A runaway loop stops after about 3 s at
+/// the measured ~10 M warp-instructions/s of an ALU loop with full warps (~300 M thread-instructions/s,
+/// `examples/speed.rs`), sooner with fewer lanes, later (about 15 s) in a memory- and barrier-heavy
+/// loop with every check on.
+pub const DEFAULT_MAX_INSTRUCTIONS: u64 = 1 << 25;
+
 #[derive(Clone, Debug)]
 pub struct Options {
     pub checks: Checks,
@@ -56,9 +65,11 @@ pub struct Options {
     /// Seeded schedule: warps of a block take turns in a shuffled order with short random time slices,
     /// which exposes order-dependent bugs; the same seed gives the same schedule. None: in order.
     pub schedule_seed: Option<u64>,
-    /// Warp-instructions one block may execute before the launch stops with a "watchdog" synccheck
-    /// report (a spin-wait on a flag no thread will set would otherwise never end).
-    pub max_block_warp_instructions: u64,
+    /// Warp-instructions one launch may execute (all blocks together) before it stops with
+    /// [`EmuError::Budget`], which names the PTX line every unfinished warp stands at: an endless loop
+    /// (a spin-wait on a flag no thread sets, a loop around `bar.sync` or memory accesses) ends there
+    /// instead of hanging. Default [`DEFAULT_MAX_INSTRUCTIONS`].
+    pub max_instructions: u64,
     /// Write device `printf` output to stdout after each launch (as CUDA does at synchronization).
     pub printf_stdout: bool,
 }
@@ -70,7 +81,7 @@ impl Default for Options {
             worker_threads: 1,
             max_shared_bytes: 227 * 1024,
             schedule_seed: None,
-            max_block_warp_instructions: 1 << 32,
+            max_instructions: DEFAULT_MAX_INSTRUCTIONS,
             printf_stdout: true,
         }
     }
@@ -258,7 +269,7 @@ impl Device {
             checks: self.options.checks,
             workers: self.options.worker_threads,
             seed: self.options.schedule_seed,
-            watchdog: self.options.max_block_warp_instructions,
+            budget: self.options.max_instructions,
         };
         let out = exec::launch(&spec, &mem);
         let mut metrics = out.metrics;
@@ -271,6 +282,14 @@ impl Device {
                 let _ = so.write_all(p.as_bytes());
             }
             let _ = so.flush();
+        }
+        if out.budget_hit {
+            return Err(EmuError::Budget {
+                kernel: kernel.to_string(),
+                limit: self.options.max_instructions,
+                warps: out.budget_stop,
+                reports: out.reports,
+            });
         }
         if !out.reports.is_empty() {
             return Err(EmuError::Check {

@@ -15,6 +15,6 @@ pub mod metrics;
 pub mod nvcc;
 pub mod parser;
 
-pub use device::{Checks, Device, LaunchConfig, LaunchReport, Module, Options, ParamSlot};
-pub use error::{CheckKind, CheckReport, EmuError};
+pub use device::{Checks, Device, LaunchConfig, LaunchReport, Module, Options, ParamSlot, DEFAULT_MAX_INSTRUCTIONS};
+pub use error::{CheckKind, CheckReport, EmuError, WarpAt};
 pub use metrics::Metrics;

@@ -1,5 +1,6 @@
 //! `ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] --block X[,Y[,Z]] [--shared BYTES] --arg ...`
-//! Exit 0: ran clean; 1: a check fired (reports on stderr); 2: parse, unsupported or usage error.
+//! Exit 0: ran clean; 1: a check fired or the instruction budget ran out (reports on stderr); 2: parse,
+//! unsupported, usage or out-of-memory error.
 
 use ptx_emu::{Checks, Device, EmuError, LaunchConfig, Options};
 
@@ -9,6 +10,7 @@ const USAGE: &str = "usage: ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] 
     --arg buf:zero=BYTES[,out=PATH]   device buffer of BYTES zero bytes
     --arg buf:poison=BYTES[,out=PATH] device buffer of BYTES that count as never written
     [--metrics PATH] [--no-check memcheck|racecheck|initcheck|synccheck|all] [--workers N] [--seed N]
+    [--max-instructions N]            warp-instructions the launch may run (default 33554432)
 A kernel with one by-value struct parameter gets the --arg values packed in order with C alignment.";
 
 enum Arg {
@@ -80,6 +82,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
     let mut checks = Checks::all();
     let mut workers = 1usize;
     let mut seed = None;
+    let mut max_instructions = ptx_emu::DEFAULT_MAX_INSTRUCTIONS;
     let mut i = 1;
     while i < args.len() {
         let a = args[i].as_str();
@@ -95,6 +98,11 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
             "--arg" => kargs.push(parse_arg(&val()?).map_err(usage)?),
             "--metrics" => metrics_path = Some(val()?),
             "--seed" => seed = Some(val()?.parse().map_err(|e| usage(format!("bad --seed: {e}")))?),
+            "--max-instructions" => {
+                max_instructions = val()?
+                    .parse()
+                    .map_err(|e| usage(format!("bad --max-instructions: {e}")))?
+            }
             "--workers" => workers = val()?.parse().map_err(|e| usage(format!("bad --workers: {e}")))?,
             "--no-check" => match val()?.as_str() {
                 "memcheck" => checks.memcheck = false,
@@ -122,6 +130,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
         checks,
         worker_threads: workers,
         schedule_seed: seed,
+        max_instructions,
         ..Options::default()
     });
     let emu = |e: EmuError| (2, e.to_string());
@@ -197,7 +206,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
             }
             0
         }
-        Err(EmuError::Check { .. }) => {
+        Err(EmuError::Check { .. } | EmuError::Budget { .. }) => {
             eprintln!("{}", result.as_ref().err().map(|e| e.to_string()).unwrap_or_default());
             1
         }

@@ -152,3 +152,58 @@ fn cli_runs_and_reports() {
     assert_eq!(st.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&st.stderr).contains("line 4"));
 }
+
+/// Writes `ptx` to a fresh file and runs `ptx-emu run FILE ARGS...`; returns (exit code, stderr).
+fn run_cli(name: &str, ptx: &str, args: &[&str]) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join(format!("ptx-emu-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.ptx"));
+    std::fs::write(&file, ptx).unwrap();
+    let out = bin().arg("run").arg(&file).args(args).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+const SPIN: &str = ".version 9.2
+.target sm_80
+.address_size 64
+.visible .entry spin(.param .u64 p)
+{
+.reg .b32 %r<4>;
+$L_loop:
+bar.sync 0;
+add.s32 %r1, %r1, 1;
+bra.uni $L_loop;
+}
+";
+
+#[test]
+fn cli_instruction_budget_is_exit_1_naming_the_line() {
+    let t = std::time::Instant::now();
+    let args = [
+        "--kernel",
+        "spin",
+        "--grid",
+        "2",
+        "--block",
+        "64",
+        "--arg",
+        "buf:zero=64",
+    ];
+    let (code, err) = run_cli("spin", SPIN, &[&args[..], &["--max-instructions", "100000"]].concat());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("instruction budget") && err.contains("kernel spin"),
+        "{err}"
+    );
+    assert!(
+        err.contains("block (0,0,0) warp 1") && err.contains("PTX line"),
+        "{err}"
+    );
+    assert!(err.contains("more than 100000"), "{err}");
+    // the default budget also ends it, within seconds
+    let (code, err) = run_cli("spin", SPIN, &args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(60), "{:?}", t.elapsed());
+    let (code, err) = run_cli("spin", SPIN, &[&args[..], &["--max-instructions", "x"]].concat());
+    assert_eq!(code, Some(2), "{err}");
+}

@@ -2,7 +2,7 @@
 //! (a failed `assert()`, reported like a trap with its message, file and line).
 
 use super::mem::{locate, read_bytes};
-use super::{Env, Warp};
+use super::{Env, Warp, PRINTF_BUFFER};
 use crate::error::CheckKind;
 use crate::ir::{Builtin, Space};
 
@@ -53,7 +53,17 @@ pub(crate) fn call(w: &mut Warp, env: &mut Env, kind: Builtin, args: &[u32], ret
                 let n = text.len() as u32;
                 let lin = ((env.ctaid[2] as u64 * env.grid[1] as u64) + env.ctaid[1] as u64) * env.grid[0] as u64
                     + env.ctaid[0] as u64;
-                env.printf.push((lin, text));
+                // Output beyond CUDA's default printf buffer is dropped, as on a GPU (once noted).
+                if env.printf_bytes + text.len() <= PRINTF_BUFFER {
+                    env.printf_bytes += text.len();
+                    env.printf.push((lin, text));
+                } else if env.printf_bytes <= PRINTF_BUFFER {
+                    env.printf_bytes = PRINTF_BUFFER + 1;
+                    env.printf.push((
+                        lin,
+                        format!("[ptx-emu: printf buffer of {PRINTF_BUFFER} bytes full, further output dropped]\n"),
+                    ));
+                }
                 if let Some(r) = ret {
                     let lb = env.prog.local_bytes as usize;
                     let b = l * lb + r as usize;

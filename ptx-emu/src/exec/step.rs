@@ -552,9 +552,23 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
             let id = (get(r, *id, l0) & 15) as usize;
             let count = count.map(|c| get(r, c, l0) as u32);
             let n = active.count_ones();
+            let threads = env.block.iter().product::<u32>();
+            if let Some(c) = count.filter(|&c| c == 0 || c > threads) {
+                // It could never complete (or completes before anyone waits): report, never hang.
+                env.report(
+                    CheckKind::Synccheck,
+                    w.id,
+                    l0,
+                    inst.line,
+                    None,
+                    format!("deadlock: barrier {id} can never complete properly: its thread count is {c}, the block has {threads} threads (the count must be 1..={threads}, a multiple of 32)"),
+                );
+                env.fatal = true;
+                return Flow::Stop;
+            }
             let racecheck = env.checks.racecheck;
             let b = &mut env.bars[id];
-            b.arrived += n;
+            b.arrived = b.arrived.saturating_add(n);
             if count.is_some() {
                 b.expected = count;
             }
