@@ -11,6 +11,7 @@ const USAGE: &str = "usage: ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] 
     --arg buf:poison=BYTES[,out=PATH] device buffer of BYTES that count as never written
     [--metrics PATH] [--no-check memcheck|racecheck|initcheck|synccheck|all] [--workers N] [--seed N]
     [--max-instructions N]            warp-instructions the launch may run (default 33554432)
+    [--memory-limit BYTES]            device memory (default 4294967296)
 A kernel with one by-value struct parameter gets the --arg values packed in order with C alignment.";
 
 enum Arg {
@@ -83,6 +84,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
     let mut workers = 1usize;
     let mut seed = None;
     let mut max_instructions = ptx_emu::DEFAULT_MAX_INSTRUCTIONS;
+    let mut memory_limit = ptx_emu::DEFAULT_MEMORY_LIMIT;
     let mut i = 1;
     while i < args.len() {
         let a = args[i].as_str();
@@ -103,6 +105,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
                     .parse()
                     .map_err(|e| usage(format!("bad --max-instructions: {e}")))?
             }
+            "--memory-limit" => memory_limit = val()?.parse().map_err(|e| usage(format!("bad --memory-limit: {e}")))?,
             "--workers" => workers = val()?.parse().map_err(|e| usage(format!("bad --workers: {e}")))?,
             "--no-check" => match val()?.as_str() {
                 "memcheck" => checks.memcheck = false,
@@ -131,6 +134,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
         worker_threads: workers,
         schedule_seed: seed,
         max_instructions,
+        memory_limit,
         ..Options::default()
     });
     let emu = |e: EmuError| (2, e.to_string());
@@ -145,18 +149,24 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
         match a {
             Arg::Scalar(b) => values.push(b.clone()),
             Arg::Buf { init, out } => {
-                let (bytes, data) = match init {
+                // Allocate first (a size beyond the device's memory is an error before anything is
+                // read), then fill; zero and poison buffers take host memory only where written.
+                let (bytes, addr) = match init {
                     BufInit::File(p) => {
+                        let len = std::fs::metadata(p)
+                            .map_err(|e| (2, format!("cannot read {p}: {e}")))?
+                            .len();
+                        let addr = dev.alloc(len as usize).map_err(emu)?;
                         let d = std::fs::read(p).map_err(|e| (2, format!("cannot read {p}: {e}")))?;
-                        (d.len(), Some(d))
+                        if d.len() as u64 != len {
+                            return Err((2, format!("{p} changed size while being read")));
+                        }
+                        dev.write(addr, &d).map_err(emu)?;
+                        (d.len(), addr)
                     }
-                    BufInit::Zero(n) => (*n, Some(vec![0u8; *n])),
-                    BufInit::Poison(n) => (*n, None),
+                    BufInit::Zero(n) => (*n, dev.alloc_zeroed(*n).map_err(emu)?),
+                    BufInit::Poison(n) => (*n, dev.alloc(*n).map_err(emu)?),
                 };
-                let addr = dev.alloc(bytes).map_err(emu)?;
-                if let Some(d) = data {
-                    dev.write(addr, &d).map_err(emu)?;
-                }
                 if let Some(o) = out {
                     outs.push((addr, bytes, o.clone()));
                 }
@@ -213,11 +223,26 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
         Err(e) => return Err((2, e.to_string())),
     };
     for (addr, bytes, path) in outs {
-        let mut buf = vec![0u8; bytes];
-        dev.read(addr, &mut buf).map_err(emu)?;
-        std::fs::write(&path, &buf).map_err(|e| (2, format!("cannot write {path}: {e}")))?;
+        write_back(&dev, addr, bytes, &path)?;
     }
     Ok(code)
+}
+
+/// Writes a device buffer to `path` in chunks (a large buffer never needs a second host copy at once).
+fn write_back(dev: &Device, addr: u64, bytes: usize, path: &str) -> Result<(), (i32, String)> {
+    use std::io::Write;
+    let err = |e: std::io::Error| (2, format!("cannot write {path}: {e}"));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
+    let mut buf = vec![0u8; bytes.min(1 << 20)];
+    let mut done = 0;
+    while done < bytes {
+        let n = (bytes - done).min(buf.len());
+        dev.read(addr + done as u64, &mut buf[..n])
+            .map_err(|e| (2, e.to_string()))?;
+        f.write_all(&buf[..n]).map_err(err)?;
+        done += n;
+    }
+    f.flush().map_err(err)
 }
 
 fn main() {

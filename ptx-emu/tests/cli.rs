@@ -207,3 +207,71 @@ fn cli_instruction_budget_is_exit_1_naming_the_line() {
     let (code, err) = run_cli("spin", SPIN, &[&args[..], &["--max-instructions", "x"]].concat());
     assert_eq!(code, Some(2), "{err}");
 }
+
+#[test]
+fn cli_huge_buffers_are_an_error_not_an_abort() {
+    let args = ["--kernel", "saxpy", "--grid", "1", "--block", "32"];
+    for buf in ["buf:zero=100000000000", "buf:poison=100000000000"] {
+        let (code, err) = run_cli(
+            "saxpy_big",
+            SAXPY,
+            &[
+                &args[..],
+                &[
+                    "--arg",
+                    buf,
+                    "--arg",
+                    "buf:zero=256",
+                    "--arg",
+                    "f32:1",
+                    "--arg",
+                    "u32:8",
+                ],
+            ]
+            .concat(),
+        );
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("out of device memory"), "{err}");
+    }
+    // a buffer within a lower --memory-limit works, a larger one is refused
+    let ok = [
+        &args[..],
+        &[
+            "--arg",
+            "buf:zero=256",
+            "--arg",
+            "buf:zero=256",
+            "--arg",
+            "f32:1",
+            "--arg",
+            "u32:8",
+        ],
+    ]
+    .concat();
+    let (code, err) = run_cli("saxpy_big", SAXPY, &[&ok[..], &["--memory-limit", "65536"]].concat());
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run_cli("saxpy_big", SAXPY, &[&ok[..], &["--memory-limit", "300"]].concat());
+    assert_eq!(code, Some(2), "{err}");
+    // a 1 GiB poisoned output buffer does not cost 1.125 GiB up front (the launch is immediate)
+    let t = std::time::Instant::now();
+    let (code, err) = run_cli(
+        "saxpy_big",
+        SAXPY,
+        &[
+            &args[..],
+            &[
+                "--arg",
+                "buf:poison=1073741824",
+                "--arg",
+                "buf:zero=256",
+                "--arg",
+                "f32:1",
+                "--arg",
+                "u32:0",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+}
