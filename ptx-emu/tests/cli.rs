@@ -275,3 +275,32 @@ fn cli_huge_buffers_are_an_error_not_an_abort() {
     assert_eq!(code, Some(0), "{err}");
     assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
 }
+
+#[test]
+fn cli_launch_limits_are_usage_errors() {
+    let bufs = [
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "f32:1",
+        "--arg",
+        "u32:8",
+    ];
+    for (grid, block, shared, what) in [
+        ("2147483648", "32", "0", "grid"),
+        ("1,65536", "32", "0", "grid"),
+        ("0", "32", "0", "zero dimension"),
+        ("1", "1025", "0", "[1024, 1024, 64]"),
+        ("1", "1,1,65", "0", "block"),
+        ("1", "32", "300000", "shared memory"),
+    ] {
+        let args = [
+            "--kernel", "saxpy", "--grid", grid, "--block", block, "--shared", shared,
+        ];
+        let (code, err) = run_cli("saxpy_limits", SAXPY, &[&args[..], &bufs[..]].concat());
+        assert_eq!(code, Some(2), "{grid} {block} {shared}: {err}");
+        assert!(err.contains(what), "{what}: {err}");
+    }
+}
