@@ -121,6 +121,7 @@ pub type ParamSlot = (u32, u32, u32);
 #[derive(Debug)]
 pub struct Module {
     prog: Program,
+    warnings: Vec<String>,
     kernels: HashMap<String, usize>,
     device_id: usize,
 }
@@ -135,6 +136,13 @@ impl Module {
     pub fn kernel_params(&self, kernel: &str) -> Option<(Vec<ParamSlot>, u32)> {
         let k = &self.prog.kernels[*self.kernels.get(kernel)?];
         Some((k.params.clone(), k.param_bytes))
+    }
+
+    /// What `load_module` noticed but accepted: a `.version` newer than the PTX ISA this emulator
+    /// implements (9.2), or a `.target` it does not know. Features of either that it does not implement
+    /// are still `EmuError::Unsupported` errors.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Number of IR instructions (all functions).
@@ -244,6 +252,7 @@ impl Device {
             .map(|(i, k)| (k.name.clone(), i))
             .collect();
         Ok(Arc::new(Module {
+            warnings: limits::module_warnings(&ast),
             prog,
             kernels,
             device_id: self.id,

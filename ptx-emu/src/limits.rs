@@ -93,3 +93,36 @@ pub(crate) fn launch_bytes(prog: &Program, k: &KernelInfo, cfg: &LaunchConfig) -
     let shared = shared_bytes(prog, k, cfg.shared_bytes) * 42;
     regs + local + shared + threads * 64
 }
+
+/// Newest PTX ISA version this emulator implements.
+pub const PTX_ISA_VERSION: (u32, u32) = (9, 2);
+
+/// Warnings about a module's `.version` and `.target`: a newer ISA than [`PTX_ISA_VERSION`] (its new
+/// features are `Unsupported` errors where they appear, older ones run), or a target that is not
+/// `sm_NN[a|f]` / `compute_NN`.
+pub(crate) fn module_warnings(m: &crate::ast::Module) -> Vec<String> {
+    let mut out = vec![];
+    let (maj, min) = PTX_ISA_VERSION;
+    let v = m.version.split_once('.').unwrap_or((&m.version, "0"));
+    match (v.0.parse::<u32>(), v.1.parse::<u32>()) {
+        (Ok(a), Ok(b)) if (a, b) > (maj, min) => out.push(format!(
+            ".version {}: newer than PTX ISA {maj}.{min}, the newest ptx-emu implements (instructions it does \
+             not know are Unsupported errors)",
+            m.version
+        )),
+        (Ok(_), Ok(_)) => {}
+        _ if m.version.is_empty() => out.push("no .version directive".to_string()),
+        _ => out.push(format!(".version {}: not a PTX ISA version", m.version)),
+    }
+    let t = &m.target;
+    let known = ["sm_", "compute_"].iter().any(|p| {
+        t.strip_prefix(p).is_some_and(|n| {
+            let n = n.trim_end_matches(['a', 'f']);
+            !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())
+        })
+    });
+    if !known {
+        out.push(format!(".target {t}: not an sm_NN / compute_NN target"));
+    }
+    out
+}

@@ -2,7 +2,7 @@
 //! Exit 0: ran clean; 1: a check fired or the instruction budget ran out (reports on stderr); 2: parse,
 //! unsupported, usage or out-of-memory error.
 
-use ptx_emu::{Checks, Device, EmuError, LaunchConfig, Options};
+use ptx_emu::{Checks, Device, EmuError, LaunchConfig, Options, ParamSlot};
 
 const USAGE: &str = "usage: ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] --block X[,Y[,Z]] [--shared BYTES]
     --arg u32:V | i32:V | u64:V | i64:V | f32:V | f64:V      (scalars, in parameter order)
@@ -139,6 +139,9 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
     });
     let emu = |e: EmuError| (2, e.to_string());
     let module = dev.load_module(&ptx).map_err(emu)?;
+    for w in module.warnings() {
+        eprintln!("ptx-emu: warning: {w}");
+    }
     let (params, total) = module
         .kernel_params(&kernel)
         .ok_or_else(|| (2, format!("no kernel `{kernel}` in {file}")))?;
@@ -174,35 +177,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
             }
         }
     }
-    let mut blob = vec![0u8; total as usize];
-    if values.len() == params.len() {
-        for (v, (off, size, _)) in values.iter().zip(&params) {
-            if v.len() != *size as usize {
-                return Err(usage(format!(
-                    "parameter at offset {off} has {size} bytes, the --arg gives {}",
-                    v.len()
-                )));
-            }
-            blob[*off as usize..*off as usize + v.len()].copy_from_slice(v);
-        }
-    } else if params.len() == 1 {
-        // one by-value struct: pack with C alignment
-        let mut off = 0usize;
-        for v in &values {
-            off = off.div_ceil(v.len()) * v.len();
-            if off + v.len() > blob.len() {
-                return Err(usage(format!("--arg values exceed the {total}-byte parameter struct")));
-            }
-            blob[off..off + v.len()].copy_from_slice(v);
-            off += v.len();
-        }
-    } else {
-        return Err(usage(format!(
-            "kernel `{kernel}` has {} parameters, {} --arg given",
-            params.len(),
-            values.len()
-        )));
-    }
+    let blob = pack_args(&kernel, &params, total, &values).map_err(usage)?;
     let cfg = LaunchConfig {
         grid,
         block,
@@ -226,6 +201,56 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
         write_back(&dev, addr, bytes, &path)?;
     }
     Ok(code)
+}
+
+/// The kernel's parameter bytes from the `--arg` values: one value per parameter, each exactly the
+/// parameter's size; or, for a kernel with a single by-value struct parameter, the values packed in
+/// order with C alignment, filling exactly the struct's size. Anything else names both counts.
+fn pack_args(kernel: &str, params: &[ParamSlot], total: u32, values: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+    let mut blob = vec![0u8; total as usize];
+    if values.len() == params.len() {
+        for (v, (off, size, _)) in values.iter().zip(params) {
+            if v.len() != *size as usize {
+                return Err(format!(
+                    "parameter at offset {off} of kernel `{kernel}` has {size} bytes, the --arg gives {}",
+                    v.len()
+                ));
+            }
+            blob[*off as usize..*off as usize + v.len()].copy_from_slice(v);
+        }
+        return Ok(blob);
+    }
+    if params.len() != 1 || values.is_empty() {
+        return Err(format!(
+            "kernel `{kernel}` has {} parameter(s) ({total} bytes), {} --arg given: one --arg per parameter \
+             (or, for a single by-value struct parameter, its fields in order)",
+            params.len(),
+            values.len()
+        ));
+    }
+    // One by-value struct: pack with C alignment; the packed struct must be exactly its size.
+    let mut off = 0usize;
+    let mut align = 1usize;
+    for v in values {
+        off = off.div_ceil(v.len()) * v.len();
+        align = align.max(v.len());
+        if off + v.len() > blob.len() {
+            return Err(format!(
+                "{} --arg values exceed the {total}-byte parameter struct of kernel `{kernel}`",
+                values.len()
+            ));
+        }
+        blob[off..off + v.len()].copy_from_slice(v);
+        off += v.len();
+    }
+    let packed = off.div_ceil(align) * align;
+    if packed != total as usize {
+        return Err(format!(
+            "{} --arg values pack into {packed} bytes, the parameter struct of kernel `{kernel}` has {total}",
+            values.len()
+        ));
+    }
+    Ok(blob)
 }
 
 /// Writes a device buffer to `path` in chunks (a large buffer never needs a second host copy at once).

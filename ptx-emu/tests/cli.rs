@@ -304,3 +304,118 @@ fn cli_launch_limits_are_usage_errors() {
         assert!(err.contains(what), "{what}: {err}");
     }
 }
+
+const STRUCT_ARG: &str = ".version 9.2
+.target sm_80
+.address_size 64
+.visible .entry st(.param .align 8 .b8 st_param_0[16])
+{
+.reg .b32 %r<4>;
+.reg .b64 %rd<4>;
+ld.param.u64 %rd1, [st_param_0];
+ld.param.u32 %r1, [st_param_0+8];
+st.global.u32 [%rd1], %r1;
+ret;
+}
+";
+
+#[test]
+fn cli_arguments_must_match_the_parameters() {
+    let run = |args: &[&str]| {
+        let base = ["--kernel", "saxpy", "--grid", "1", "--block", "32"];
+        run_cli("saxpy_args", SAXPY, &[&base[..], args].concat())
+    };
+    // too few: the missing parameter is not zero-filled
+    let (code, err) = run(&["--arg", "buf:zero=256", "--arg", "buf:zero=256", "--arg", "f32:1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("4 parameter(s)") && err.contains("3 --arg"), "{err}");
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("0 --arg"), "{err}");
+    // too many
+    let (code, err) = run(&[
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "f32:1",
+        "--arg",
+        "u32:8",
+        "--arg",
+        "u32:1",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("5 --arg"), "{err}");
+    // a scalar of the wrong size
+    let (code, err) = run(&[
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "f64:1",
+        "--arg",
+        "u32:8",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("has 4 bytes, the --arg gives 8"), "{err}");
+
+    // a single by-value struct { u64 p; u32 n; } (16 bytes): the fields pack with C alignment
+    let srun = |args: &[&str]| {
+        let base = ["--kernel", "st", "--grid", "1", "--block", "1"];
+        run_cli("struct_args", STRUCT_ARG, &[&base[..], args].concat())
+    };
+    let (code, err) = srun(&["--arg", "buf:zero=16", "--arg", "u32:5"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = srun(&["--arg", "buf:zero=16"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("has 16 bytes, the --arg gives 8"), "{err}");
+    let (code, err) = srun(&["--arg", "u32:1", "--arg", "u32:5"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("pack into 8 bytes") && err.contains("has 16"), "{err}");
+    let (code, err) = srun(&[
+        "--arg",
+        "buf:zero=16",
+        "--arg",
+        "u32:5",
+        "--arg",
+        "u32:6",
+        "--arg",
+        "u32:7",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("exceed the 16-byte parameter struct"), "{err}");
+    let (code, err) = srun(&[]);
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn cli_warns_about_a_newer_ptx_version() {
+    let args = [
+        "--kernel",
+        "st",
+        "--grid",
+        "1",
+        "--block",
+        "1",
+        "--arg",
+        "buf:zero=16",
+        "--arg",
+        "u32:5",
+    ];
+    let newer = STRUCT_ARG.replace(".version 9.2", ".version 9.9");
+    let (code, err) = run_cli("struct_newer", &newer, &args);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("warning: .version 9.9: newer than PTX ISA 9.2"), "{err}");
+    let (code, err) = run_cli("struct_same", STRUCT_ARG, &args);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    // the library exposes the same warnings; sm_90a is a known target
+    let dev = ptx_emu::Device::new(ptx_emu::Options::default());
+    let m = dev.load_module(&newer.replace("sm_80", "sm_90a")).unwrap();
+    assert_eq!(m.warnings().len(), 1, "{:?}", m.warnings());
+    let m = dev.load_module(&STRUCT_ARG.replace("sm_80", "gfx90a")).unwrap();
+    assert!(m.warnings()[0].contains(".target gfx90a"), "{:?}", m.warnings());
+    assert!(dev.load_module(STRUCT_ARG).unwrap().warnings().is_empty());
+}
