@@ -7,6 +7,7 @@ pub mod ast;
 mod device;
 pub mod error;
 pub mod exec;
+pub mod fuzz;
 pub mod ir;
 pub mod lexer;
 pub mod limits;
