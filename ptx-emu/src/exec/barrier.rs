@@ -2,8 +2,63 @@
 //! divergent-barrier check and racecheck's barrier epochs), and naming every stuck thread when no
 //! thread of the block can move (a deadlock report instead of a hang).
 
+use super::step::{get, lanes};
 use super::{Env, Lane, Warp};
 use crate::error::CheckKind;
+use crate::ir::{BarKind, Inst, Src};
+
+/// The `active` lanes arrive at `bar.sync` / `bar.arrive` (`bar` = kind, id, optional thread count)
+/// at `pc`. Returns true when they now wait there (`bar.sync`), false when they go on (`bar.arrive`,
+/// or the launch ends on an impossible thread count, which is reported instead of hanging).
+pub(crate) fn arrive(
+    w: &mut Warp,
+    env: &mut Env,
+    inst: &Inst,
+    bar: (BarKind, Src, Option<Src>),
+    pc: u32,
+    active: u32,
+) -> bool {
+    let (kind, id, count) = bar;
+    let l0 = active.trailing_zeros() as usize;
+    let id = (get(&w.regs, id, l0) & 15) as usize;
+    let count = count.map(|c| get(&w.regs, c, l0) as u32);
+    let threads = env.block.iter().product::<u32>();
+    if let Some(c) = count.filter(|&c| c == 0 || c > threads) {
+        env.report(
+            CheckKind::Synccheck,
+            w.id,
+            l0,
+            inst.line,
+            None,
+            format!(
+                "deadlock: barrier {id} can never complete properly: its thread count is {c}, the block has \
+                 {threads} threads (the count must be 1..={threads}, a multiple of 32)"
+            ),
+        );
+        env.fatal = true;
+        return false;
+    }
+    let racecheck = env.checks.racecheck;
+    let b = &mut env.bars[id];
+    b.arrived = b.arrived.saturating_add(active.count_ones());
+    if count.is_some() {
+        b.expected = count;
+    }
+    if racecheck {
+        lanes!(active, |l| {
+            b.members.push(w.id * 32 + l as u32);
+        });
+    }
+    if kind == BarKind::Arrive {
+        return false;
+    }
+    lanes!(active, |l| {
+        w.state[l] = Lane::Barrier;
+        w.bar_id[l] = id as u8;
+        w.pc[l] = pc;
+    });
+    true
+}
 
 /// Partial-barrier epochs racecheck keeps per thread; beyond this the oldest half is forgotten (see
 /// README "Status": accesses older than that many named barriers are then treated as unordered).

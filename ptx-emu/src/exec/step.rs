@@ -3,7 +3,7 @@
 //! instructions (memory: `mem.rs`, collectives: `warp.rs`, tensor core and async copies: `tensor.rs`).
 
 use super::pred::{compare, sreg};
-use super::{builtin, cvt, float, int, mem, tensor, warp, Env, Lane, Warp};
+use super::{barrier, builtin, cvt, float, int, mem, tensor, warp, Env, Lane, Warp};
 use crate::error::CheckKind;
 use crate::ir::*;
 
@@ -548,43 +548,9 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
             if active == 0 {
                 return Flow::Next;
             }
-            let l0 = active.trailing_zeros() as usize;
-            let id = (get(r, *id, l0) & 15) as usize;
-            let count = count.map(|c| get(r, c, l0) as u32);
-            let n = active.count_ones();
-            let threads = env.block.iter().product::<u32>();
-            if let Some(c) = count.filter(|&c| c == 0 || c > threads) {
-                // It could never complete (or completes before anyone waits): report, never hang.
-                env.report(
-                    CheckKind::Synccheck,
-                    w.id,
-                    l0,
-                    inst.line,
-                    None,
-                    format!("deadlock: barrier {id} can never complete properly: its thread count is {c}, the block has {threads} threads (the count must be 1..={threads}, a multiple of 32)"),
-                );
-                env.fatal = true;
-                return Flow::Stop;
-            }
-            let racecheck = env.checks.racecheck;
-            let b = &mut env.bars[id];
-            b.arrived = b.arrived.saturating_add(n);
-            if count.is_some() {
-                b.expected = count;
-            }
-            if racecheck {
-                lanes!(active, |l| {
-                    b.members.push(w.id * 32 + l as u32);
-                });
-            }
-            if *kind == BarKind::Arrive {
+            if !barrier::arrive(w, env, inst, (*kind, *id, *count), pc, active) {
                 return Flow::Next;
             }
-            lanes!(active, |l| {
-                w.state[l] = Lane::Barrier;
-                w.bar_id[l] = id as u8;
-                w.pc[l] = pc;
-            });
             skip(w, mask, active, pc);
             return Flow::Stop;
         }
