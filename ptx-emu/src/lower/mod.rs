@@ -163,7 +163,7 @@ impl FnCtx<'_> {
                     Ok((
                         Addr {
                             base: None,
-                            off: sym_addr(sym) as i64 + offset,
+                            off: (sym_addr(sym) as i64).wrapping_add(*offset),
                         },
                         Some(sp),
                     ))
