@@ -187,3 +187,39 @@ fn async_copies_that_are_never_waited_for_end_the_launch() {
     assert_eq!(reps[0].kind, ptx_emu::CheckKind::AsyncCopy);
     assert_eq!(reps[0].line, line_of(&src, "COPY"));
 }
+
+#[test]
+fn named_barrier_loop_with_shared_accesses_stays_fast() {
+    // Warps 0-1 loop on barrier 1 (64 of 96 threads: a partial barrier, which racecheck records per
+    // thread) around shared stores and loads; warp 2 loops on barrier 2 alone. The per-thread barrier history
+    // used to grow without bound and each racecheck lookup with it (a loop that slowed down
+    // quadratically); now the loop runs into the budget at full speed.
+    let src = format!(
+        "{HEADER}.visible .entry spin(.param .u64 p)
+{{
+.reg .pred %p<4>;
+.reg .b32 %r<8>;
+.shared .align 4 .b8 s[512];
+mov.u32 %r1, %tid.x;
+setp.ge.u32 %p1, %r1, 64;
+@%p1 bra $L_other;
+mov.u32 %r2, s;
+shl.b32 %r3, %r1, 2;
+add.s32 %r4, %r2, %r3;
+$L_loop:
+st.shared.u32 [%r4], %r1;
+bar.sync 1, 64;
+ld.shared.u32 %r5, [%r2];
+bar.sync 1, 64;
+bra.uni $L_loop; // BACK
+$L_other:
+bar.sync 2, 32;
+bra.uni $L_other;
+}}
+"
+    );
+    let t = Instant::now();
+    let (_, warps) = budget_stop(&src, small(1_000_000), [1, 1, 1], [96, 1, 1]);
+    assert_eq!(warps.len(), 3, "{warps:?}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}

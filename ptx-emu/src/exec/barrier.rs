@@ -62,7 +62,7 @@ pub(crate) fn arrive(
 
 /// Partial-barrier epochs racecheck keeps per thread; beyond this the oldest half is forgotten (see
 /// README "Status": accesses older than that many named barriers are then treated as unordered).
-const MAX_BAR_HISTORY: usize = 1024;
+const MAX_BAR_HISTORY: usize = 256;
 
 /// Completes every barrier whose expected number of threads has arrived.
 pub(crate) fn release_all(env: &mut Env, warps: &mut [Warp]) -> bool {
