@@ -87,6 +87,10 @@ pub struct Function {
     /// None for a prototype (`.extern .func f(...);`).
     pub body: Option<Vec<Stmt>>,
     pub line: u32,
+    /// `.maxntid x[, y[, z]]`: the most threads per block (missing dimensions are 1).
+    pub maxntid: Option<[u32; 3]>,
+    /// `.reqntid x[, y[, z]]`: the exact block shape a launch must use.
+    pub reqntid: Option<[u32; 3]>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use crate::error::EmuError;
 use crate::ir::Program;
+pub use crate::limits::{MAX_SHARED_SM80, MAX_SHARED_SM90};
 use crate::memory::GlobalMem;
+pub use crate::memory::DEFAULT_MEMORY_LIMIT;
 use crate::metrics::Metrics;
-use crate::{exec, lower, parser};
+use crate::{exec, limits, lower, parser};
 
 /// Which checks run during a launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +46,15 @@ impl Default for Checks {
     }
 }
 
+/// Default [`Options::max_instructions`]: 2^25 = 33.5 M warp-instructions per launch. The largest
+/// legitimate launches of llama-kernels' tests run about 20 M thread-instructions, i.e. at most 20 M
+/// warp-instructions even if every warp-instruction ran a single lane (and ~0.6 M with full warps), so
+/// the default leaves a margin of 1.6x over the worst case. A runaway loop stops after about 3 s at
+/// the measured ~10 M warp-instructions/s of an ALU loop with full warps (~300 M thread-instructions/s,
+/// `examples/speed.rs`), sooner with fewer lanes, later (about 15 s) in a memory- and barrier-heavy
+/// loop with every check on.
+pub const DEFAULT_MAX_INSTRUCTIONS: u64 = 1 << 25;
+
 #[derive(Clone, Debug)]
 pub struct Options {
     pub checks: Checks,
@@ -51,16 +62,27 @@ pub struct Options {
     /// thread in order, fully deterministic. More: blocks are taken in order by that many threads; the
     /// order of cross-block atomics then varies as on a GPU; reports are still sorted by block.
     pub worker_threads: usize,
-    /// Largest dynamic + static shared memory per block (bytes).
+    /// Shared memory one block may use, static + dynamic (bytes); a launch asking for more is a usage
+    /// error. Default [`MAX_SHARED_SM90`] = 227 KiB (sm_90's opt-in maximum); [`MAX_SHARED_SM80`] =
+    /// 163 KiB models an A100.
     pub max_shared_bytes: u32,
     /// Seeded schedule: warps of a block take turns in a shuffled order with short random time slices,
     /// which exposes order-dependent bugs; the same seed gives the same schedule. None: in order.
     pub schedule_seed: Option<u64>,
-    /// Warp-instructions one block may execute before the launch stops with a "watchdog" synccheck
-    /// report (a spin-wait on a flag no thread will set would otherwise never end).
-    pub max_block_warp_instructions: u64,
+    /// Warp-instructions one launch may execute (all blocks together) before it stops with
+    /// [`EmuError::Budget`], which names the PTX line every unfinished warp stands at: an endless loop
+    /// (a spin-wait on a flag no thread sets, a loop around `bar.sync` or memory accesses) ends there
+    /// instead of hanging. Default [`DEFAULT_MAX_INSTRUCTIONS`].
+    pub max_instructions: u64,
     /// Write device `printf` output to stdout after each launch (as CUDA does at synchronization).
     pub printf_stdout: bool,
+    /// The device's total memory (bytes): every global allocation ([`Device::alloc`], the CLI's
+    /// `buf:` arguments, module `.global`/`.const` variables) counts against it, and so does what a
+    /// launch needs on top (registers, local, shared and param memory of the blocks in flight). Going
+    /// beyond it is [`EmuError::OutOfMemory`], never an abort. Storage is taken lazily (a 64 KiB page
+    /// the first time it is written), so the host memory used is at most ~1.125x the bytes written.
+    /// Default [`DEFAULT_MEMORY_LIMIT`] (4 GiB).
+    pub memory_limit: u64,
 }
 
 impl Default for Options {
@@ -68,10 +90,11 @@ impl Default for Options {
         Options {
             checks: Checks::all(),
             worker_threads: 1,
-            max_shared_bytes: 227 * 1024,
+            max_shared_bytes: MAX_SHARED_SM90,
             schedule_seed: None,
-            max_block_warp_instructions: 1 << 32,
+            max_instructions: DEFAULT_MAX_INSTRUCTIONS,
             printf_stdout: true,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
 }
@@ -98,6 +121,7 @@ pub type ParamSlot = (u32, u32, u32);
 #[derive(Debug)]
 pub struct Module {
     prog: Program,
+    warnings: Vec<String>,
     kernels: HashMap<String, usize>,
     device_id: usize,
 }
@@ -112,6 +136,13 @@ impl Module {
     pub fn kernel_params(&self, kernel: &str) -> Option<(Vec<ParamSlot>, u32)> {
         let k = &self.prog.kernels[*self.kernels.get(kernel)?];
         Some((k.params.clone(), k.param_bytes))
+    }
+
+    /// What `load_module` noticed but accepted: a `.version` newer than the PTX ISA this emulator
+    /// implements (9.2), or a `.target` it does not know. Features of either that it does not implement
+    /// are still `EmuError::Unsupported` errors.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Number of IR instructions (all functions).
@@ -132,8 +163,8 @@ static NEXT_DEVICE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUs
 impl Device {
     pub fn new(options: Options) -> Device {
         Device {
+            mem: Mutex::new(GlobalMem::new(options.memory_limit)),
             options,
-            mem: Mutex::new(GlobalMem::default()),
             id: NEXT_DEVICE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -149,6 +180,22 @@ impl Device {
     /// Allocates `bytes` of global memory (256-byte aligned, never written for initcheck).
     pub fn alloc(&self, bytes: usize) -> Result<u64, EmuError> {
         self.mem().alloc(bytes)
+    }
+
+    /// Allocates `bytes` of global memory that reads as written zeros (`cudaMalloc` + `cudaMemset(0)`),
+    /// without touching host memory until the device or the host writes it.
+    pub fn alloc_zeroed(&self, bytes: usize) -> Result<u64, EmuError> {
+        self.mem().alloc_zeroed(bytes)
+    }
+
+    /// Bytes of global memory allocated now (what counts against `Options::memory_limit`).
+    pub fn memory_in_use(&self) -> u64 {
+        self.mem().in_use()
+    }
+
+    /// Host bytes the device's global memory holds now (materialized pages, data and initcheck bits).
+    pub fn resident_bytes(&self) -> u64 {
+        self.mem().allocs.iter().map(|a| a.resident_bytes()).sum()
     }
 
     pub fn free(&self, addr: u64) -> Result<(), EmuError> {
@@ -173,12 +220,31 @@ impl Device {
         {
             let mut mem = self.mem();
             for g in globals {
-                let a = mem.alloc(g.bytes.len())?;
-                mem.write(a, &g.bytes)?;
+                let a = match mem.alloc_zeroed(g.size as usize) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        for a in addrs.values() {
+                            let _ = mem.free(*a);
+                        }
+                        return Err(e);
+                    }
+                };
                 addrs.insert(g.name, a);
+                if !g.init.is_empty() {
+                    mem.write(a, &g.init)?;
+                }
             }
         }
-        let prog = lower::lower(&ast, &addrs)?;
+        let prog = match lower::lower(&ast, &addrs) {
+            Ok(p) => p,
+            Err(e) => {
+                let mut mem = self.mem();
+                for a in addrs.values() {
+                    let _ = mem.free(*a);
+                }
+                return Err(e);
+            }
+        };
         let kernels = prog
             .kernels
             .iter()
@@ -186,6 +252,7 @@ impl Device {
             .map(|(i, k)| (k.name.clone(), i))
             .collect();
         Ok(Arc::new(Module {
+            warnings: limits::module_warnings(&ast),
             prog,
             kernels,
             device_id: self.id,
@@ -216,38 +283,24 @@ impl Device {
                 params.len()
             )));
         }
-        let threads = cfg.block.iter().map(|&b| b as u64).product::<u64>();
-        if cfg.grid.contains(&0) || cfg.block.contains(&0) {
-            return Err(EmuError::Usage(format!(
-                "empty grid {:?} or block {:?}",
-                cfg.grid, cfg.block
-            )));
-        }
-        if threads > 1024 || cfg.block[2] > 64 {
-            return Err(EmuError::Usage(format!(
-                "block {:?} has more than 1024 threads (or z > 64)",
-                cfg.block
-            )));
-        }
-        if cfg.grid[1] > 65535 || cfg.grid[2] > 65535 {
-            return Err(EmuError::Usage(format!(
-                "grid {:?}: y and z must be at most 65535",
-                cfg.grid
-            )));
-        }
-        let total_shared = if cfg.shared_bytes > 0 {
-            module.prog.dyn_shared_base as u64 + cfg.shared_bytes as u64
-        } else {
-            k.static_shared as u64
-        };
-        if total_shared > self.options.max_shared_bytes as u64 {
-            return Err(EmuError::Usage(format!(
-                "{} bytes of shared memory per block requested; the device offers {}",
-                total_shared, self.options.max_shared_bytes
-            )));
-        }
+        limits::check_launch(&module.prog, k, cfg, self.options.max_shared_bytes)?;
+        let workers = self.options.worker_threads.clamp(1, 64) as u64;
+        let nblocks = cfg.grid.iter().map(|&g| g as u64).product::<u64>();
+        let need = limits::launch_bytes(&module.prog, k, cfg).saturating_mul(workers.min(nblocks));
         let start = Instant::now();
         let mem = self.mem();
+        if mem.in_use().saturating_add(need) > mem.limit() {
+            return Err(EmuError::OutOfMemory {
+                what: format!(
+                    "a launch of kernel {kernel} (registers, local, shared and param memory of {} block(s) in \
+                     flight, with {} bytes of global memory allocated)",
+                    workers.min(nblocks),
+                    mem.in_use()
+                ),
+                bytes: need,
+                limit: mem.limit(),
+            });
+        }
         let spec = exec::LaunchSpec {
             prog: &module.prog,
             kernel: ki,
@@ -258,7 +311,7 @@ impl Device {
             checks: self.options.checks,
             workers: self.options.worker_threads,
             seed: self.options.schedule_seed,
-            watchdog: self.options.max_block_warp_instructions,
+            budget: self.options.max_instructions,
         };
         let out = exec::launch(&spec, &mem);
         let mut metrics = out.metrics;
@@ -271,6 +324,14 @@ impl Device {
                 let _ = so.write_all(p.as_bytes());
             }
             let _ = so.flush();
+        }
+        if out.budget_hit {
+            return Err(EmuError::Budget {
+                kernel: kernel.to_string(),
+                limit: self.options.max_instructions,
+                warps: out.budget_stop,
+                reports: out.reports,
+            });
         }
         if !out.reports.is_empty() {
             return Err(EmuError::Check {

@@ -69,6 +69,32 @@ impl fmt::Display for CheckReport {
     }
 }
 
+/// Where one unfinished warp stood when a launch ran out of its instruction budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WarpAt {
+    pub block: [u32; 3],
+    /// Warp index within the block.
+    pub warp: u32,
+    /// 1-based PTX line of the instruction the warp would run next (its lowest PC among the lanes that
+    /// can run, else among the waiting lanes).
+    pub line: u32,
+    /// Lanes of the warp that have not exited.
+    pub lanes: u32,
+    /// "running", "waiting at a barrier" or "waiting at a warp collective".
+    pub state: String,
+}
+
+impl fmt::Display for WarpAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.block;
+        write!(
+            f,
+            "block ({},{},{}) warp {} ({} live lanes, {}) at PTX line {}",
+            b[0], b[1], b[2], self.warp, self.lanes, self.state, self.line
+        )
+    }
+}
+
 /// Every error the emulator returns.
 #[derive(Clone, Debug)]
 pub enum EmuError {
@@ -84,6 +110,19 @@ pub enum EmuError {
     BadAddress { addr: u64, len: usize, msg: String },
     /// No kernel of that name in the module.
     NoKernel(String),
+    /// The launch executed more warp-instructions than `Options::max_instructions` and was stopped (an
+    /// endless loop, or a launch larger than the budget allows). `warps` says where every unfinished
+    /// warp of the block(s) running at that moment stood; `reports` holds the check reports that fired
+    /// before the stop.
+    Budget {
+        kernel: String,
+        limit: u64,
+        warps: Vec<WarpAt>,
+        reports: Vec<CheckReport>,
+    },
+    /// A device allocation (global memory, module variables, or a launch's registers, local, shared
+    /// and param memory) would exceed `Options::memory_limit` or the host's memory.
+    OutOfMemory { what: String, bytes: u64, limit: u64 },
 }
 
 impl fmt::Display for EmuError {
@@ -106,6 +145,33 @@ impl fmt::Display for EmuError {
             EmuError::Usage(m) => write!(f, "usage error: {m}"),
             EmuError::BadAddress { addr, len, msg } => write!(f, "bad device address {addr:#x} (+{len} bytes): {msg}"),
             EmuError::NoKernel(k) => write!(f, "no kernel named {k} in the module"),
+            EmuError::Budget {
+                kernel,
+                limit,
+                warps,
+                reports,
+            } => {
+                write!(
+                    f,
+                    "instruction budget exhausted in kernel {kernel}: more than {limit} warp-instructions \
+                     (Options::max_instructions / --max-instructions; an endless loop?)"
+                )?;
+                for w in warps.iter().take(32) {
+                    write!(f, "\n  {w}")?;
+                }
+                if warps.len() > 32 {
+                    write!(f, "\n  ... and {} more warps", warps.len() - 32)?;
+                }
+                for r in reports.iter().take(20) {
+                    write!(f, "\n  {r}")?;
+                }
+                Ok(())
+            }
+            EmuError::OutOfMemory { what, bytes, limit } => write!(
+                f,
+                "out of device memory: {what} needs {bytes} bytes, beyond the {limit}-byte limit \
+                 (Options::memory_limit / --memory-limit) or the host's memory"
+            ),
         }
     }
 }

@@ -7,14 +7,19 @@ pub mod ast;
 mod device;
 pub mod error;
 pub mod exec;
+pub mod fuzz;
 pub mod ir;
 pub mod lexer;
+pub mod limits;
 pub mod lower;
 pub mod memory;
 pub mod metrics;
 pub mod nvcc;
 pub mod parser;
 
-pub use device::{Checks, Device, LaunchConfig, LaunchReport, Module, Options, ParamSlot};
-pub use error::{CheckKind, CheckReport, EmuError};
+pub use device::{
+    Checks, Device, LaunchConfig, LaunchReport, Module, Options, ParamSlot, DEFAULT_MAX_INSTRUCTIONS,
+    DEFAULT_MEMORY_LIMIT, MAX_SHARED_SM80, MAX_SHARED_SM90,
+};
+pub use error::{CheckKind, CheckReport, EmuError, WarpAt};
 pub use metrics::Metrics;

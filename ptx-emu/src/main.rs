@@ -1,7 +1,8 @@
 //! `ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] --block X[,Y[,Z]] [--shared BYTES] --arg ...`
-//! Exit 0: ran clean; 1: a check fired (reports on stderr); 2: parse, unsupported or usage error.
+//! Exit 0: ran clean; 1: a check fired or the instruction budget ran out (reports on stderr); 2: parse,
+//! unsupported, usage or out-of-memory error.
 
-use ptx_emu::{Checks, Device, EmuError, LaunchConfig, Options};
+use ptx_emu::{Checks, Device, EmuError, LaunchConfig, Options, ParamSlot};
 
 const USAGE: &str = "usage: ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] --block X[,Y[,Z]] [--shared BYTES]
     --arg u32:V | i32:V | u64:V | i64:V | f32:V | f64:V      (scalars, in parameter order)
@@ -9,6 +10,8 @@ const USAGE: &str = "usage: ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] 
     --arg buf:zero=BYTES[,out=PATH]   device buffer of BYTES zero bytes
     --arg buf:poison=BYTES[,out=PATH] device buffer of BYTES that count as never written
     [--metrics PATH] [--no-check memcheck|racecheck|initcheck|synccheck|all] [--workers N] [--seed N]
+    [--max-instructions N]            warp-instructions the launch may run (default 33554432)
+    [--memory-limit BYTES]            device memory (default 4294967296)
 A kernel with one by-value struct parameter gets the --arg values packed in order with C alignment.";
 
 enum Arg {
@@ -80,6 +83,8 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
     let mut checks = Checks::all();
     let mut workers = 1usize;
     let mut seed = None;
+    let mut max_instructions = ptx_emu::DEFAULT_MAX_INSTRUCTIONS;
+    let mut memory_limit = ptx_emu::DEFAULT_MEMORY_LIMIT;
     let mut i = 1;
     while i < args.len() {
         let a = args[i].as_str();
@@ -95,6 +100,12 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
             "--arg" => kargs.push(parse_arg(&val()?).map_err(usage)?),
             "--metrics" => metrics_path = Some(val()?),
             "--seed" => seed = Some(val()?.parse().map_err(|e| usage(format!("bad --seed: {e}")))?),
+            "--max-instructions" => {
+                max_instructions = val()?
+                    .parse()
+                    .map_err(|e| usage(format!("bad --max-instructions: {e}")))?
+            }
+            "--memory-limit" => memory_limit = val()?.parse().map_err(|e| usage(format!("bad --memory-limit: {e}")))?,
             "--workers" => workers = val()?.parse().map_err(|e| usage(format!("bad --workers: {e}")))?,
             "--no-check" => match val()?.as_str() {
                 "memcheck" => checks.memcheck = false,
@@ -122,10 +133,15 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
         checks,
         worker_threads: workers,
         schedule_seed: seed,
+        max_instructions,
+        memory_limit,
         ..Options::default()
     });
     let emu = |e: EmuError| (2, e.to_string());
     let module = dev.load_module(&ptx).map_err(emu)?;
+    for w in module.warnings() {
+        eprintln!("ptx-emu: warning: {w}");
+    }
     let (params, total) = module
         .kernel_params(&kernel)
         .ok_or_else(|| (2, format!("no kernel `{kernel}` in {file}")))?;
@@ -136,18 +152,24 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
         match a {
             Arg::Scalar(b) => values.push(b.clone()),
             Arg::Buf { init, out } => {
-                let (bytes, data) = match init {
+                // Allocate first (a size beyond the device's memory is an error before anything is
+                // read), then fill; zero and poison buffers take host memory only where written.
+                let (bytes, addr) = match init {
                     BufInit::File(p) => {
+                        let len = std::fs::metadata(p)
+                            .map_err(|e| (2, format!("cannot read {p}: {e}")))?
+                            .len();
+                        let addr = dev.alloc(len as usize).map_err(emu)?;
                         let d = std::fs::read(p).map_err(|e| (2, format!("cannot read {p}: {e}")))?;
-                        (d.len(), Some(d))
+                        if d.len() as u64 != len {
+                            return Err((2, format!("{p} changed size while being read")));
+                        }
+                        dev.write(addr, &d).map_err(emu)?;
+                        (d.len(), addr)
                     }
-                    BufInit::Zero(n) => (*n, Some(vec![0u8; *n])),
-                    BufInit::Poison(n) => (*n, None),
+                    BufInit::Zero(n) => (*n, dev.alloc_zeroed(*n).map_err(emu)?),
+                    BufInit::Poison(n) => (*n, dev.alloc(*n).map_err(emu)?),
                 };
-                let addr = dev.alloc(bytes).map_err(emu)?;
-                if let Some(d) = data {
-                    dev.write(addr, &d).map_err(emu)?;
-                }
                 if let Some(o) = out {
                     outs.push((addr, bytes, o.clone()));
                 }
@@ -155,35 +177,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
             }
         }
     }
-    let mut blob = vec![0u8; total as usize];
-    if values.len() == params.len() {
-        for (v, (off, size, _)) in values.iter().zip(&params) {
-            if v.len() != *size as usize {
-                return Err(usage(format!(
-                    "parameter at offset {off} has {size} bytes, the --arg gives {}",
-                    v.len()
-                )));
-            }
-            blob[*off as usize..*off as usize + v.len()].copy_from_slice(v);
-        }
-    } else if params.len() == 1 {
-        // one by-value struct: pack with C alignment
-        let mut off = 0usize;
-        for v in &values {
-            off = off.div_ceil(v.len()) * v.len();
-            if off + v.len() > blob.len() {
-                return Err(usage(format!("--arg values exceed the {total}-byte parameter struct")));
-            }
-            blob[off..off + v.len()].copy_from_slice(v);
-            off += v.len();
-        }
-    } else {
-        return Err(usage(format!(
-            "kernel `{kernel}` has {} parameters, {} --arg given",
-            params.len(),
-            values.len()
-        )));
-    }
+    let blob = pack_args(&kernel, &params, total, &values).map_err(usage)?;
     let cfg = LaunchConfig {
         grid,
         block,
@@ -197,18 +191,83 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
             }
             0
         }
-        Err(EmuError::Check { .. }) => {
+        Err(EmuError::Check { .. } | EmuError::Budget { .. }) => {
             eprintln!("{}", result.as_ref().err().map(|e| e.to_string()).unwrap_or_default());
             1
         }
         Err(e) => return Err((2, e.to_string())),
     };
     for (addr, bytes, path) in outs {
-        let mut buf = vec![0u8; bytes];
-        dev.read(addr, &mut buf).map_err(emu)?;
-        std::fs::write(&path, &buf).map_err(|e| (2, format!("cannot write {path}: {e}")))?;
+        write_back(&dev, addr, bytes, &path)?;
     }
     Ok(code)
+}
+
+/// The kernel's parameter bytes from the `--arg` values: one value per parameter, each exactly the
+/// parameter's size; or, for a kernel with a single by-value struct parameter, the values packed in
+/// order with C alignment, filling exactly the struct's size. Anything else names both counts.
+fn pack_args(kernel: &str, params: &[ParamSlot], total: u32, values: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+    let mut blob = vec![0u8; total as usize];
+    if values.len() == params.len() {
+        for (v, (off, size, _)) in values.iter().zip(params) {
+            if v.len() != *size as usize {
+                return Err(format!(
+                    "parameter at offset {off} of kernel `{kernel}` has {size} bytes, the --arg gives {}",
+                    v.len()
+                ));
+            }
+            blob[*off as usize..*off as usize + v.len()].copy_from_slice(v);
+        }
+        return Ok(blob);
+    }
+    if params.len() != 1 || values.is_empty() {
+        return Err(format!(
+            "kernel `{kernel}` has {} parameter(s) ({total} bytes), {} --arg given: one --arg per parameter \
+             (or, for a single by-value struct parameter, its fields in order)",
+            params.len(),
+            values.len()
+        ));
+    }
+    // One by-value struct: pack with C alignment; the packed struct must be exactly its size.
+    let mut off = 0usize;
+    let mut align = 1usize;
+    for v in values {
+        off = off.div_ceil(v.len()) * v.len();
+        align = align.max(v.len());
+        if off + v.len() > blob.len() {
+            return Err(format!(
+                "{} --arg values exceed the {total}-byte parameter struct of kernel `{kernel}`",
+                values.len()
+            ));
+        }
+        blob[off..off + v.len()].copy_from_slice(v);
+        off += v.len();
+    }
+    let packed = off.div_ceil(align) * align;
+    if packed != total as usize {
+        return Err(format!(
+            "{} --arg values pack into {packed} bytes, the parameter struct of kernel `{kernel}` has {total}",
+            values.len()
+        ));
+    }
+    Ok(blob)
+}
+
+/// Writes a device buffer to `path` in chunks (a large buffer never needs a second host copy at once).
+fn write_back(dev: &Device, addr: u64, bytes: usize, path: &str) -> Result<(), (i32, String)> {
+    use std::io::Write;
+    let err = |e: std::io::Error| (2, format!("cannot write {path}: {e}"));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
+    let mut buf = vec![0u8; bytes.min(1 << 20)];
+    let mut done = 0;
+    while done < bytes {
+        let n = (bytes - done).min(buf.len());
+        dev.read(addr + done as u64, &mut buf[..n])
+            .map_err(|e| (2, e.to_string()))?;
+        f.write_all(&buf[..n]).map_err(err)?;
+        done += n;
+    }
+    f.flush().map_err(err)
 }
 
 fn main() {

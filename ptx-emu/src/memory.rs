@@ -1,8 +1,14 @@
 //! Device global memory: allocations at 256-byte aligned addresses with unmapped gaps between them,
 //! each with a per-byte "written" bit for initcheck. Storage is words of relaxed atomics, so blocks can
 //! run on several host threads at once; `atom`/`red` are compare-exchange loops on the containing word.
+//!
+//! Storage is reserved lazily, in pages of [`PAGE_BYTES`]: a page is materialized (host memory taken)
+//! the first time something writes it; until then it reads as zero bytes that count as never written
+//! (or, for an allocation made with `zeroed`, as written zeros). The sum of all allocation sizes is
+//! capped by the device's memory limit (`Options::memory_limit`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 use crate::error::EmuError;
 
@@ -10,13 +16,18 @@ use crate::error::EmuError;
 pub const GLOBAL_BASE: u64 = 0x0000_0001_0000_0000;
 /// Unmapped bytes left after every allocation.
 pub const GAP: u64 = 4096;
+/// Bytes of one lazily materialized page of storage.
+pub const PAGE_BYTES: u64 = 1 << 16;
+const PAGE_WORDS: usize = (PAGE_BYTES / 8) as usize;
+/// A page: PAGE_WORDS data words, then PAGE_WORDS / 8 words of initcheck bits (1 = written).
+const PAGE_LEN: usize = PAGE_WORDS + PAGE_WORDS / 8;
 
 pub struct Allocation {
     pub base: u64,
     pub size: u64,
-    words: Box<[AtomicU64]>,
-    /// One bit per byte: 1 = written.
-    init: Box<[AtomicU64]>,
+    /// Bytes of pages that were never materialized count as written (device-side zero fill).
+    zeroed: bool,
+    pages: Box<[OnceLock<Box<[AtomicU64]>>]>,
 }
 
 fn byte_mask(lo: usize, hi: usize) -> u64 {
@@ -26,29 +37,68 @@ fn byte_mask(lo: usize, hi: usize) -> u64 {
 }
 
 impl Allocation {
-    fn new(base: u64, size: u64) -> Result<Self, EmuError> {
-        let zeroed = |n: usize| -> Result<Box<[AtomicU64]>, EmuError> {
-            let mut v: Vec<AtomicU64> = Vec::new();
-            v.try_reserve_exact(n)
-                .map_err(|_| EmuError::Usage(format!("cannot allocate {size} bytes of device memory on the host")))?;
-            v.resize_with(n, || AtomicU64::new(0));
-            Ok(v.into_boxed_slice())
-        };
+    fn new(base: u64, size: u64, zeroed: bool) -> Result<Self, EmuError> {
+        let n = size.div_ceil(PAGE_BYTES) as usize;
+        let mut pages: Vec<OnceLock<Box<[AtomicU64]>>> = Vec::new();
+        pages.try_reserve_exact(n).map_err(|_| EmuError::OutOfMemory {
+            what: "the page table of a device allocation".into(),
+            bytes: size,
+            limit: size,
+        })?;
+        pages.resize_with(n, OnceLock::new);
         Ok(Allocation {
             base,
             size,
-            words: zeroed((size as usize).div_ceil(8))?,
-            init: zeroed((size as usize).div_ceil(64))?,
+            zeroed,
+            pages: pages.into_boxed_slice(),
         })
     }
 
-    /// Copies bytes [off, off + out.len()) out.
+    /// The page holding word `word`, if it was materialized.
+    #[inline]
+    fn page(&self, word: usize) -> Option<&[AtomicU64]> {
+        self.pages.get(word / PAGE_WORDS)?.get().map(|p| &p[..])
+    }
+
+    /// The page holding word `word`, materialized on first use.
+    #[inline]
+    fn page_mut(&self, word: usize) -> &[AtomicU64] {
+        let init = if self.zeroed { u64::MAX } else { 0 };
+        self.pages[word / PAGE_WORDS].get_or_init(|| {
+            (0..PAGE_LEN)
+                .map(|i| AtomicU64::new(if i < PAGE_WORDS { 0 } else { init }))
+                .collect()
+        })
+    }
+
+    #[inline]
+    fn load(&self, word: usize) -> u64 {
+        self.page(word).map_or(0, |p| p[word % PAGE_WORDS].load(Relaxed))
+    }
+
+    #[inline]
+    fn word(&self, word: usize) -> &AtomicU64 {
+        &self.page_mut(word)[word % PAGE_WORDS]
+    }
+
+    /// The initcheck bits of byte `i` (its word of 64 bits, or the value an absent page implies).
+    #[inline]
+    fn init_bits(&self, i: u64) -> u64 {
+        let word = (i / 8) as usize;
+        match self.page(word) {
+            Some(p) => p[PAGE_WORDS + (word % PAGE_WORDS) / 8].load(Relaxed),
+            None if self.zeroed => u64::MAX,
+            None => 0,
+        }
+    }
+
+    /// Copies bytes [off, off + out.len()) out. The caller checked the range.
     #[inline]
     pub fn read(&self, off: usize, out: &mut [u8]) {
         let mut i = 0;
         while i < out.len() {
             let p = off + i;
-            let w = self.words[p / 8].load(Relaxed).to_le_bytes();
+            let w = self.load(p / 8).to_le_bytes();
             let lo = p % 8;
             let n = (8 - lo).min(out.len() - i);
             out[i..i + n].copy_from_slice(&w[lo..lo + n]);
@@ -67,7 +117,7 @@ impl Allocation {
             let mut b = [0u8; 8];
             b[lo..lo + n].copy_from_slice(&data[i..i + n]);
             let v = u64::from_le_bytes(b);
-            let w = &self.words[p / 8];
+            let w = self.word(p / 8);
             if n == 8 {
                 w.store(v, Relaxed);
             } else {
@@ -85,7 +135,7 @@ impl Allocation {
     pub fn rmw(&self, off: usize, len: usize, f: impl Fn(u64) -> u64) -> u64 {
         let lo = off % 8;
         let m = byte_mask(lo, lo + len);
-        let w = &self.words[off / 8];
+        let w = self.word(off / 8);
         let mut cur = w.load(Relaxed);
         loop {
             let old = (cur & m) >> (8 * lo);
@@ -97,47 +147,108 @@ impl Allocation {
         }
     }
 
+    /// Were all bytes [off, off + len) written?
     #[inline]
     pub fn is_init(&self, off: u64, len: u64) -> bool {
-        (off..off + len).all(|i| (self.init[(i / 64) as usize].load(Relaxed) >> (i % 64)) & 1 == 1)
+        (off..off + len).all(|i| (self.init_bits(i) >> (i % 64)) & 1 == 1)
     }
 
+    /// Marks bytes [off, off + len) written.
     #[inline]
     pub fn mark_init(&self, off: u64, len: u64) {
         let mut i = off;
         while i < off + len {
-            let word = i / 64;
             let lo = i % 64;
             let n = (64 - lo).min(off + len - i);
             let m = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << lo };
-            let cell = &self.init[word as usize];
+            let word = (i / 8) as usize;
+            let cell = &self.page_mut(word)[PAGE_WORDS + (word % PAGE_WORDS) / 8];
             if cell.load(Relaxed) & m != m {
                 cell.fetch_or(m, Relaxed);
             }
             i += n;
         }
     }
+
+    /// Host memory this allocation holds now (materialized pages).
+    pub fn resident_bytes(&self) -> u64 {
+        self.pages.iter().filter(|p| p.get().is_some()).count() as u64 * (PAGE_LEN as u64 * 8)
+    }
 }
 
-#[derive(Default)]
+/// Default [`GlobalMem`] limit: 4 GiB of device memory.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 4 << 30;
+
 pub struct GlobalMem {
     /// Sorted by base.
     pub allocs: Vec<Allocation>,
     next: u64,
+    /// Sum of the sizes of live allocations.
+    in_use: u64,
+    /// Most bytes that may be allocated at once.
+    limit: u64,
+}
+
+impl Default for GlobalMem {
+    fn default() -> Self {
+        GlobalMem::new(DEFAULT_MEMORY_LIMIT)
+    }
 }
 
 impl GlobalMem {
-    pub fn alloc(&mut self, bytes: usize) -> Result<u64, EmuError> {
-        if self.next == 0 {
-            self.next = GLOBAL_BASE;
+    /// Empty memory that hands out at most `limit` bytes at once.
+    pub fn new(limit: u64) -> Self {
+        GlobalMem {
+            allocs: Vec::new(),
+            next: GLOBAL_BASE,
+            in_use: 0,
+            limit,
         }
-        let size = bytes.max(1) as u64;
-        if size > (1u64 << 40) {
-            return Err(EmuError::Usage(format!("allocation of {bytes} bytes is too large")));
+    }
+
+    /// Bytes allocated now (sum of the sizes of live allocations).
+    pub fn in_use(&self) -> u64 {
+        self.in_use
+    }
+
+    /// The device's memory limit.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Allocates `bytes` (never written, for initcheck). Storage is taken lazily, page by page.
+    pub fn alloc(&mut self, bytes: usize) -> Result<u64, EmuError> {
+        self.alloc_with(bytes, false)
+    }
+
+    /// Allocates `bytes` that read as written zeros (`cudaMalloc` + `cudaMemset(0)`), lazily.
+    pub fn alloc_zeroed(&mut self, bytes: usize) -> Result<u64, EmuError> {
+        self.alloc_with(bytes, true)
+    }
+
+    fn alloc_with(&mut self, bytes: usize, zeroed: bool) -> Result<u64, EmuError> {
+        let size = (bytes as u64).max(1);
+        let oom = || EmuError::OutOfMemory {
+            what: format!(
+                "an allocation of {bytes} bytes (with {} bytes already allocated)",
+                self.in_use
+            ),
+            bytes: bytes as u64,
+            limit: self.limit,
+        };
+        if self.in_use.checked_add(size).is_none_or(|t| t > self.limit) {
+            return Err(oom());
         }
         let base = self.next;
-        let a = Allocation::new(base, size)?;
-        self.next = (base + size + GAP).div_ceil(256) * 256;
+        let next = base
+            .checked_add(size)
+            .and_then(|e| e.checked_add(GAP + 255))
+            .map(|e| e / 256 * 256)
+            .ok_or_else(oom)?;
+        self.allocs.try_reserve(1).map_err(|_| oom())?;
+        let a = Allocation::new(base, size, zeroed)?;
+        self.next = next;
+        self.in_use += size;
         self.allocs.push(a);
         Ok(base)
     }
@@ -145,7 +256,8 @@ impl GlobalMem {
     pub fn free(&mut self, addr: u64) -> Result<(), EmuError> {
         match self.allocs.binary_search_by_key(&addr, |a| a.base) {
             Ok(i) => {
-                self.allocs.remove(i);
+                let a = self.allocs.remove(i);
+                self.in_use -= a.size;
                 Ok(())
             }
             Err(_) => Err(EmuError::BadAddress {

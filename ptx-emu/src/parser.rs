@@ -174,7 +174,13 @@ fn parse_var(p: &mut P) -> R<VarDecl> {
             Some(Tok::Dir(d)) => {
                 p.i += 1;
                 match d.as_str() {
-                    ".align" => v.align = p.int()? as u32,
+                    ".align" => {
+                        let a = p.int()?;
+                        if !(1..=1 << 30).contains(&a) || !(a as u64).is_power_of_two() {
+                            return parse_err(line, format!(".align {a}: must be a power of two up to 2^30"));
+                        }
+                        v.align = a as u32;
+                    }
                     ".v2" => v.vec = 2,
                     ".v4" => v.vec = 4,
                     ".v8" => v.vec = 8,
@@ -264,16 +270,29 @@ fn parse_function(p: &mut P) -> R<Function> {
             p.eat_punct(',');
         }
     }
-    // performance directives (.maxntid 256, 1, 1 / .noreturn / ...)
+    // performance directives (.maxntid 256, 1, 1 / .reqntid / .minnctapersm / .noreturn / ...)
+    let (mut maxntid, mut reqntid) = (None, None);
     while let Some(Tok::Dir(d)) = p.peek().cloned() {
+        let dline = p.line();
         p.i += 1;
-        match d.as_str() {
-            ".noreturn" => {}
-            _ => {
-                while matches!(p.peek(), Some(Tok::Int(_))) {
-                    p.i += 1;
-                    p.eat_punct(',');
-                }
+        let mut vals = vec![];
+        while let Some(Tok::Int(v)) = p.peek().cloned() {
+            vals.push(v);
+            p.i += 1;
+            p.eat_punct(',');
+        }
+        if d == ".maxntid" || d == ".reqntid" {
+            if vals.is_empty() || vals.len() > 3 || vals.iter().any(|&v| v == 0 || v > u32::MAX as u64) {
+                return parse_err(dline, format!("bad {d} {vals:?}"));
+            }
+            let mut dims = [1u32; 3];
+            for (x, v) in dims.iter_mut().zip(&vals) {
+                *x = *v as u32;
+            }
+            if d == ".maxntid" {
+                maxntid = Some(dims);
+            } else {
+                reqntid = Some(dims);
             }
         }
     }
@@ -285,6 +304,8 @@ fn parse_function(p: &mut P) -> R<Function> {
             rets,
             body: None,
             line,
+            maxntid,
+            reqntid,
         });
     }
     p.expect_punct('{')?;
@@ -334,6 +355,8 @@ fn parse_function(p: &mut P) -> R<Function> {
         rets,
         body: Some(body),
         line,
+        maxntid,
+        reqntid,
     })
 }
 

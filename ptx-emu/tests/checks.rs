@@ -318,19 +318,26 @@ fn trap_is_reported() {
 }
 
 #[test]
-fn spin_wait_that_never_ends_hits_the_watchdog() {
+fn spin_wait_that_never_ends_hits_the_instruction_budget() {
     let dev = ptx_emu::Device::new(ptx_emu::Options {
-        max_block_warp_instructions: 100_000,
+        max_instructions: 100_000,
         ..Default::default()
     });
     let buf = upload(&dev, &[0u8; 64]);
     // while (flag == 0) {}: nothing ever sets the flag
     let src = kernel(
         "",
-        "$L_spin:\nld.volatile.global.u32 %r2, [%rd1];\nsetp.eq.u32 %p1, %r2, 0;\n@%p1 bra $L_spin;",
+        "$L_spin:\nld.volatile.global.u32 %r2, [%rd1]; // SPIN\nsetp.eq.u32 %p1, %r2, 0;\n@%p1 bra $L_spin;",
     );
-    let reps = reports(launch(&src, Checks::all(), 32, (buf, buf), &dev));
-    assert!(reps[0].message.contains("watchdog"), "{}", reps[0].message);
+    match launch(&src, Checks::all(), 32, (buf, buf), &dev) {
+        Err(ptx_emu::EmuError::Budget { limit, warps, .. }) => {
+            assert_eq!(limit, 100_000);
+            assert_eq!(warps.len(), 1);
+            let spin = line_of(&src, "SPIN");
+            assert!((spin..spin + 3).contains(&warps[0].line), "{:?}", warps[0]);
+        }
+        other => panic!("expected a budget stop, got {other:?}"),
+    }
 }
 
 #[test]

@@ -152,3 +152,270 @@ fn cli_runs_and_reports() {
     assert_eq!(st.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&st.stderr).contains("line 4"));
 }
+
+/// Writes `ptx` to a fresh file and runs `ptx-emu run FILE ARGS...`; returns (exit code, stderr).
+fn run_cli(name: &str, ptx: &str, args: &[&str]) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join(format!("ptx-emu-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.ptx"));
+    std::fs::write(&file, ptx).unwrap();
+    let out = bin().arg("run").arg(&file).args(args).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+const SPIN: &str = ".version 9.2
+.target sm_80
+.address_size 64
+.visible .entry spin(.param .u64 p)
+{
+.reg .b32 %r<4>;
+$L_loop:
+bar.sync 0;
+add.s32 %r1, %r1, 1;
+bra.uni $L_loop;
+}
+";
+
+#[test]
+fn cli_instruction_budget_is_exit_1_naming_the_line() {
+    let t = std::time::Instant::now();
+    let args = [
+        "--kernel",
+        "spin",
+        "--grid",
+        "2",
+        "--block",
+        "64",
+        "--arg",
+        "buf:zero=64",
+    ];
+    let (code, err) = run_cli("spin", SPIN, &[&args[..], &["--max-instructions", "100000"]].concat());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("instruction budget") && err.contains("kernel spin"),
+        "{err}"
+    );
+    assert!(
+        err.contains("block (0,0,0) warp 1") && err.contains("PTX line"),
+        "{err}"
+    );
+    assert!(err.contains("more than 100000"), "{err}");
+    // the default budget also ends it, within seconds
+    let (code, err) = run_cli("spin", SPIN, &args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(60), "{:?}", t.elapsed());
+    let (code, err) = run_cli("spin", SPIN, &[&args[..], &["--max-instructions", "x"]].concat());
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn cli_huge_buffers_are_an_error_not_an_abort() {
+    let args = ["--kernel", "saxpy", "--grid", "1", "--block", "32"];
+    for buf in ["buf:zero=100000000000", "buf:poison=100000000000"] {
+        let (code, err) = run_cli(
+            "saxpy_big",
+            SAXPY,
+            &[
+                &args[..],
+                &[
+                    "--arg",
+                    buf,
+                    "--arg",
+                    "buf:zero=256",
+                    "--arg",
+                    "f32:1",
+                    "--arg",
+                    "u32:8",
+                ],
+            ]
+            .concat(),
+        );
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("out of device memory"), "{err}");
+    }
+    // a buffer within a lower --memory-limit works, a larger one is refused
+    let ok = [
+        &args[..],
+        &[
+            "--arg",
+            "buf:zero=256",
+            "--arg",
+            "buf:zero=256",
+            "--arg",
+            "f32:1",
+            "--arg",
+            "u32:8",
+        ],
+    ]
+    .concat();
+    let (code, err) = run_cli("saxpy_big", SAXPY, &[&ok[..], &["--memory-limit", "65536"]].concat());
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run_cli("saxpy_big", SAXPY, &[&ok[..], &["--memory-limit", "300"]].concat());
+    assert_eq!(code, Some(2), "{err}");
+    // a 1 GiB poisoned output buffer does not cost 1.125 GiB up front (the launch is immediate)
+    let t = std::time::Instant::now();
+    let (code, err) = run_cli(
+        "saxpy_big",
+        SAXPY,
+        &[
+            &args[..],
+            &[
+                "--arg",
+                "buf:poison=1073741824",
+                "--arg",
+                "buf:zero=256",
+                "--arg",
+                "f32:1",
+                "--arg",
+                "u32:0",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+#[test]
+fn cli_launch_limits_are_usage_errors() {
+    let bufs = [
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "f32:1",
+        "--arg",
+        "u32:8",
+    ];
+    for (grid, block, shared, what) in [
+        ("2147483648", "32", "0", "grid"),
+        ("1,65536", "32", "0", "grid"),
+        ("0", "32", "0", "zero dimension"),
+        ("1", "1025", "0", "[1024, 1024, 64]"),
+        ("1", "1,1,65", "0", "block"),
+        ("1", "32", "300000", "shared memory"),
+    ] {
+        let args = [
+            "--kernel", "saxpy", "--grid", grid, "--block", block, "--shared", shared,
+        ];
+        let (code, err) = run_cli("saxpy_limits", SAXPY, &[&args[..], &bufs[..]].concat());
+        assert_eq!(code, Some(2), "{grid} {block} {shared}: {err}");
+        assert!(err.contains(what), "{what}: {err}");
+    }
+}
+
+const STRUCT_ARG: &str = ".version 9.2
+.target sm_80
+.address_size 64
+.visible .entry st(.param .align 8 .b8 st_param_0[16])
+{
+.reg .b32 %r<4>;
+.reg .b64 %rd<4>;
+ld.param.u64 %rd1, [st_param_0];
+ld.param.u32 %r1, [st_param_0+8];
+st.global.u32 [%rd1], %r1;
+ret;
+}
+";
+
+#[test]
+fn cli_arguments_must_match_the_parameters() {
+    let run = |args: &[&str]| {
+        let base = ["--kernel", "saxpy", "--grid", "1", "--block", "32"];
+        run_cli("saxpy_args", SAXPY, &[&base[..], args].concat())
+    };
+    // too few: the missing parameter is not zero-filled
+    let (code, err) = run(&["--arg", "buf:zero=256", "--arg", "buf:zero=256", "--arg", "f32:1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("4 parameter(s)") && err.contains("3 --arg"), "{err}");
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("0 --arg"), "{err}");
+    // too many
+    let (code, err) = run(&[
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "f32:1",
+        "--arg",
+        "u32:8",
+        "--arg",
+        "u32:1",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("5 --arg"), "{err}");
+    // a scalar of the wrong size
+    let (code, err) = run(&[
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "buf:zero=256",
+        "--arg",
+        "f64:1",
+        "--arg",
+        "u32:8",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("has 4 bytes, the --arg gives 8"), "{err}");
+
+    // a single by-value struct { u64 p; u32 n; } (16 bytes): the fields pack with C alignment
+    let srun = |args: &[&str]| {
+        let base = ["--kernel", "st", "--grid", "1", "--block", "1"];
+        run_cli("struct_args", STRUCT_ARG, &[&base[..], args].concat())
+    };
+    let (code, err) = srun(&["--arg", "buf:zero=16", "--arg", "u32:5"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = srun(&["--arg", "buf:zero=16"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("has 16 bytes, the --arg gives 8"), "{err}");
+    let (code, err) = srun(&["--arg", "u32:1", "--arg", "u32:5"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("pack into 8 bytes") && err.contains("has 16"), "{err}");
+    let (code, err) = srun(&[
+        "--arg",
+        "buf:zero=16",
+        "--arg",
+        "u32:5",
+        "--arg",
+        "u32:6",
+        "--arg",
+        "u32:7",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("exceed the 16-byte parameter struct"), "{err}");
+    let (code, err) = srun(&[]);
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn cli_warns_about_a_newer_ptx_version() {
+    let args = [
+        "--kernel",
+        "st",
+        "--grid",
+        "1",
+        "--block",
+        "1",
+        "--arg",
+        "buf:zero=16",
+        "--arg",
+        "u32:5",
+    ];
+    let newer = STRUCT_ARG.replace(".version 9.2", ".version 9.9");
+    let (code, err) = run_cli("struct_newer", &newer, &args);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("warning: .version 9.9: newer than PTX ISA 9.2"), "{err}");
+    let (code, err) = run_cli("struct_same", STRUCT_ARG, &args);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    // the library exposes the same warnings; sm_90a is a known target
+    let dev = ptx_emu::Device::new(ptx_emu::Options::default());
+    let m = dev.load_module(&newer.replace("sm_80", "sm_90a")).unwrap();
+    assert_eq!(m.warnings().len(), 1, "{:?}", m.warnings());
+    let m = dev.load_module(&STRUCT_ARG.replace("sm_80", "gfx90a")).unwrap();
+    assert!(m.warnings()[0].contains(".target gfx90a"), "{:?}", m.warnings());
+    assert!(dev.load_module(STRUCT_ARG).unwrap().warnings().is_empty());
+}

@@ -1,5 +1,5 @@
 //! Malformed and mutated PTX never panics: every input gives a module or a typed error, and a module that
-//! loads runs to completion or to a report (the watchdog ends endless loops).
+//! loads runs to completion or to a report (the instruction budget ends endless loops).
 
 mod common;
 use common::HEADER;
@@ -65,7 +65,7 @@ ret;
 
 fn try_run(src: &str) {
     let dev = Device::new(Options {
-        max_block_warp_instructions: 20_000,
+        max_instructions: 20_000,
         printf_stdout: false,
         ..Default::default()
     });

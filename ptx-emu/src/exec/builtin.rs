@@ -2,15 +2,20 @@
 //! (a failed `assert()`, reported like a trap with its message, file and line).
 
 use super::mem::{locate, read_bytes};
-use super::{Env, Warp};
+use super::{Env, Warp, PRINTF_BUFFER};
 use crate::error::CheckKind;
 use crate::ir::{Builtin, Space};
 
-/// Reads a u64 from the lane's call-site frame.
+/// Reads a little-endian value of `len` (at most 8) bytes from the lane's call-site frame; bytes beyond
+/// the frame read as zero.
 fn frame_u64(w: &Warp, env: &Env, l: usize, off: u32, len: usize) -> u64 {
-    let b = l * env.prog.local_bytes as usize + off as usize;
+    let lb = env.prog.local_bytes as usize;
+    let n = len.min(8).min(lb.saturating_sub(off as usize));
+    let b = l * lb + off as usize;
     let mut v = [0u8; 8];
-    v[..len].copy_from_slice(&w.local[b..b + len]);
+    if let Some(src) = w.local.get(b..b + n) {
+        v[..n].copy_from_slice(src);
+    }
     u64::from_le_bytes(v)
 }
 
@@ -26,7 +31,7 @@ fn bytes_at(w: &Warp, env: &mut Env, l: usize, a: u64, n: usize, line: u32) -> O
 fn c_string(w: &Warp, env: &mut Env, l: usize, a: u64, line: u32) -> String {
     let mut out = vec![];
     for i in 0..4096u64 {
-        match bytes_at(w, env, l, a + i, 1, line) {
+        match bytes_at(w, env, l, a.wrapping_add(i), 1, line) {
             Some(b) if b[0] != 0 => out.push(b[0]),
             _ => break,
         }
@@ -48,10 +53,25 @@ pub(crate) fn call(w: &mut Warp, env: &mut Env, kind: Builtin, args: &[u32], ret
                 let n = text.len() as u32;
                 let lin = ((env.ctaid[2] as u64 * env.grid[1] as u64) + env.ctaid[1] as u64) * env.grid[0] as u64
                     + env.ctaid[0] as u64;
-                env.printf.push((lin, text));
+                // Output beyond CUDA's default printf buffer is dropped, as on a GPU (once noted).
+                if env.printf_bytes + text.len() <= PRINTF_BUFFER {
+                    env.printf_bytes += text.len();
+                    env.printf.push((lin, text));
+                } else if env.printf_bytes <= PRINTF_BUFFER {
+                    env.printf_bytes = PRINTF_BUFFER + 1;
+                    env.printf.push((
+                        lin,
+                        format!("[ptx-emu: printf buffer of {PRINTF_BUFFER} bytes full, further output dropped]\n"),
+                    ));
+                }
                 if let Some(r) = ret {
-                    let b = l * env.prog.local_bytes as usize + r as usize;
-                    w.local[b..b + 4].copy_from_slice(&n.to_le_bytes());
+                    let lb = env.prog.local_bytes as usize;
+                    let b = l * lb + r as usize;
+                    if (r as usize).saturating_add(4) <= lb {
+                        if let Some(dst) = w.local.get_mut(b..b + 4) {
+                            dst.copy_from_slice(&n.to_le_bytes());
+                        }
+                    }
                 }
             }
             Builtin::AssertFail => {
@@ -74,6 +94,10 @@ pub(crate) fn call(w: &mut Warp, env: &mut Env, kind: Builtin, args: &[u32], ret
     }
 }
 
+/// Largest printf field width and precision honoured (a wider one is clamped: `%999999999d` must not
+/// build a gigabyte string).
+const MAX_FIELD: usize = 512;
+
 /// C printf formatting of the vprintf argument buffer (each argument at its natural alignment; float
 /// arguments arrive as double).
 fn format(w: &Warp, env: &mut Env, l: usize, fmt: &str, args: u64, line: u32) -> String {
@@ -81,7 +105,7 @@ fn format(w: &Warp, env: &mut Env, l: usize, fmt: &str, args: u64, line: u32) ->
     let mut off = 0u64;
     let mut next = |size: u64, env: &mut Env| -> u64 {
         off = off.div_ceil(size) * size;
-        let v = bytes_at(w, env, l, args + off, size as usize, line).unwrap_or_default();
+        let v = bytes_at(w, env, l, args.wrapping_add(off), size as usize, line).unwrap_or_default();
         off += size;
         let mut b = [0u8; 8];
         b[..v.len()].copy_from_slice(&v);
@@ -114,7 +138,7 @@ fn format(w: &Warp, env: &mut Env, l: usize, fmt: &str, args: u64, line: u32) ->
         }
         let mut width = 0usize;
         while i < c.len() && c[i].is_ascii_digit() {
-            width = width * 10 + c[i].to_digit(10).unwrap_or(0) as usize;
+            width = (width * 10 + c[i].to_digit(10).unwrap_or(0) as usize).min(MAX_FIELD);
             i += 1;
         }
         let mut prec: Option<usize> = None;
@@ -122,7 +146,7 @@ fn format(w: &Warp, env: &mut Env, l: usize, fmt: &str, args: u64, line: u32) ->
             i += 1;
             let mut p = 0;
             while i < c.len() && c[i].is_ascii_digit() {
-                p = p * 10 + c[i].to_digit(10).unwrap_or(0) as usize;
+                p = (p * 10 + c[i].to_digit(10).unwrap_or(0) as usize).min(MAX_FIELD);
                 i += 1;
             }
             prec = Some(p);

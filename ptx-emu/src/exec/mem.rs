@@ -66,7 +66,7 @@ pub(crate) fn locate(
 ) -> Option<Loc> {
     let (sp, off) = resolve(space, a);
     let what = if write { "write" } else { "read" };
-    if a % len.min(16) != 0 && len.is_power_of_two() {
+    if len.is_power_of_two() && a % len.min(16) != 0 {
         if env.checks.memcheck {
             env.report(
                 CheckKind::Memcheck,
@@ -79,20 +79,17 @@ pub(crate) fn locate(
         }
         return None;
     }
+    // [off, off + len) must lie inside a space of `size` bytes; checked arithmetic, because a negative
+    // offset (`s[tid - 1]`, `[p+-8]`) arrives here as a huge u64 and `off + len` would wrap.
+    let inside = |size: usize| off.checked_add(len).is_some_and(|end| end <= size as u64);
     let loc = match sp {
         Space::Global => env
             .gmem
             .find(&mut env.gcache, off, len)
             .map(|(i, o)| Loc::Global(i, o as usize)),
-        Space::Shared => ((off + len) as usize <= env.shared.len()).then_some(Loc::Shared(off as usize)),
-        Space::Local => ((off + len) as usize <= env.prog.local_bytes as usize).then_some(Loc::Local(off as usize)),
-        Space::Param => {
-            if write {
-                None
-            } else {
-                ((off + len) as usize <= env.params.len()).then_some(Loc::Param(off as usize))
-            }
-        }
+        Space::Shared => inside(env.shared.len()).then_some(Loc::Shared(off as usize)),
+        Space::Local => inside(env.prog.local_bytes as usize).then_some(Loc::Local(off as usize)),
+        Space::Param => (!write && inside(env.params.len())).then_some(Loc::Param(off as usize)),
         _ => None,
     };
     if loc.is_none() && env.checks.memcheck {

@@ -3,6 +3,7 @@
 //! keeping its own PC, so divergence and reconvergence are exact. Barriers count arriving threads;
 //! a block where no thread can move is a deadlock report, never a hang.
 
+mod barrier;
 mod builtin;
 pub mod cvt;
 pub mod float;
@@ -17,8 +18,8 @@ mod warp;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::error::{CheckKind, CheckReport};
-use crate::ir::{Op, Program};
+use crate::error::{CheckKind, CheckReport, WarpAt};
+use crate::ir::Program;
 use crate::memory::GlobalMem;
 use crate::metrics::Metrics;
 use crate::Checks;
@@ -108,14 +109,27 @@ pub(crate) struct Env<'a> {
     pub slice: u32,
     /// Seeded schedule (None: warps in order, fixed slice).
     pub rng: Option<u64>,
-    /// Warp-instructions one block may run before it is reported as hung.
-    pub watchdog: u64,
+    /// Warp-instructions the whole launch may run (`Options::max_instructions`), counted in `executed`,
+    /// which every worker shares.
+    pub budget: u64,
+    pub executed: &'a AtomicU64,
+    /// This worker's warp-instructions not yet added to `executed`.
+    pub unbudgeted: u64,
+    /// The budget ran out during this worker's block.
+    pub budget_hit: bool,
+    /// Where the unfinished warps stood when the budget ran out.
+    pub budget_stop: Vec<WarpAt>,
+    /// Bytes of printf output collected (capped at [`PRINTF_BUFFER`]).
+    pub printf_bytes: usize,
     /// Device printf output: (linear block, line of text).
     pub printf: Vec<(u64, String)>,
 }
 
 /// Reports beyond this many end the launch.
 const MAX_REPORTS: usize = 100;
+
+/// Device printf output kept per launch (CUDA's default `cudaLimitPrintfFifoSize`); more is dropped.
+pub(crate) const PRINTF_BUFFER: usize = 1 << 20;
 
 impl Env<'_> {
     pub fn thread_of(&self, warp: u32, lane: usize) -> [u32; 3] {
@@ -158,6 +172,10 @@ pub(crate) struct LaunchOut {
     pub reports: Vec<CheckReport>,
     /// printf output (linear block, text), in block order.
     pub printf: Vec<(u64, String)>,
+    /// The instruction budget ran out: the launch stopped early.
+    pub budget_hit: bool,
+    /// Where the warps of the running block(s) stood when the instruction budget ran out.
+    pub budget_stop: Vec<WarpAt>,
 }
 
 /// What one launch needs, shared by every worker thread.
@@ -171,7 +189,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub checks: Checks,
     pub workers: usize,
     pub seed: Option<u64>,
-    pub watchdog: u64,
+    /// Warp-instructions the whole launch may execute.
+    pub budget: u64,
 }
 
 /// Runs one launch to completion (or to the first fatal fault). Blocks are taken in order from a shared
@@ -180,8 +199,9 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
     let nblocks = spec.grid.iter().map(|&g| g as u64).product::<u64>();
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
+    let executed = AtomicU64::new(0);
     let workers = spec.workers.clamp(1, 64).min(nblocks.max(1) as usize);
-    let run = || worker(spec, gmem, &next, &stop);
+    let run = || worker(spec, gmem, &next, &stop, &executed);
     let outs: Vec<LaunchOut> = if workers == 1 {
         vec![run()]
     } else {
@@ -192,17 +212,22 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
                 .collect()
         })
     };
+    let lin = |b: [u32; 3]| (b[2] as u64 * spec.grid[1] as u64 + b[1] as u64) * spec.grid[0] as u64 + b[0] as u64;
     let mut metrics = Metrics::default();
     let mut reports = vec![];
     let mut printf = vec![];
+    let mut budget_stop = vec![];
+    let mut budget_hit = false;
     for o in outs {
+        budget_hit |= o.budget_hit;
         metrics.add(&o.metrics);
         reports.extend(o.reports);
         printf.extend(o.printf);
+        budget_stop.extend(o.budget_stop);
     }
+    budget_stop.sort_by_key(|w| (lin(w.block), w.warp));
     printf.sort_by_key(|p| p.0);
     // Deterministic order whatever the threads did: by block, then thread; once per (check, line).
-    let lin = |b: [u32; 3]| (b[2] as u64 * spec.grid[1] as u64 + b[1] as u64) * spec.grid[0] as u64 + b[0] as u64;
     reports.sort_by_key(|r| (lin(r.block), r.thread[2], r.thread[1], r.thread[0], r.line));
     let mut seen = HashSet::new();
     reports.retain(|r| seen.insert((r.kind, r.line)));
@@ -211,10 +236,12 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
         metrics,
         reports,
         printf,
+        budget_hit,
+        budget_stop,
     }
 }
 
-fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBool) -> LaunchOut {
+fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBool, executed: &AtomicU64) -> LaunchOut {
     let prog = spec.prog;
     let k = &prog.kernels[spec.kernel];
     let (grid, block) = (spec.grid, spec.block);
@@ -255,7 +282,12 @@ fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBo
         warp_syncs: vec![0; nwarps as usize],
         slice: step::SLICE,
         rng: spec.seed.map(|s| s | 1),
-        watchdog: spec.watchdog,
+        budget: spec.budget,
+        executed,
+        unbudgeted: 0,
+        budget_hit: false,
+        budget_stop: vec![],
+        printf_bytes: 0,
         printf: vec![],
     };
     let nslots = prog.nslots.max(1) as usize;
@@ -301,6 +333,8 @@ fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBo
         metrics: env.metrics,
         reports: env.reports,
         printf: env.printf,
+        budget_hit: env.budget_hit,
+        budget_stop: env.budget_stop,
     }
 }
 
@@ -343,32 +377,7 @@ fn start_block(env: &mut Env, warps: &mut [Warp], entry: u32, nthreads: u32) {
 
 fn run_block(env: &mut Env, warps: &mut [Warp]) {
     let mut order: Vec<usize> = (0..warps.len()).collect();
-    let start = env.metrics.warp_instructions;
     loop {
-        if env.metrics.warp_instructions - start > env.watchdog {
-            let (w, l) = warps
-                .iter()
-                .find_map(|w| (0..32).find(|&l| w.state[l] == Lane::Ready).map(|l| (w.id, l)))
-                .unwrap_or((0, 0));
-            let line = warps
-                .iter()
-                .find(|x| x.id == w)
-                .map(|x| env.prog.code[x.pc[l] as usize].line)
-                .unwrap_or(0);
-            env.report(
-                CheckKind::Synccheck,
-                w,
-                l,
-                line,
-                None,
-                format!(
-                    "watchdog: the block ran more than {} warp-instructions (a spin-wait that can never end?)",
-                    env.watchdog
-                ),
-            );
-            env.fatal = true;
-            return;
-        }
         let mut progress = false;
         if let Some(rng) = env.rng.as_mut() {
             // Seeded schedule: a new warp order and time slice every round.
@@ -378,135 +387,67 @@ fn run_block(env: &mut Env, warps: &mut [Warp]) {
             env.slice = 1 + (xorshift(rng) % 64) as u32;
         }
         for &i in &order {
+            let before = env.metrics.warp_instructions;
             progress |= step::run_warp(&mut warps[i], env);
+            // Every executed warp-instruction counts against the launch's budget, whatever the warp
+            // did (ALU, memory, barriers, collectives), checked after every turn of every warp.
+            env.unbudgeted += env.metrics.warp_instructions - before;
+            if over_budget(env) {
+                budget_stop(env, warps);
+                return;
+            }
             if env.fatal {
                 return;
             }
-            progress |= release_all(env, warps);
+            progress |= barrier::release_all(env, warps);
         }
         if env.live == 0 {
             return;
         }
         if !progress {
-            deadlock(env, warps);
+            barrier::deadlock(env, warps);
             return;
         }
     }
 }
 
-/// Completes every barrier whose expected number of threads has arrived.
-fn release_all(env: &mut Env, warps: &mut [Warp]) -> bool {
-    let mut any = false;
-    for id in 0..16 {
-        let (arrived, expected) = (env.bars[id].arrived, env.bars[id].expected);
-        if arrived == 0 {
-            continue;
-        }
-        let expected = expected.unwrap_or(env.live);
-        if arrived < expected {
-            continue;
-        }
-        any = true;
-        // synccheck: every waiting thread must stand at the same barrier instruction
-        let mut first: Option<(u32, u32, usize)> = None;
-        let mut mismatch: Option<(u32, usize, u32, u32)> = None;
-        for w in warps.iter_mut() {
-            for l in 0..32 {
-                if w.state[l] == Lane::Barrier && w.bar_id[l] as usize == id {
-                    match first {
-                        None => first = Some((w.pc[l], w.id, l)),
-                        Some((pc0, _, _)) if pc0 != w.pc[l] && mismatch.is_none() => {
-                            mismatch = Some((w.id, l, pc0, w.pc[l]));
-                        }
-                        _ => {}
-                    }
-                    w.state[l] = Lane::Ready;
-                    w.pc[l] += 1;
-                }
-            }
-        }
-        if let (true, Some((wid, l, pc0, pc1))) = (env.checks.synccheck, mismatch) {
-            let (l0, l1) = (env.prog.code[pc0 as usize].line, env.prog.code[pc1 as usize].line);
-            env.report(
-                CheckKind::Synccheck,
-                wid,
-                l,
-                l1,
-                None,
-                format!("divergent barrier: threads wait for barrier {id} at different instructions (PTX lines {l0} and {l1}), e.g. __syncthreads() inside a branch"),
-            );
-        }
-        let members = std::mem::take(&mut env.bars[id]).members;
-        env.epoch = env.epoch.wrapping_add(1);
-        env.metrics.barriers += 1;
-        if env.checks.racecheck {
-            if members.len() as u32 >= env.live {
-                env.full_epoch = env.epoch;
-            } else {
-                for t in members {
-                    if let Some(h) = env.bar_hist.get_mut(t as usize) {
-                        h.push(env.epoch);
-                    }
-                }
-            }
-        }
-    }
-    any
+/// Adds this worker's new warp-instructions to the launch's count; true when the budget is spent
+/// (also when another worker spent it).
+fn over_budget(env: &mut Env) -> bool {
+    let n = std::mem::take(&mut env.unbudgeted);
+    let total = env.executed.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+    total > env.budget
 }
 
-fn deadlock(env: &mut Env, warps: &mut [Warp]) {
-    // Name what every stuck thread waits for, once.
-    for w in warps.iter() {
-        for l in 0..32 {
-            let pc = w.pc[l] as usize;
-            match w.state[l] {
-                Lane::Barrier => {
-                    let id = w.bar_id[l] as usize;
-                    let b = &env.bars[id];
-                    let exp = b.expected.unwrap_or(env.live);
-                    let line = env.prog.code[pc].line;
-                    env.report(
-                        CheckKind::Synccheck,
-                        w.id,
-                        l,
-                        line,
-                        None,
-                        format!(
-                            "deadlock: barrier {id} can never complete ({} of {exp} threads arrived; the others exited or wait elsewhere)",
-                            b.arrived
-                        ),
-                    );
-                }
-                Lane::Collective => {
-                    let line = env.prog.code[pc].line;
-                    env.report(
-                        CheckKind::Synccheck,
-                        w.id,
-                        l,
-                        line,
-                        None,
-                        "deadlock: a warp collective waits for lanes of its mask that never arrive".into(),
-                    );
-                }
-                _ => {}
-            }
-        }
-    }
-    if env.reports.is_empty() {
-        env.report(
-            CheckKind::Synccheck,
-            0,
-            0,
-            0,
-            None,
-            "deadlock: no thread can make progress".into(),
-        );
+/// Ends the launch on an exhausted instruction budget, recording where every unfinished warp stands.
+fn budget_stop(env: &mut Env, warps: &[Warp]) {
+    env.budget_hit = true;
+    for w in warps {
+        let live: Vec<usize> = (0..32)
+            .filter(|&l| !matches!(w.state[l], Lane::Exited | Lane::None))
+            .collect();
+        // The lowest PC among the lanes that can run, else among the waiting ones.
+        let pick = |want: fn(Lane) -> bool| {
+            live.iter()
+                .filter(|&&l| want(w.state[l]))
+                .min_by_key(|&&l| w.pc[l])
+                .copied()
+        };
+        let Some(l) = pick(|s| s == Lane::Ready).or_else(|| pick(|_| true)) else {
+            continue;
+        };
+        let state = match w.state[l] {
+            Lane::Barrier => "waiting at a barrier",
+            Lane::Collective => "waiting at a warp collective",
+            _ => "running",
+        };
+        env.budget_stop.push(WarpAt {
+            block: env.ctaid,
+            warp: w.id,
+            line: env.prog.code.get(w.pc[l] as usize).map_or(0, |i| i.line),
+            lanes: live.len() as u32,
+            state: state.to_string(),
+        });
     }
     env.fatal = true;
-}
-
-/// True when the instruction at `pc` is a barrier.
-#[allow(dead_code)]
-pub(crate) fn is_barrier(prog: &Program, pc: u32) -> bool {
-    matches!(prog.code[pc as usize].op, Op::Bar { .. })
 }

@@ -24,7 +24,21 @@ impl SyncState<'_> {
         let (Some(ho), Some(ht)) = (self.hist.get(other as usize), self.hist.get(tid as usize)) else {
             return false;
         };
-        ho.iter().any(|&e| e > ep && ht.contains(&e))
+        // Did both join one partial barrier after `ep`? Histories are ascending: intersect the parts
+        // after `ep` in one merge (linear, not quadratic, in the history length).
+        let (mut a, mut b) = (
+            ho[ho.partition_point(|&e| e <= ep)..].iter(),
+            ht[ht.partition_point(|&e| e <= ep)..].iter(),
+        );
+        let (mut x, mut y) = (a.next(), b.next());
+        while let (Some(&p), Some(&q)) = (x, y) {
+            match p.cmp(&q) {
+                std::cmp::Ordering::Less => x = a.next(),
+                std::cmp::Ordering::Greater => y = b.next(),
+                std::cmp::Ordering::Equal => return true,
+            }
+        }
+        false
     }
 }
 

@@ -3,7 +3,7 @@
 //! instructions (memory: `mem.rs`, collectives: `warp.rs`, tensor core and async copies: `tensor.rs`).
 
 use super::pred::{compare, sreg};
-use super::{builtin, cvt, float, int, mem, tensor, warp, Env, Lane, Warp};
+use super::{barrier, builtin, cvt, float, int, mem, tensor, warp, Env, Lane, Warp};
 use crate::error::CheckKind;
 use crate::ir::*;
 
@@ -148,6 +148,17 @@ pub(crate) fn run_warp(w: &mut Warp, env: &mut Env) -> bool {
         });
     }
     progress
+}
+
+/// Copies `size` bytes from offset `src` to offset `dst` of one lane's local frame (`lb` bytes at
+/// `base`), clamped to the frame: a call-site `.param` smaller than the callee's parameter (or one at
+/// the end of the frame) copies what fits instead of reaching past the frame.
+fn frame_copy(local: &mut [u8], base: usize, lb: usize, src: u32, dst: u32, size: u32) {
+    let (src, dst) = (src as usize, dst as usize);
+    let n = (size as usize).min(lb.saturating_sub(src)).min(lb.saturating_sub(dst));
+    if n > 0 && base + lb <= local.len() {
+        local.copy_within(base + src..base + src + n, base + dst);
+    }
 }
 
 /// Sets pc+1 for the group's lanes that did not take part.
@@ -469,11 +480,7 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
             lanes!(active, |l| {
                 w.stack[l].push(pc);
                 for ((src, size), (dst, _)) in args.iter().zip(&f.params) {
-                    let base = l * lb;
-                    w.local.copy_within(
-                        base + *src as usize..base + (*src + *size) as usize,
-                        base + *dst as usize,
-                    );
+                    frame_copy(&mut w.local, l * lb, lb, *src, *dst, *size);
                 }
             });
             if active == mask {
@@ -503,11 +510,7 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
                         if let Op::Call { func, ret, .. } = &env.prog.code[call_pc as usize].op {
                             let f = &env.prog.funcs[*func as usize];
                             for ((dst, size), (src, _)) in ret.iter().zip(&f.rets) {
-                                let base = l * lb;
-                                w.local.copy_within(
-                                    base + *src as usize..base + (*src + *size) as usize,
-                                    base + *dst as usize,
-                                );
+                                frame_copy(&mut w.local, l * lb, lb, *src, *dst, *size);
                             }
                         }
                         w.pc[l] = call_pc + 1;
@@ -545,29 +548,9 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
             if active == 0 {
                 return Flow::Next;
             }
-            let l0 = active.trailing_zeros() as usize;
-            let id = (get(r, *id, l0) & 15) as usize;
-            let count = count.map(|c| get(r, c, l0) as u32);
-            let n = active.count_ones();
-            let racecheck = env.checks.racecheck;
-            let b = &mut env.bars[id];
-            b.arrived += n;
-            if count.is_some() {
-                b.expected = count;
-            }
-            if racecheck {
-                lanes!(active, |l| {
-                    b.members.push(w.id * 32 + l as u32);
-                });
-            }
-            if *kind == BarKind::Arrive {
+            if !barrier::arrive(w, env, inst, (*kind, *id, *count), pc, active) {
                 return Flow::Next;
             }
-            lanes!(active, |l| {
-                w.state[l] = Lane::Barrier;
-                w.bar_id[l] = id as u8;
-                w.pc[l] = pc;
-            });
             skip(w, mask, active, pc);
             return Flow::Stop;
         }

@@ -236,6 +236,10 @@ pub(crate) fn async_copy(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) 
                 let Some(Loc::Shared(doff)) = locate(w, env, l, Space::Shared, da, size as u64, true, inst.line) else {
                     continue;
                 };
+                if w.async_open[l].len() >= MAX_IN_FLIGHT {
+                    in_flight_report(w, env, l, inst.line, "copies");
+                    return Flow::Stop;
+                }
                 let mut data = vec![0u8; size];
                 if n > 0 {
                     if let Some(loc) = locate(w, env, l, Space::Global, sa, size as u64, false, inst.line) {
@@ -258,6 +262,10 @@ pub(crate) fn async_copy(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) 
         }
         Op::CpAsyncCommit => {
             lanes!(active, |l| {
+                if w.async_groups[l].len() >= MAX_IN_FLIGHT {
+                    in_flight_report(w, env, l, inst.line, "committed groups");
+                    return Flow::Stop;
+                }
                 let g = std::mem::take(&mut w.async_open[l]);
                 w.async_groups[l].push(g);
             });
@@ -284,6 +292,24 @@ pub(crate) fn async_copy(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) 
         }
         _ => {}
     }
-    let _ = CheckKind::AsyncCopy;
     Flow::Next
+}
+
+/// `cp.async` copies (and committed groups) one thread may have in flight; more would only grow the
+/// emulator's memory without bound, as in a loop that never waits.
+const MAX_IN_FLIGHT: usize = 1024;
+
+/// Ends the launch: a thread has [`MAX_IN_FLIGHT`] async copies or groups outstanding.
+fn in_flight_report(w: &Warp, env: &mut Env, l: usize, line: u32, what: &str) {
+    env.report(
+        CheckKind::AsyncCopy,
+        w.id,
+        l,
+        line,
+        None,
+        format!(
+            "more than {MAX_IN_FLIGHT} cp.async {what} in flight in one thread (a loop without cp.async.wait_group?)"
+        ),
+    );
+    env.fatal = true;
 }

@@ -432,6 +432,9 @@ pub struct KernelInfo {
     pub line: u32,
     /// Static shared bytes this kernel can address (module-level and its own `.shared` variables).
     pub static_shared: u32,
+    /// `.maxntid` / `.reqntid` of the kernel (missing dimensions are 1).
+    pub maxntid: Option<[u32; 3]>,
+    pub reqntid: Option<[u32; 3]>,
 }
 
 /// A device function: where it starts, where its params and return values live in the per-thread frame.

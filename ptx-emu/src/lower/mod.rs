@@ -1,6 +1,7 @@
 //! AST -> IR: lays out memory (params, shared, local, module globals), assigns register slots per
 //! scope, resolves labels and calls, and lowers each instruction (`inst.rs`, `inst_mem.rs`).
 
+mod globals;
 mod inst;
 mod inst_cmp;
 mod inst_mem;
@@ -12,6 +13,8 @@ use std::collections::HashMap;
 use crate::ast::{self, Operand, Stmt, VarDecl};
 use crate::error::{parse_err, unsupported, EmuError};
 use crate::ir::*;
+
+pub use globals::{module_globals, GlobalVar};
 
 type R<T> = Result<T, EmuError>;
 
@@ -29,47 +32,15 @@ pub(crate) enum Sym {
     Global(u64),
 }
 
-/// A module-level variable that needs device memory: name, bytes (initial contents), alignment.
-pub struct GlobalVar {
-    pub name: String,
-    pub bytes: Vec<u8>,
-    pub align: u32,
-}
-
-/// Module-level `.global`/`.const` variables the device must allocate before lowering.
-pub fn module_globals(m: &ast::Module) -> R<Vec<GlobalVar>> {
-    let mut out = vec![];
-    for g in &m.globals {
-        if g.space != ".global" && g.space != ".const" {
-            continue;
-        }
-        let Some(_) = g.count else {
-            return unsupported(g.line, format!("unsized {} variable {}", g.space, g.name));
-        };
-        if g.size() > 1 << 30 {
-            return unsupported(g.line, format!("{} variable {} larger than 1 GiB", g.space, g.name));
-        }
-        let es = crate::ast::type_size(&g.ty).unwrap_or(1) as usize;
-        let mut bytes = vec![0u8; g.size() as usize];
-        for (i, v) in g.init.iter().enumerate() {
-            let at = i * es;
-            if at + es <= bytes.len() {
-                bytes[at..at + es].copy_from_slice(&v.to_le_bytes()[..es]);
-            }
-        }
-        out.push(GlobalVar {
-            name: g.name.clone(),
-            bytes,
-            align: g.align.max(1),
-        });
-    }
-    Ok(out)
-}
-
 /// Register slots per function (per thread) the emulator accepts.
 const MAX_SLOTS: u64 = 1 << 16;
 /// Local memory per thread (CUDA's limit is 512 KiB).
 const MAX_LOCAL: u64 = 512 * 1024;
+/// Kernel parameter bytes (CUDA's limit since 12.1 on Volta and newer).
+pub const MAX_PARAM_BYTES: u64 = 32764;
+/// Static shared memory layout of a module (far beyond any device: a launch then needs it to fit
+/// `Options::max_shared_bytes`).
+const MAX_SHARED_LAYOUT: u64 = 1 << 24;
 
 fn align_up(x: u64, a: u64) -> u64 {
     let a = a.max(1);
@@ -192,7 +163,7 @@ impl FnCtx<'_> {
                     Ok((
                         Addr {
                             base: None,
-                            off: sym_addr(sym) as i64 + offset,
+                            off: (sym_addr(sym) as i64).wrapping_add(*offset),
                         },
                         Some(sp),
                     ))
@@ -263,6 +234,12 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
                     extern_shared.push((g.name.clone(), g.align.max(16)));
                 } else {
                     shared_off = align_up(shared_off, g.align as u64);
+                    if shared_off + g.size() > MAX_SHARED_LAYOUT {
+                        return unsupported(
+                            g.line,
+                            format!("more than {MAX_SHARED_LAYOUT} bytes of static .shared variables"),
+                        );
+                    }
                     module_syms.insert(g.name.clone(), Sym::Shared(shared_off as u32));
                     shared_off += g.size();
                 }
@@ -284,7 +261,7 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
         for s in f.body.iter().flatten() {
             if let Stmt::Var(v) = s {
                 if v.space == ".shared" {
-                    off = align_up(off, v.align.max(1) as u64) + v.size();
+                    off = (align_up(off, v.align.max(1) as u64) + v.size()).min(MAX_SHARED_LAYOUT + 1);
                 }
             }
         }
@@ -315,6 +292,15 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
         };
         let params = lay(&f.params);
         let rets = lay(&f.rets);
+        if local_bytes > MAX_LOCAL {
+            return unsupported(
+                f.line,
+                format!(
+                    "parameters of `{}` need more than {MAX_LOCAL} bytes of local memory",
+                    f.name
+                ),
+            );
+        }
         let info = FuncInfo {
             name: f.name.clone(),
             entry: 0,
@@ -355,6 +341,15 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
             let mut params = vec![];
             for p in &f.params {
                 off = align_up(off, p.align.max(1) as u64);
+                if off + p.size() > MAX_PARAM_BYTES {
+                    return unsupported(
+                        p.line,
+                        format!(
+                            "parameters of kernel `{}` larger than {MAX_PARAM_BYTES} bytes (CUDA's limit)",
+                            f.name
+                        ),
+                    );
+                }
                 scope.insert(p.name.clone(), Sym::KParam(off as u32));
                 params.push((off as u32, p.size() as u32, p.align));
                 off += p.size();
@@ -366,6 +361,8 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
                 param_bytes: off as u32,
                 line: f.line,
                 static_shared: 0,
+                maxntid: f.maxntid,
+                reqntid: f.reqntid,
             });
         } else {
             let (idx, info) = &funcs[&f.name];
@@ -514,7 +511,7 @@ fn lower_body(ctx: &mut FnCtx, body: &[Stmt]) -> R<()> {
             Stmt::Var(v) => {
                 let sym = match v.space.as_str() {
                     ".local" | ".param" => {
-                        if v.size() > MAX_LOCAL || *ctx.local_bytes > MAX_LOCAL {
+                        if align_up(*ctx.local_bytes, v.align.max(1) as u64) + v.size().max(1) > MAX_LOCAL {
                             return unsupported(
                                 v.line,
                                 format!("more than {MAX_LOCAL} bytes of local memory per thread"),
@@ -533,8 +530,11 @@ fn lower_body(ctx: &mut FnCtx, body: &[Stmt]) -> R<()> {
                         if v.count.is_none() {
                             return unsupported(v.line, "unsized .shared declaration inside a function");
                         }
-                        if v.size() > 1 << 24 {
-                            return unsupported(v.line, "a .shared variable larger than 16 MiB");
+                        if align_up(ctx.shared_bytes, v.align.max(1) as u64) + v.size() > MAX_SHARED_LAYOUT {
+                            return unsupported(
+                                v.line,
+                                format!("more than {MAX_SHARED_LAYOUT} bytes of static .shared variables"),
+                            );
                         }
                         ctx.shared_bytes = align_up(ctx.shared_bytes, v.align.max(1) as u64);
                         let o = ctx.shared_bytes as u32;
