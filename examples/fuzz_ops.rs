@@ -414,18 +414,9 @@ fn run_typed<T: Elem + DeviceValue>(backend: &EmuBackend, case: &Case) -> std::r
                 .and_then(|_| backend.download(&cb.buf))
                 .map(|v| f64s(v[cb.offset..].to_vec()));
             let want = reference::gemm_f64(&a, &b, &c, shape, cfg);
-            let bound = reference::gemm_abs_bound(&a, &b, &c, shape, cfg).unwrap_or_default();
-            let gemm_tol = move |got: &[f64], want: &[f64]| {
-                // f32 accumulation (γ_(k+3)) plus the final rounding to T, as tests/ops_gemm.rs.
-                let u = f32::EPSILON as f64 / 2.0;
-                let gamma = (shape.k + 3) as f64 * u / (1.0 - (shape.k + 3) as f64 * u);
-                let total: Vec<f64> = bound
-                    .iter()
-                    .zip(want)
-                    .map(|(b, w)| gamma * b + w.abs() * T::EPSILON_HALF_ULP * 1.0001)
-                    .collect();
-                reference::check_abs_bound(T::DTYPE, got, want, &total, 1.0, 0.0)
-            };
+            let bound = reference::gemm_error_bound(&a, &b, &c, shape, cfg).unwrap_or_default();
+            let gemm_tol =
+                move |got: &[f64], want: &[f64]| reference::check_abs_bound(T::DTYPE, got, want, &bound, 1.0, 0.0);
             judge::<T>(got, want, gemm_tol)
         }
     }

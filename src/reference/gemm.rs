@@ -143,3 +143,26 @@ pub fn gemm_abs_bound<T: Elem>(a: &[T], b: &[T], c: &[T], shape: GemmShape, cfg:
         alpha * acc + c_term
     }))
 }
+
+/// The error bound, per element, of a kernel that accumulates in f32 and rounds once to `T`, against
+/// [`gemm_f64`]: `γ_(k+3)(f32) · gemm_abs_bound` for the relative rounding errors, plus
+/// `(2k·|alpha| + 3) · 2^-150` for the absolute ones (each f32 product and sum that lands in f32's
+/// subnormal range can lose half of 2^-149, and alpha scales those of the accumulation), plus half an
+/// ulp of `T` of the result for the final rounding. Compare with
+/// `check_abs_bound(T::DTYPE, kernel, oracle, bound, 1.0, 0.0)`, which adds `T`'s own subnormal floor.
+///
+/// # Errors
+/// As [`gemm`].
+pub fn gemm_error_bound<T: Elem>(a: &[T], b: &[T], c: &[T], shape: GemmShape, cfg: GemmConfig) -> Result<Vec<f64>> {
+    let magnitude = gemm_abs_bound(a, b, c, shape, cfg)?;
+    let oracle = gemm_f64(a, b, c, shape, cfg)?;
+    let u = f32::EPSILON as f64 / 2.0;
+    let n = (shape.k + 3) as f64;
+    let gamma = n * u / (1.0 - n * u);
+    let underflow = (2.0 * shape.k as f64 * (cfg.alpha as f64).abs() + 3.0) * 2f64.powi(-150);
+    Ok(magnitude
+        .iter()
+        .zip(&oracle)
+        .map(|(m, o)| gamma * m + underflow + o.abs() * T::EPSILON_HALF_ULP * 1.0001)
+        .collect())
+}
