@@ -69,7 +69,7 @@ fn main() {
     let start = Instant::now();
     let mut counts = std::collections::BTreeMap::new();
     let mut ran = 0u64;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let drawn = (0..iterations).map(|_| Case::draw(&mut rng));
     for (i, case) in corpus().into_iter().chain(drawn).enumerate() {
         if start.elapsed() > cap {

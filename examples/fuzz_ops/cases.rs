@@ -3,21 +3,21 @@
 use llama_kernels::backend::{Backend, DeviceSlice, DeviceValue, EmuBackend, EmuBuffer, EmuView, EmuViewMut};
 use llama_kernels::reference::random_vec;
 use llama_kernels::*;
+use ptx_emu::fuzz::SplitMix64;
 
-/// splitmix64: small, deterministic, no dependency.
-pub struct Rng(pub u64);
+/// The drawing helpers over ptx-emu's deterministic PRNG.
+pub struct Rng(pub SplitMix64);
 
 impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(SplitMix64(seed))
+    }
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.below(n as usize) as u64
     }
     /// True with probability `percent / 100`.
     pub fn chance(&mut self, percent: u64) -> bool {
@@ -206,7 +206,7 @@ impl Case {
                 .collect(),
             Data::Specials => {
                 let elementwise = !matches!(self.op, Op::Attention | Op::Gemm);
-                let mut rng = Rng(seed);
+                let mut rng = Rng::new(seed);
                 random
                     .into_iter()
                     .map(|v| {
@@ -242,7 +242,7 @@ impl Case {
         if !self.positions.is_empty() {
             return self.positions.clone();
         }
-        let mut rng = Rng(self.seed ^ 0x9051);
+        let mut rng = Rng::new(self.seed ^ 0x9051);
         (0..tokens.min(MAX_ELEMS)).map(|_| rng.below(4104) as i32 - 8).collect()
     }
 
