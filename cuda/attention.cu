@@ -186,17 +186,14 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
         }
 
         // 2. Mask, scale to base 2, online softmax per row; s becomes p = exp2(s - m).
-        int64_t last_visible[R];  // the last key each row sees
-#pragma unroll
-        for (int r = 0; r < R; ++r)
-            last_visible[r] = p.causal ? int64_t((row0 + r) / G) + p.causal_offset : int64_t(p.kv_len) - 1;
 #pragma unroll
         for (int r = 0; r < R; ++r) {
+            const int64_t last_visible = p.causal ? int64_t((row0 + r) / G) + p.causal_offset : int64_t(p.kv_len) - 1;
             float m_tile = -INFINITY;
 #pragma unroll
             for (int t = 0; t < KPL; ++t) {
                 const int jl = lane + t * WARP_SIZE;
-                const bool visible = jl < n_valid && n0 + jl <= last_visible[r];
+                const bool visible = jl < n_valid && n0 + jl <= last_visible;
                 s[r][t] = visible ? s[r][t] * p.softmax_scale_log2 : -INFINITY;
                 m_tile = fmaxf(m_tile, s[r][t]);
             }

@@ -132,6 +132,23 @@ impl AttentionConfig {
     pub fn scale(&self, head_dim: usize) -> f32 {
         self.softmax_scale.unwrap_or(1.0 / (head_dim as f32).sqrt())
     }
+
+    /// `(scale, scale · log2 e)` in f32, the kernel's base-2 scale, once the scale is checked: finite,
+    /// non-zero, and finite once multiplied by `log2 e`. The one rule of the op and the reference; `Err`
+    /// says what is wrong.
+    pub fn checked_scale(&self, head_dim: usize) -> Result<(f32, f32), String> {
+        let scale = self.scale(head_dim);
+        if !scale.is_finite() || scale == 0.0 {
+            return Err(format!("softmax_scale must be finite and non-zero, got {scale}"));
+        }
+        let scale_log2 = scale * std::f32::consts::LOG2_E;
+        if !scale_log2.is_finite() {
+            return Err(format!(
+                "softmax_scale {scale} overflows f32 once multiplied by log2(e)"
+            ));
+        }
+        Ok((scale, scale_log2))
+    }
 }
 
 /// `C (m, n) = alpha · op(A) (m, k) · op(B) (k, n) + beta · C`. Row-major; `A` is stored `(m, k)`, or

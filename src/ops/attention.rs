@@ -311,20 +311,9 @@ where
             });
         }
     }
-    let scale = cfg.scale(s.head_dim);
-    if !scale.is_finite() || scale == 0.0 {
-        return Err(Error::InvalidArgument {
-            op: OP,
-            reason: format!("softmax_scale must be finite and non-zero, got {scale}"),
-        });
-    }
-    let scale_log2 = scale * std::f32::consts::LOG2_E;
-    if !scale_log2.is_finite() {
-        return Err(Error::InvalidArgument {
-            op: OP,
-            reason: format!("softmax_scale {scale} overflows f32 once multiplied by log2(e)"),
-        });
-    }
+    let (scale, scale_log2) = cfg
+        .checked_scale(s.head_dim)
+        .map_err(|reason| Error::InvalidArgument { op: OP, reason })?;
     let (dims, kernel_index) = launch_config(s, T::DTYPE, backend.max_shared_bytes_per_block())?;
     let q_dims = [s.batch, s.q_len, s.n_heads, s.head_dim];
     if kv_capacity < s.kv_len {

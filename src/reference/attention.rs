@@ -23,8 +23,8 @@
 //! evaluates the same f32 chain, so a score is `+inf`, `-inf` or NaN exactly as the kernel's (a kernel
 //! that sums in another order, such as a tensor-core version, must state its own). A `-inf` score is a key
 //! of weight 0 that `P·V` skips, as it skips keys the query does not see, so an inf or NaN in its `v` row
-//! does not reach the output (a row whose every key has weight 0 is as a row with no visible key); a `+inf` score makes
-//! its row NaN (`inf - inf`), and so does a NaN score. NaN always reaches `lse` too: `lse = -inf` means
+//! does not reach the output (a row whose every key has weight 0 is as a row with no visible key); a
+//! `+inf` score makes its row NaN (`inf - inf`), and so does a NaN score. NaN always reaches `lse` too: `lse = -inf` means
 //! only "no key had weight", so a split-KV merge can never drop a NaN. `batch == 0` or `q_len == 0`
 //! gives empty outputs.
 //!
@@ -36,7 +36,7 @@
 
 use crate::dtype::Elem;
 use crate::error::{Error, Result};
-use crate::reference::{check_finite, check_len, check_positive, round_t};
+use crate::reference::{check_len, check_positive, round_t};
 use crate::shapes::{AttentionConfig, AttentionShape};
 
 const OP: &str = "attention";
@@ -64,15 +64,9 @@ fn validate(q: usize, k: usize, v: usize, shape: AttentionShape, cfg: AttentionC
     check_len(OP, "q", q, &[s.batch, s.q_len, s.n_heads, s.head_dim])?;
     check_len(OP, "k", k, &[s.batch, s.kv_len, s.n_kv_heads, s.head_dim])?;
     check_len(OP, "v", v, &[s.batch, s.kv_len, s.n_kv_heads, s.head_dim])?;
-    // The op's rule: finite, non-zero, and finite once multiplied by log2 e in f32 (the kernel's scale).
-    let scale = cfg.scale(s.head_dim);
-    check_finite(OP, "softmax_scale", scale as f64)?;
-    if scale == 0.0 || !(scale * std::f32::consts::LOG2_E).is_finite() {
-        return Err(Error::InvalidArgument {
-            op: OP,
-            reason: format!("softmax_scale must be non-zero and finite times log2(e) in f32, got {scale}"),
-        });
-    }
+    let (scale, _) = cfg
+        .checked_scale(s.head_dim)
+        .map_err(|reason| Error::InvalidArgument { op: OP, reason })?;
     Ok(scale as f64)
 }
 
