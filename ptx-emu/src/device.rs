@@ -251,8 +251,17 @@ impl Device {
             .enumerate()
             .map(|(i, k)| (k.name.clone(), i))
             .collect();
+        let mut warnings = limits::module_warnings(&ast);
+        for k in &prog.kernels {
+            if let Some((line, instruction)) = &k.unsupported {
+                warnings.push(format!(
+                    "kernel {} contains unsupported PTX at line {line} ({instruction}): launching it is an error",
+                    k.name
+                ));
+            }
+        }
         Ok(Arc::new(Module {
-            warnings: limits::module_warnings(&ast),
+            warnings,
             prog,
             kernels,
             device_id: self.id,
@@ -276,6 +285,12 @@ impl Device {
             .get(kernel)
             .ok_or_else(|| EmuError::NoKernel(kernel.to_string()))?;
         let k = &module.prog.kernels[ki];
+        if let Some((line, instruction)) = &k.unsupported {
+            return Err(EmuError::Unsupported {
+                line: *line,
+                instruction: format!("{instruction} (in kernel {kernel}, which cannot be launched)"),
+            });
+        }
         if params.len() != k.param_bytes as usize {
             return Err(EmuError::Usage(format!(
                 "kernel {kernel} takes {} bytes of parameters, got {}",
@@ -331,12 +346,14 @@ impl Device {
                 limit: self.options.max_instructions,
                 warps: out.budget_stop,
                 reports: out.reports,
+                metrics: Box::new(metrics),
             });
         }
         if !out.reports.is_empty() {
             return Err(EmuError::Check {
                 kernel: kernel.to_string(),
                 reports: out.reports,
+                metrics: Box::new(metrics),
             });
         }
         Ok(LaunchReport { metrics, printf })

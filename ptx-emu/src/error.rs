@@ -103,7 +103,13 @@ pub enum EmuError {
     /// Valid PTX that the emulator does not implement.
     Unsupported { line: u32, instruction: String },
     /// One or more checks fired during a launch (the launch ran to completion or to the first fatal fault).
-    Check { kernel: String, reports: Vec<CheckReport> },
+    /// `metrics` are the launch's metrics up to the end of the launch (or the fatal fault), as a clean
+    /// launch reports them.
+    Check {
+        kernel: String,
+        reports: Vec<CheckReport>,
+        metrics: Box<crate::Metrics>,
+    },
     /// Wrong use of the API or the command line.
     Usage(String),
     /// A host-side memory operation (write/read/free) on an address that is not allocated.
@@ -119,6 +125,8 @@ pub enum EmuError {
         limit: u64,
         warps: Vec<WarpAt>,
         reports: Vec<CheckReport>,
+        /// The launch's metrics up to the stop.
+        metrics: Box<crate::Metrics>,
     },
     /// A device allocation (global memory, module variables, or a launch's registers, local, shared
     /// and param memory) would exceed `Options::memory_limit` or the host's memory.
@@ -132,7 +140,7 @@ impl fmt::Display for EmuError {
             EmuError::Unsupported { line, instruction } => {
                 write!(f, "unsupported PTX at line {line}: {instruction}")
             }
-            EmuError::Check { kernel, reports } => {
+            EmuError::Check { kernel, reports, .. } => {
                 write!(f, "{} check report(s) in kernel {kernel}", reports.len())?;
                 for r in reports.iter().take(20) {
                     write!(f, "\n  {r}")?;
@@ -150,6 +158,7 @@ impl fmt::Display for EmuError {
                 limit,
                 warps,
                 reports,
+                ..
             } => {
                 write!(
                     f,

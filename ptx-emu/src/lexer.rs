@@ -82,8 +82,18 @@ pub fn lex(src: &str) -> Result<Vec<Token>, EmuError> {
         }
         if ident_start(c) {
             i += 1;
-            while i < b.len() && ident_char(b[i]) {
-                i += 1;
+            loop {
+                if i < b.len() && ident_char(b[i]) {
+                    i += 1;
+                } else if b[i - 1] != b'.'
+                    && b.get(i..i + 2) == Some(b"::")
+                    && b.get(i + 2).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                {
+                    // A qualified modifier inside an opcode: `shared::cta`, `L2::128B`, `L1::evict_last`.
+                    i += 2;
+                } else {
+                    break;
+                }
             }
             out.push(Token {
                 tok: Tok::Ident(src[start..i].to_string()),

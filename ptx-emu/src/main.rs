@@ -184,13 +184,17 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
         shared_bytes: shared,
     };
     let result = dev.launch(&module, &kernel, &cfg, &blob);
+    // The metrics file is written whenever the kernel ran, also when a check fired or the budget ran out.
+    let metrics = match &result {
+        Ok(rep) => Some(&rep.metrics),
+        Err(EmuError::Check { metrics, .. } | EmuError::Budget { metrics, .. }) => Some(&**metrics),
+        Err(_) => None,
+    };
+    if let (Some(p), Some(m)) = (&metrics_path, metrics) {
+        std::fs::write(p, m.to_json()).map_err(|e| (2, format!("cannot write {p}: {e}")))?;
+    }
     let code = match &result {
-        Ok(rep) => {
-            if let Some(p) = &metrics_path {
-                std::fs::write(p, rep.metrics.to_json()).map_err(|e| (2, format!("cannot write {p}: {e}")))?;
-            }
-            0
-        }
+        Ok(_) => 0,
         Err(EmuError::Check { .. } | EmuError::Budget { .. }) => {
             eprintln!("{}", result.as_ref().err().map(|e| e.to_string()).unwrap_or_default());
             1

@@ -257,7 +257,7 @@ pub(crate) fn write_bytes(w: &mut Warp, env: &mut Env, l: usize, loc: &Loc, data
 }
 
 /// Coalescing / bank-conflict metrics of one warp-level request (no heap allocation).
-fn request_metrics(env: &mut Env, space: Space, addrs: &[(u64, u64)]) {
+pub(crate) fn request_metrics(env: &mut Env, space: Space, addrs: &[(u64, u64)]) {
     if addrs.is_empty() {
         return;
     }

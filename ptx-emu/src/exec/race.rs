@@ -42,6 +42,11 @@ impl SyncState<'_> {
     }
 }
 
+/// Per-byte shadow: the last writer; the last reader `r`; and a summary `o` of the earlier readers
+/// that were concurrent with a later one (not ordered before it): a representative thread, a second
+/// distinct one if any, the latest epoch among them, and — if all are lanes of one warp — that warp
+/// and its latest sync counter. A write is checked against `r` exactly and against `o` through
+/// whole-block barriers and (for one warp) warp-level syncs, never against the writer itself.
 #[derive(Clone, Copy)]
 struct Cell {
     w_tid: u32,
@@ -52,10 +57,18 @@ struct Cell {
     r_ep: u32,
     r_ws: u32,
     r_line: u32,
-    r_multi: bool,
+    o_tid: u32,
+    o_alt: u32,
+    o_alt_line: u32,
+    o_line: u32,
+    o_ep: u32,
+    o_ws: u32,
+    /// The warp all `o` readers belong to, or `MIXED`.
+    o_warp: u32,
 }
 
 const NONE: u32 = u32::MAX;
+const MIXED: u32 = u32::MAX - 1;
 
 impl Default for Cell {
     fn default() -> Self {
@@ -68,8 +81,66 @@ impl Default for Cell {
             r_ep: 0,
             r_ws: 0,
             r_line: 0,
-            r_multi: false,
+            o_tid: NONE,
+            o_alt: NONE,
+            o_alt_line: 0,
+            o_line: 0,
+            o_ep: 0,
+            o_ws: 0,
+            o_warp: NONE,
         }
+    }
+}
+
+impl Cell {
+    /// Moves the last reader into the summary of earlier concurrent readers.
+    fn retire_reader(&mut self) {
+        let (t, ep, ws, line) = (self.r_tid, self.r_ep, self.r_ws, self.r_line);
+        if self.o_tid == NONE {
+            self.o_tid = t;
+            self.o_line = line;
+            self.o_ep = ep;
+            self.o_ws = ws;
+            self.o_warp = t / 32;
+            return;
+        }
+        if t != self.o_tid && self.o_alt == NONE {
+            self.o_alt = t;
+            self.o_alt_line = line;
+        }
+        self.o_ep = self.o_ep.max(ep);
+        if self.o_warp == t / 32 {
+            self.o_ws = self.o_ws.max(ws);
+        } else {
+            self.o_warp = MIXED;
+        }
+    }
+
+    /// An earlier concurrent reader other than `tid` that is not ordered before `tid` now, if any:
+    /// (thread, line).
+    fn unordered_summary_reader(&self, tid: u32, sync: &SyncState) -> Option<(u32, u32)> {
+        if self.o_tid == NONE {
+            return None;
+        }
+        let other = if self.o_tid != tid {
+            (self.o_tid, self.o_line)
+        } else if self.o_alt != NONE {
+            (self.o_alt, self.o_alt_line)
+        } else {
+            return None; // only the writer itself read these bytes concurrently
+        };
+        if sync.full_epoch > self.o_ep {
+            return None;
+        }
+        if self.o_warp == tid / 32
+            && sync
+                .warp_syncs
+                .get(self.o_warp as usize)
+                .is_some_and(|&w| w != self.o_ws)
+        {
+            return None;
+        }
+        Some(other)
     }
 }
 
@@ -91,8 +162,8 @@ impl RaceShadow {
         }
     }
 
-    /// Records an access of [off, off+len) by thread `tid`; returns the first hazard found.
-    /// Records an access of [off, off+len) by thread `tid` at `epoch`; returns the first hazard found.
+    /// Records an access of [off, off+len) by thread `tid` at `epoch`; returns the first hazard found
+    /// (the other thread named is never `tid` itself).
     #[allow(clippy::too_many_arguments)]
     pub fn access(
         &mut self,
@@ -114,33 +185,38 @@ impl RaceShadow {
                         other: c.w_tid,
                         other_line: c.w_line,
                     });
-                } else if write
-                    && c.r_tid != NONE
-                    && ((c.r_tid != tid && !sync.ordered(c.r_tid, c.r_ep, c.r_ws, tid))
-                        || (c.r_multi && sync.full_epoch <= c.r_ep))
-                {
-                    found = Some(Hazard {
-                        kind: "WAR",
-                        other: c.r_tid,
-                        other_line: c.r_line,
-                    });
+                } else if write {
+                    if c.r_tid != NONE && c.r_tid != tid && !sync.ordered(c.r_tid, c.r_ep, c.r_ws, tid) {
+                        found = Some(Hazard {
+                            kind: "WAR",
+                            other: c.r_tid,
+                            other_line: c.r_line,
+                        });
+                    } else if let Some((other, other_line)) = c.unordered_summary_reader(tid, sync) {
+                        found = Some(Hazard {
+                            kind: "WAR",
+                            other,
+                            other_line,
+                        });
+                    }
                 }
             }
             if write {
-                c.w_tid = tid;
-                c.w_ep = epoch;
-                c.w_ws = ws;
-                c.w_line = line;
-                c.r_tid = NONE;
-                c.r_multi = false;
-            } else if c.r_tid != NONE && c.r_tid != tid && !sync.ordered(c.r_tid, c.r_ep, c.r_ws, tid) {
-                c.r_multi = true;
+                *c = Cell {
+                    w_tid: tid,
+                    w_ep: epoch,
+                    w_ws: ws,
+                    w_line: line,
+                    ..Cell::default()
+                };
             } else {
+                if c.r_tid != NONE && c.r_tid != tid && !sync.ordered(c.r_tid, c.r_ep, c.r_ws, tid) {
+                    c.retire_reader();
+                }
                 c.r_tid = tid;
                 c.r_ep = epoch;
                 c.r_ws = ws;
                 c.r_line = line;
-                c.r_multi = false;
             }
         }
         found

@@ -3,7 +3,7 @@
 //! (x1/x2/x4, .trans); `cp.async` (ca/cg, 4/8/16 bytes, src-size zero fill, ignore-src) with groups.
 
 use super::float::{self, BF16, F16};
-use super::mem::{locate, read_bytes, set_bits, write_bytes, Loc};
+use super::mem::{locate, read_bytes, request_metrics, resolve, set_bits, write_bytes, Loc};
 use super::step::{get, lanes, set, Flow};
 use super::{AsyncCopy, Env, Warp};
 use crate::error::CheckKind;
@@ -146,6 +146,9 @@ pub(crate) fn matrix(w: &mut Warp, env: &mut Env, op: &Op, group: u32, line: u32
     // mats[i][row][col]
     let mut mats = [[[0u16; 8]; 8]; 4];
     let mut locs: Vec<Option<(Loc, usize)>> = Vec::with_capacity(8 * n);
+    // One warp-level shared request: 8n rows of 16 bytes, one 8x8 matrix (128 bytes) per phase.
+    let mut reqs = [(0u64, 0u64); 32];
+    let mut nreq = 0;
     #[allow(clippy::needless_range_loop)]
     for i in 0..n {
         for row in 0..8 {
@@ -155,6 +158,10 @@ pub(crate) fn matrix(w: &mut Warp, env: &mut Env, op: &Op, group: u32, line: u32
                 None => addr.off as u64,
             };
             let loc = locate(w, env, lane, space, a, 16, !load, line);
+            if loc.is_some() {
+                reqs[nreq] = (resolve(space, a).1, 16);
+                nreq += 1;
+            }
             if load {
                 if let Some(loc) = &loc {
                     let mut buf = [0u8; 16];
@@ -168,6 +175,7 @@ pub(crate) fn matrix(w: &mut Warp, env: &mut Env, op: &Op, group: u32, line: u32
             locs.push(loc.map(|l| (l, lane)));
         }
     }
+    request_metrics(env, Space::Shared, &reqs[..nreq]);
     if load {
         let Op::Ldmatrix { ds, .. } = op else { return };
         lanes!(group, |l| {
@@ -217,6 +225,10 @@ pub(crate) fn async_copy(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) 
             ignore,
         } => {
             let size = *size as usize;
+            // Warp-level requests of both sides: the global reads (lanes that read) and the shared
+            // writes (every lane; a zero fill writes shared memory too).
+            let (mut greqs, mut sreqs) = ([(0u64, 0u64); 32], [(0u64, 0u64); 32]);
+            let (mut ng, mut ns) = (0, 0);
             lanes!(active, |l| {
                 let r = &w.regs;
                 let da = match dst.base {
@@ -245,8 +257,13 @@ pub(crate) fn async_copy(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) 
                     if let Some(loc) = locate(w, env, l, Space::Global, sa, size as u64, false, inst.line) {
                         read_bytes(w, env, l, &loc, &mut data[..n], inst.line, sa);
                         env.metrics.global_load_bytes += n as u64;
+                        greqs[ng] = (sa, n as u64);
+                        ng += 1;
                     }
                 }
+                env.metrics.shared_store_bytes += size as u64;
+                sreqs[ns] = (doff as u64, size as u64);
+                ns += 1;
                 if env.shared_pending.is_empty() {
                     env.shared_pending = vec![u32::MAX; env.shared.len()];
                 }
@@ -259,6 +276,8 @@ pub(crate) fn async_copy(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) 
                     line: inst.line,
                 });
             });
+            request_metrics(env, Space::Global, &greqs[..ng]);
+            request_metrics(env, Space::Shared, &sreqs[..ns]);
         }
         Op::CpAsyncCommit => {
             lanes!(active, |l| {

@@ -53,14 +53,22 @@ pub(crate) fn try_complete(w: &mut Warp, env: &mut Env, pc: u32) {
                 );
             }
         });
-        if member & (1 << l0) == 0 && env.checks.synccheck {
+        // Every executing lane must be in the mask it passes (not only the first one: a mask naming
+        // lanes 0-15 executed by the whole warp is undefined for lanes 16-31).
+        let outsiders = group & !member;
+        if outsiders != 0 && env.checks.synccheck {
+            let l = outsiders.trailing_zeros() as usize;
             env.report(
                 CheckKind::Synccheck,
                 w.id,
-                l0,
+                l,
                 inst.line,
                 None,
-                format!("lane {l0} executes a warp collective whose member mask {member:#010x} does not include it"),
+                format!(
+                    "lane {l} executes a warp collective whose member mask {member:#010x} does not include it \
+                     ({} executing lanes outside the mask)",
+                    outsiders.count_ones()
+                ),
             );
         }
         let need = member & w.exists;

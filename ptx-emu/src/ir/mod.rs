@@ -435,6 +435,10 @@ pub struct KernelInfo {
     /// `.maxntid` / `.reqntid` of the kernel (missing dimensions are 1).
     pub maxntid: Option<[u32; 3]>,
     pub reqntid: Option<[u32; 3]>,
+    /// The first unsupported instruction this kernel (or a device function it calls) contains, as
+    /// `(PTX line, instruction)`: the module still loads, launching this kernel is the
+    /// `EmuError::Unsupported` error.
+    pub unsupported: Option<(u32, String)>,
 }
 
 /// A device function: where it starts, where its params and return values live in the per-thread frame.

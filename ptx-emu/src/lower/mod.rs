@@ -63,6 +63,10 @@ pub(crate) struct FnCtx<'a> {
     pub preds: std::collections::HashSet<Slot>,
     /// The hidden condition-code register (carry flag) of this function, once used.
     pub cc: Option<Slot>,
+    /// The first instruction of this function the emulator does not support: (line, instruction).
+    /// Lowering goes on (a trap stands in for it), so that one unsupported instruction does not
+    /// reject kernels that never reach it.
+    pub unsupported: Option<(u32, String)>,
 }
 
 impl FnCtx<'_> {
@@ -114,6 +118,10 @@ impl FnCtx<'_> {
                     Some(Sym::Reg(s)) => Src::R(s),
                     Some(sym) => Src::I(sym_addr(sym)),
                     None => {
+                        if n == "WARP_SZ" {
+                            // The predefined constant `warpSize` compiles to.
+                            return Ok(Src::I(32));
+                        }
                         if n.starts_with('%') {
                             return unsupported(self.line, format!("special or undeclared register `{n}`"));
                         }
@@ -327,6 +335,7 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
     let mut func_slot_base = 0u32;
     let mut first_func = true;
     let mut ranges: Vec<(String, usize, usize)> = vec![];
+    let mut fn_unsupported: HashMap<String, (u32, String)> = HashMap::new();
     for f in order {
         let body = f.body.as_ref().expect("filtered");
         let start = code.len();
@@ -363,6 +372,7 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
                 static_shared: 0,
                 maxntid: f.maxntid,
                 reqntid: f.reqntid,
+                unsupported: None,
             });
         } else {
             let (idx, info) = &funcs[&f.name];
@@ -388,6 +398,7 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
             line: f.line,
             preds: Default::default(),
             cc: None,
+            unsupported: None,
         };
         lower_body(&mut ctx, body)?;
         // A body that falls off its end returns.
@@ -401,6 +412,9 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
             }
         }
         max_shared = max_shared.max(ctx.shared_bytes);
+        if let Some(u) = ctx.unsupported.take() {
+            fn_unsupported.insert(f.name.clone(), u);
+        }
         ranges.push((f.name.clone(), start, ctx.code.len()));
         if f.is_entry {
             max_kernel_slots = max_kernel_slots.max(ctx.next_slot);
@@ -436,6 +450,25 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
                 stack.extend(edges.iter().filter(|e| e.0 == f).map(|e| e.1.clone()));
             }
         }
+    }
+    // A kernel is unsupported if it, or a device function it can reach, contains an unsupported
+    // instruction (the first one in module order).
+    for k in &mut kernels {
+        let mut stack = vec![k.name.clone()];
+        let mut seen = std::collections::HashSet::new();
+        let mut first: Option<(u32, String)> = None;
+        while let Some(f) = stack.pop() {
+            if !seen.insert(f.clone()) {
+                continue;
+            }
+            if let Some(u) = fn_unsupported.get(&f) {
+                if first.as_ref().is_none_or(|x| u.0 < x.0) {
+                    first = Some(u.clone());
+                }
+            }
+            stack.extend(edges.iter().filter(|e| e.0 == f).map(|e| e.1.clone()));
+        }
+        k.unsupported = first;
     }
     for (at, name, line) in call_fixups {
         let Some((idx, _)) = funcs.get(&name) else {
@@ -547,7 +580,19 @@ fn lower_body(ctx: &mut FnCtx, body: &[Stmt]) -> R<()> {
             }
             Stmt::Inst(i) => {
                 ctx.line = i.line;
-                inst::lower_inst(ctx, i)?;
+                let mark = ctx.code.len();
+                match inst::lower_inst(ctx, i) {
+                    Ok(()) => {}
+                    Err(EmuError::Unsupported { line, instruction }) => {
+                        // Deferred to the launch of a kernel that reaches it (see `FnCtx::unsupported`).
+                        ctx.code.truncate(mark);
+                        ctx.fixups.retain(|f| f.0 < mark);
+                        ctx.call_fixups.retain(|f| f.0 < mark);
+                        ctx.emit(Op::Trap, None, Class::Control);
+                        ctx.unsupported.get_or_insert((line, instruction));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
