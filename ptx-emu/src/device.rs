@@ -83,6 +83,22 @@ pub struct Options {
     /// the first time it is written), so the host memory used is at most ~1.125x the bytes written.
     /// Default [`DEFAULT_MEMORY_LIMIT`] (4 GiB).
     pub memory_limit: u64,
+    /// Approximate instructions (`ex2.approx`, `rsqrt.approx`, `div.approx`, ...): exactly rounded
+    /// results ([`Approx::Exact`], the default), or results perturbed within the PTX ISA's stated
+    /// error bound, as hardware gives ([`Approx::Perturbed`]).
+    pub approx: Approx,
+}
+
+/// What approximate instructions return (`Options::approx`, CLI `--approx exact|perturbed`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Approx {
+    /// The correctly rounded value of the function.
+    #[default]
+    Exact,
+    /// For each input, a value within the ISA's bound for that instruction and input range, chosen
+    /// deterministically from the seed, the instruction and the input bits (never outside the
+    /// bound): a kernel or test that only works with exact results fails here as it would on a GPU.
+    Perturbed { seed: u64 },
 }
 
 impl Default for Options {
@@ -95,6 +111,7 @@ impl Default for Options {
             max_instructions: DEFAULT_MAX_INSTRUCTIONS,
             printf_stdout: true,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            approx: Approx::Exact,
         }
     }
 }
@@ -326,6 +343,10 @@ impl Device {
             checks: self.options.checks,
             workers: self.options.worker_threads,
             seed: self.options.schedule_seed,
+            approx_seed: match self.options.approx {
+                Approx::Exact => None,
+                Approx::Perturbed { seed } => Some(seed),
+            },
             budget: self.options.max_instructions,
         };
         let out = exec::launch(&spec, &mem);

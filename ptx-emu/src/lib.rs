@@ -18,7 +18,7 @@ pub mod nvcc;
 pub mod parser;
 
 pub use device::{
-    Checks, Device, LaunchConfig, LaunchReport, Module, Options, ParamSlot, DEFAULT_MAX_INSTRUCTIONS,
+    Approx, Checks, Device, LaunchConfig, LaunchReport, Module, Options, ParamSlot, DEFAULT_MAX_INSTRUCTIONS,
     DEFAULT_MEMORY_LIMIT, MAX_SHARED_SM80, MAX_SHARED_SM90,
 };
 pub use error::{CheckKind, CheckReport, EmuError, WarpAt};

@@ -12,6 +12,8 @@ const USAGE: &str = "usage: ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] 
     [--metrics PATH] [--no-check memcheck|racecheck|initcheck|synccheck|all] [--workers N] [--seed N]
     [--max-instructions N]            warp-instructions the launch may run (default 33554432)
     [--memory-limit BYTES]            device memory (default 4294967296)
+    [--approx exact|perturbed]        approximate instructions: correctly rounded (default), or
+                                      perturbed within the PTX ISA's bound, seeded by --seed (default 0)
 A kernel with one by-value struct parameter gets the --arg values packed in order with C alignment.";
 
 enum Arg {
@@ -83,6 +85,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
     let mut checks = Checks::all();
     let mut workers = 1usize;
     let mut seed = None;
+    let mut approx_perturbed = false;
     let mut max_instructions = ptx_emu::DEFAULT_MAX_INSTRUCTIONS;
     let mut memory_limit = ptx_emu::DEFAULT_MEMORY_LIMIT;
     let mut i = 1;
@@ -106,6 +109,13 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
                     .map_err(|e| usage(format!("bad --max-instructions: {e}")))?
             }
             "--memory-limit" => memory_limit = val()?.parse().map_err(|e| usage(format!("bad --memory-limit: {e}")))?,
+            "--approx" => {
+                approx_perturbed = match val()?.as_str() {
+                    "exact" => false,
+                    "perturbed" => true,
+                    m => return Err(usage(format!("unknown --approx mode `{m}` (exact or perturbed)"))),
+                }
+            }
             "--workers" => workers = val()?.parse().map_err(|e| usage(format!("bad --workers: {e}")))?,
             "--no-check" => match val()?.as_str() {
                 "memcheck" => checks.memcheck = false,
@@ -135,6 +145,13 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
         schedule_seed: seed,
         max_instructions,
         memory_limit,
+        approx: if approx_perturbed {
+            ptx_emu::Approx::Perturbed {
+                seed: seed.unwrap_or(0),
+            }
+        } else {
+            ptx_emu::Approx::Exact
+        },
         ..Options::default()
     });
     let emu = |e: EmuError| (2, e.to_string());

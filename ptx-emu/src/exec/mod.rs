@@ -3,6 +3,7 @@
 //! keeping its own PC, so divergence and reconvergence are exact. Barriers count arriving threads;
 //! a block where no thread can move is a deadlock report, never a hang.
 
+pub mod approx;
 mod barrier;
 mod builtin;
 pub mod cvt;
@@ -109,6 +110,8 @@ pub(crate) struct Env<'a> {
     pub slice: u32,
     /// Seeded schedule (None: warps in order, fixed slice).
     pub rng: Option<u64>,
+    /// Perturbed approximate math (`Options::approx`): its seed.
+    pub approx_seed: Option<u64>,
     /// Warp-instructions the whole launch may run (`Options::max_instructions`), counted in `executed`,
     /// which every worker shares.
     pub budget: u64,
@@ -189,6 +192,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub checks: Checks,
     pub workers: usize,
     pub seed: Option<u64>,
+    /// `Some(seed)`: approximate instructions return perturbed results (see `approx`).
+    pub approx_seed: Option<u64>,
     /// Warp-instructions the whole launch may execute.
     pub budget: u64,
 }
@@ -282,6 +287,7 @@ fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBo
         warp_syncs: vec![0; nwarps as usize],
         slice: step::SLICE,
         rng: spec.seed.map(|s| s | 1),
+        approx_seed: spec.approx_seed,
         budget: spec.budget,
         executed,
         unbudgeted: 0,

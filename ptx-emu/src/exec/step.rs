@@ -3,7 +3,7 @@
 //! instructions (memory: `mem.rs`, collectives: `warp.rs`, tensor core and async copies: `tensor.rs`).
 
 use super::pred::{compare, sreg};
-use super::{barrier, builtin, cvt, float, int, mem, tensor, warp, Env, Lane, Warp};
+use super::{approx, barrier, builtin, cvt, float, int, mem, tensor, warp, Env, Lane, Warp};
 use crate::error::CheckKind;
 use crate::ir::*;
 
@@ -305,6 +305,14 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
                 set(r, *d, l, v);
             });
         }
+        Op::FBin { op, t, m, d, a, b } if op == &FBin::Div && env.approx_seed.is_some() && m.rnd == Rnd::Approx => {
+            let (t, m, seed) = (*t, *m, env.approx_seed.unwrap_or(0));
+            lanes!(active, |l| {
+                let (x, y) = (get(r, *a, l), get(r, *b, l));
+                let exact = float::bin_scalar(FBin::Div, t, m, x, y);
+                set(r, *d, l, approx::binary(FBin::Div, t, m, x, y, exact, seed));
+            });
+        }
         Op::FBin { op, t, m, d, a, b } => {
             let (op, t, m) = (*op, *t, *m);
             if float::is_packed(t) {
@@ -324,6 +332,19 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
                     set(r, *d, l, v);
                 });
             }
+        }
+        Op::FUn { op, t, m, d, a } if env.approx_seed.is_some() && approx::is_approx_unary(*op, *m) => {
+            let (op, t, m, seed) = (*op, *t, *m, env.approx_seed.unwrap_or(0));
+            let f = |s: FTy, x: u64| approx::unary(op, s, m, x, float::un_scalar(op, s, m, x), seed);
+            lanes!(active, |l| {
+                let x = get(r, *a, l);
+                let v = if float::is_packed(t) {
+                    float::packed(t, |s, x, _, _| f(s, x), x, 0, 0)
+                } else {
+                    f(t, x)
+                };
+                set(r, *d, l, v);
+            });
         }
         Op::FUn { op, t, m, d, a } => {
             let (op, t, m) = (*op, *t, *m);
