@@ -14,6 +14,9 @@ use crate::raw::{module_image, KernelParams};
 /// Shared memory per block the emulator offers (an H100's opt-in limit).
 const EMU_MAX_SHARED_BYTES: u32 = 227 * 1024;
 
+/// The seed of [`EmuBackend::new`]'s perturbed approximate math.
+pub const EMU_APPROX_SEED: u64 = 0x11a3_a000;
+
 /// Runs the kernels on ptx-emu.
 pub struct EmuBackend {
     device: Arc<ptx_emu::Device>,
@@ -28,9 +31,15 @@ impl Default for EmuBackend {
 }
 
 impl EmuBackend {
-    /// An emulated device with every check on.
+    /// An emulated device that behaves as hardware may: every check on, and approximate instructions
+    /// (`ex2.approx` in `expf` and softmax, ...) perturbed within the PTX ISA's error bounds
+    /// (`ptx_emu::Approx::Perturbed`, seed [`EMU_APPROX_SEED`]), so that nothing passes here only
+    /// because the emulator computes them exactly.
     pub fn new() -> Self {
-        Self::with_options(ptx_emu::Options::default())
+        Self::with_options(ptx_emu::Options {
+            approx: ptx_emu::Approx::Perturbed { seed: EMU_APPROX_SEED },
+            ..ptx_emu::Options::default()
+        })
     }
 
     /// An emulated device with the given options (checks, worker threads).
