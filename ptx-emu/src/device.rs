@@ -19,6 +19,8 @@ pub struct Checks {
     pub racecheck: bool,
     pub initcheck: bool,
     pub synccheck: bool,
+    /// Global-memory races between the blocks of one launch (`exec/globalrace.rs`).
+    pub globalrace: bool,
 }
 
 impl Checks {
@@ -28,6 +30,7 @@ impl Checks {
             racecheck: true,
             initcheck: true,
             synccheck: true,
+            globalrace: true,
         }
     }
     pub fn none() -> Self {
@@ -36,6 +39,7 @@ impl Checks {
             racecheck: false,
             initcheck: false,
             synccheck: false,
+            globalrace: false,
         }
     }
 }

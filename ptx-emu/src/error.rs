@@ -17,6 +17,8 @@ pub enum CheckKind {
     AsyncCopy,
     /// `trap` or another fatal condition raised by the kernel itself.
     Trap,
+    /// Two blocks of one launch touching the same global bytes, at least one writing, without atomics.
+    Globalrace,
 }
 
 impl fmt::Display for CheckKind {
@@ -28,6 +30,7 @@ impl fmt::Display for CheckKind {
             CheckKind::Synccheck => "synccheck",
             CheckKind::AsyncCopy => "cp.async",
             CheckKind::Trap => "trap",
+            CheckKind::Globalrace => "globalrace",
         };
         f.write_str(s)
     }

@@ -9,7 +9,7 @@ const USAGE: &str = "usage: ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] 
     --arg buf:in=PATH[,out=PATH]      device buffer holding the raw bytes of PATH
     --arg buf:zero=BYTES[,out=PATH]   device buffer of BYTES zero bytes
     --arg buf:poison=BYTES[,out=PATH] device buffer of BYTES that count as never written
-    [--metrics PATH] [--no-check memcheck|racecheck|initcheck|synccheck|all] [--workers N] [--seed N]
+    [--metrics PATH] [--no-check memcheck|racecheck|initcheck|synccheck|globalrace|all] [--workers N] [--seed N]
     [--max-instructions N]            warp-instructions the launch may run (default 33554432)
     [--memory-limit BYTES]            device memory (default 4294967296)
     [--approx exact|perturbed]        approximate instructions: correctly rounded (default), or
@@ -122,6 +122,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
                 "racecheck" => checks.racecheck = false,
                 "initcheck" => checks.initcheck = false,
                 "synccheck" => checks.synccheck = false,
+                "globalrace" => checks.globalrace = false,
                 "all" => checks = Checks::none(),
                 c => return Err(usage(format!("unknown check `{c}`"))),
             },

@@ -2,6 +2,7 @@
 //! memory checks: memcheck (bounds, alignment), initcheck (unwritten bytes), racecheck (shared hazards),
 //! reads of shared bytes with a cp.async in flight. Also the coalescing and bank-conflict metrics.
 
+use super::globalrace::Kind;
 use super::step::{get, lanes, set};
 use super::{float, Env, Warp};
 use crate::error::CheckKind;
@@ -213,6 +214,10 @@ pub(crate) fn read_bytes(w: &Warp, env: &mut Env, l: usize, loc: &Loc, out: &mut
         Loc::Global(i, o) => {
             let al = &env.gmem.allocs[i];
             al.read(o, out);
+            if let Some(g) = env.global_access.as_mut() {
+                let kind = if env.strong_access { Kind::Atomic } else { Kind::Read };
+                g.record(al.base + o as u64, n, kind, line, tid(w, l));
+            }
             if env.checks.initcheck && !al.is_init(o as u64, n as u64) {
                 env.report(
                     CheckKind::Initcheck,
@@ -243,6 +248,10 @@ pub(crate) fn write_bytes(w: &mut Warp, env: &mut Env, l: usize, loc: &Loc, data
             let al = &env.gmem.allocs[i];
             al.write(o, data);
             al.mark_init(o as u64, n as u64);
+            if let Some(g) = env.global_access.as_mut() {
+                let kind = if env.strong_access { Kind::Atomic } else { Kind::Write };
+                g.record(al.base + o as u64, n, kind, line, tid(w, l));
+            }
         }
         Loc::Shared(o) => {
             check_shared(w, env, l, o, n, true, line);
@@ -332,7 +341,9 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
             signed,
             ds,
             addr,
+            strong,
         } => {
+            env.strong_access = *strong;
             let total = *size as u64 * ds.len() as u64;
             let mut reqs = [(0u64, 0u64); 32];
             let mut nreq = 0;
@@ -374,7 +385,9 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
             size,
             srcs,
             addr,
+            strong,
         } => {
+            env.strong_access = *strong;
             let total = *size as u64 * srcs.len() as u64;
             let mut reqs = [(0u64, 0u64); 32];
             let mut nreq = 0;
@@ -448,6 +461,9 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
                     }
                     let old = al.rmw(o, n, |old| atom_op(*op, *t, old, bv, cv));
                     al.mark_init(o as u64, len);
+                    if let Some(g) = env.global_access.as_mut() {
+                        g.record(al.base + o as u64, n, Kind::Atomic, inst.line, tid(w, l));
+                    }
                     env.metrics.global_atomic_bytes += len;
                     old
                 } else {
@@ -468,6 +484,7 @@ pub(crate) fn access(w: &mut Warp, env: &mut Env, inst: &Inst, active: u32) {
         }
         _ => {}
     }
+    env.strong_access = false;
 }
 
 fn atom_op(op: AtomOp, t: Ty, old: u64, b: u64, c: u64) -> u64 {

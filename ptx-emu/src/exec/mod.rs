@@ -8,6 +8,7 @@ mod barrier;
 mod builtin;
 pub mod cvt;
 pub mod float;
+mod globalrace;
 pub mod int;
 mod mem;
 mod pred;
@@ -112,6 +113,10 @@ pub(crate) struct Env<'a> {
     pub rng: Option<u64>,
     /// Perturbed approximate math (`Options::approx`): its seed.
     pub approx_seed: Option<u64>,
+    /// globalrace: the global bytes this block touched (None when the check is off).
+    pub global_access: Option<globalrace::BlockAccess>,
+    /// The current `ld`/`st` is strong (`.volatile`/`.relaxed`/`.acquire`/`.release`).
+    pub strong_access: bool,
     /// Warp-instructions the whole launch may run (`Options::max_instructions`), counted in `executed`,
     /// which every worker shares.
     pub budget: u64,
@@ -206,7 +211,12 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
     let stop = AtomicBool::new(false);
     let executed = AtomicU64::new(0);
     let workers = spec.workers.clamp(1, 64).min(nblocks.max(1) as usize);
-    let run = || worker(spec, gmem, &next, &stop, &executed);
+    let races = std::sync::Mutex::new(globalrace::LaunchRaces::new(
+        &spec.prog.kernels[spec.kernel].name,
+        spec.grid,
+        spec.block,
+    ));
+    let run = || worker(spec, gmem, &next, &stop, &executed, &races);
     let outs: Vec<LaunchOut> = if workers == 1 {
         vec![run()]
     } else {
@@ -223,6 +233,9 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
     let mut printf = vec![];
     let mut budget_stop = vec![];
     let mut budget_hit = false;
+    let mut races = races.into_inner().unwrap_or_else(|e| e.into_inner());
+    races.finish();
+    reports.append(&mut races.reports);
     for o in outs {
         budget_hit |= o.budget_hit;
         metrics.add(&o.metrics);
@@ -246,7 +259,14 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
     }
 }
 
-fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBool, executed: &AtomicU64) -> LaunchOut {
+fn worker(
+    spec: &LaunchSpec,
+    gmem: &GlobalMem,
+    next: &AtomicU64,
+    stop: &AtomicBool,
+    executed: &AtomicU64,
+    races: &std::sync::Mutex<globalrace::LaunchRaces>,
+) -> LaunchOut {
     let prog = spec.prog;
     let k = &prog.kernels[spec.kernel];
     let (grid, block) = (spec.grid, spec.block);
@@ -288,6 +308,8 @@ fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBo
         slice: step::SLICE,
         rng: spec.seed.map(|s| s | 1),
         approx_seed: spec.approx_seed,
+        global_access: checks.globalrace.then(globalrace::BlockAccess::default),
+        strong_access: false,
         budget: spec.budget,
         executed,
         unbudgeted: 0,
@@ -328,6 +350,10 @@ fn worker(spec: &LaunchSpec, gmem: &GlobalMem, next: &AtomicU64, stop: &AtomicBo
         env.epoch = env.epoch.wrapping_add(1);
         start_block(&mut env, &mut warps, k.entry, nthreads);
         run_block(&mut env, &mut warps);
+        if let Some(g) = env.global_access.as_mut() {
+            let access = std::mem::take(g);
+            races.lock().unwrap_or_else(|e| e.into_inner()).submit(b, access);
+        }
         env.metrics.blocks += 1;
         env.metrics.threads += nthreads as u64;
         if env.fatal {

@@ -288,18 +288,22 @@ pub enum Op {
         d: Slot,
         a: Src,
     },
+    /// `strong`: `.volatile`, `.relaxed`, `.acquire` (`.release` for `st`): never a data race with
+    /// atomics or other strong accesses (the global race check treats it as atomic).
     Ld {
         space: Space,
         size: u8,
         signed: bool,
         ds: Vec<Slot>,
         addr: Addr,
+        strong: bool,
     },
     St {
         space: Space,
         size: u8,
         srcs: Vec<Src>,
         addr: Addr,
+        strong: bool,
     },
     Atom {
         space: Space,
