@@ -62,9 +62,12 @@ pub const DEFAULT_MAX_INSTRUCTIONS: u64 = 1 << 25;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub checks: Checks,
-    /// Host threads that run blocks (blocks are independent). 1 (the default): every block on the calling
-    /// thread in order, fully deterministic. More: blocks are taken in order by that many threads; the
-    /// order of cross-block atomics then varies as on a GPU; reports are still sorted by block.
+    /// Host threads that run blocks. 0 (the default): one per core
+    /// (`std::thread::available_parallelism`); 1: every block in order on the calling thread. Results
+    /// are the same for any count: blocks are independent unless they communicate, and a kernel that
+    /// can (global or generic `atom`/`red`, or a strong `.volatile`/`.relaxed`/`.acquire`/`.release`
+    /// `ld`/`st`) always runs its blocks in order on one thread; reports are sorted by block, and after
+    /// a fatal report only the blocks up to it count, as with one thread.
     pub worker_threads: usize,
     /// Shared memory one block may use, static + dynamic (bytes); a launch asking for more is a usage
     /// error. Default [`MAX_SHARED_SM90`] = 227 KiB (sm_90's opt-in maximum); [`MAX_SHARED_SM80`] =
@@ -109,7 +112,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             checks: Checks::all(),
-            worker_threads: 1,
+            worker_threads: 0,
             max_shared_bytes: MAX_SHARED_SM90,
             schedule_seed: None,
             max_instructions: DEFAULT_MAX_INSTRUCTIONS,
@@ -320,11 +323,22 @@ impl Device {
             )));
         }
         limits::check_launch(&module.prog, k, cfg, self.options.max_shared_bytes)?;
-        let workers = self.options.worker_threads.clamp(1, 64) as u64;
         let nblocks = cfg.grid.iter().map(|&g| g as u64).product::<u64>();
-        let need = limits::launch_bytes(&module.prog, k, cfg).saturating_mul(workers.min(nblocks));
+        let per_block = limits::launch_bytes(&module.prog, k, cfg);
         let start = Instant::now();
         let mem = self.mem();
+        let mut workers = match self.options.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .clamp(1, 64) as u64;
+        if k.cross_block {
+            workers = 1;
+        }
+        // Fewer blocks in flight rather than a launch that does not fit (one must).
+        let room = mem.limit().saturating_sub(mem.in_use());
+        workers = workers.min(nblocks.max(1)).min((room / per_block.max(1)).max(1));
+        let need = per_block.saturating_mul(workers);
         if mem.in_use().saturating_add(need) > mem.limit() {
             return Err(EmuError::OutOfMemory {
                 what: format!(
@@ -345,7 +359,7 @@ impl Device {
             block: cfg.block,
             dyn_shared: cfg.shared_bytes,
             checks: self.options.checks,
-            workers: self.options.worker_threads,
+            workers: workers as usize,
             seed: self.options.schedule_seed,
             approx_seed: match self.options.approx {
                 Approx::Exact => None,

@@ -83,7 +83,7 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
     let mut kargs = vec![];
     let mut metrics_path = None;
     let mut checks = Checks::all();
-    let mut workers = 1usize;
+    let mut workers = 0usize;
     let mut seed = None;
     let mut approx_perturbed = false;
     let mut max_instructions = ptx_emu::DEFAULT_MAX_INSTRUCTIONS;

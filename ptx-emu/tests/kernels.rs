@@ -325,7 +325,9 @@ fn blocks_on_several_worker_threads_give_the_same_results() {
     let data = lcg(14, n);
     let fdata = rand_f32(15, n);
     let mut results = vec![];
-    for workers in [1usize, 4] {
+    // 0: one worker per core (the default). A kernel with global atomics runs its blocks in order on
+    // one thread whatever the count, so even the CAS retries and the float max are the same.
+    for workers in [1usize, 4, 0] {
         let dev = ptx_emu::Device::new(ptx_emu::Options {
             worker_threads: workers,
             ..Default::default()
@@ -346,16 +348,46 @@ fn blocks_on_several_worker_threads_give_the_same_results() {
             download(&dev, hist, 64),
             download(&dev, maxv, 4),
             download(&dev, ring, 4),
-            // (instruction counts may differ: the CAS loop retries depend on the interleaving)
             rep.metrics.blocks,
+            rep.metrics.instructions,
         ));
     }
     assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[2]);
+    // Independent blocks run in parallel: the same outputs and metrics for any worker count.
+    let Some(ptx) = compile_cu("reduce.cu") else { return };
+    let (rows, cols) = (37usize, 256usize);
+    let x = rand_f32(16, rows * cols);
+    let runs: Vec<(Vec<u8>, u64, u64, u64)> = [1usize, 2, 7, 0]
+        .iter()
+        .map(|&workers| {
+            let dev = ptx_emu::Device::new(ptx_emu::Options {
+                worker_threads: workers,
+                ..Default::default()
+            });
+            let m = dev.load_module(&ptx).unwrap();
+            let xb = upload(&dev, &bytes_f32(&x));
+            let out = dev.alloc(8 * rows).unwrap();
+            let mut p = params(&[out, xb]);
+            p.extend_from_slice(&(cols as u32).to_le_bytes());
+            let rep = dev
+                .launch(&m, "row_stats", &cfg([rows as u32, 1, 1], [64, 1, 1], 0), &p)
+                .unwrap();
+            let mt = rep.metrics;
+            (
+                download(&dev, out, 8 * rows),
+                mt.instructions,
+                mt.global_sectors,
+                mt.shared_wavefronts,
+            )
+        })
+        .collect();
+    assert!(runs.windows(2).all(|w| w[0] == w[1]));
     // and the same check report whichever thread ran the faulty block
     let src = format!(
         "{HEADER}.visible .entry k(.param .u64 p)\n{{\n.reg .b32 %r<4>;\n.reg .b64 %rd<4>;\nld.param.u64 %rd1, [p];\nmov.u32 %r1, %ctaid.x;\nmul.wide.u32 %rd2, %r1, 4;\nadd.s64 %rd3, %rd1, %rd2;\nst.global.u32 [%rd3], %r1;\nret;\n}}\n"
     );
-    for workers in [1usize, 3] {
+    for workers in [1usize, 3, 0] {
         let dev = ptx_emu::Device::new(ptx_emu::Options {
             worker_threads: workers,
             ..Default::default()

@@ -13,7 +13,7 @@ mod cuda;
 mod emu;
 
 pub use cuda::{cuda_available, CudaBackend};
-pub use emu::{EmuBackend, EmuBuffer, EmuView, EmuViewMut};
+pub use emu::{EmuBackend, EmuBuffer, EmuView, EmuViewMut, EMU_APPROX_SEED};
 
 use crate::error::Result;
 use crate::raw::KernelParams;

@@ -39,9 +39,27 @@ impl Fmt {
 }
 
 /// Decodes `bits` of format `f` to f64 (exact).
+/// 2^n, exactly (built from the exponent bits inside f64's normal range).
+#[inline(always)]
+pub fn exp2i(n: i32) -> f64 {
+    if n > 1023 {
+        f64::INFINITY
+    } else if n >= -1022 {
+        f64::from_bits(((n + 1023) as u64) << 52)
+    } else if n >= -1074 {
+        f64::from_bits(1u64 << (n + 1074)) // subnormal
+    } else {
+        0.0
+    }
+}
+
+#[inline]
 pub fn to_f64(f: Fmt, bits: u64) -> f64 {
     if f == F32 {
         return f32::from_bits(bits as u32) as f64;
+    }
+    if f == BF16 {
+        return f32::from_bits((bits as u32 & 0xffff) << 16) as f64;
     }
     let s = (bits >> (f.exp + f.man)) & 1;
     let e = ((bits >> f.man) & ((1 << f.exp) - 1)) as i32;
@@ -53,9 +71,9 @@ pub fn to_f64(f: Fmt, bits: u64) -> f64 {
             f64::NAN
         }
     } else if e == 0 {
-        m as f64 * 2f64.powi(1 - f.bias() - f.man as i32)
+        m as f64 * exp2i(1 - f.bias() - f.man as i32)
     } else {
-        (m as f64 + (1u64 << f.man) as f64) * 2f64.powi(e - f.bias() - f.man as i32)
+        (m as f64 + (1u64 << f.man) as f64) * exp2i(e - f.bias() - f.man as i32)
     };
     if s == 1 {
         -mag
@@ -69,6 +87,10 @@ pub fn to_f64(f: Fmt, bits: u64) -> f64 {
 pub fn round_to(f: Fmt, x: f64, sticky: i32, rnd: Rnd) -> u64 {
     if x.is_nan() {
         return f.nan();
+    }
+    if f == F32 && sticky == 0 && matches!(rnd, Rnd::Rn | Rnd::Approx) {
+        // The host's f64 -> f32 conversion rounds to nearest even (overflow and subnormals included).
+        return (x as f32).to_bits() as u64;
     }
     let neg = x.is_sign_negative();
     let sgn = if neg { f.sign() } else { 0 };
@@ -101,10 +123,10 @@ pub fn round_to(f: Fmt, x: f64, sticky: i32, rnd: Rnd) -> u64 {
     let emin = 1 - f.bias();
     let e = ((a.to_bits() >> 52) & 0x7ff) as i32 - 1023;
     let qexp = e.max(emin) - f.man as i32;
-    let scaled = a * 2f64.powi(-qexp);
-    let n = scaled.floor();
-    let frac = scaled - n;
-    let mut n = n as u64;
+    let scaled = a * exp2i(-qexp);
+    // scaled < 2^(man + 1): the conversion truncates, which is floor for a positive value
+    let mut n = scaled as u64;
+    let frac = scaled - n as f64;
     let up = match rnd {
         Rnd::Rn => frac > 0.5 || (frac == 0.5 && (st > 0 || (st == 0 && n & 1 == 1))),
         Rnd::Rna => frac > 0.5 || (frac == 0.5 && st >= 0),

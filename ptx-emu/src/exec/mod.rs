@@ -184,6 +184,8 @@ pub(crate) struct LaunchOut {
     pub budget_hit: bool,
     /// Where the warps of the running block(s) stood when the instruction budget ran out.
     pub budget_stop: Vec<WarpAt>,
+    /// The block (linear index) whose fatal report or budget stop ended this worker.
+    pub fatal_block: Option<u64>,
 }
 
 /// What one launch needs, shared by every worker thread.
@@ -233,6 +235,7 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
     let mut printf = vec![];
     let mut budget_stop = vec![];
     let mut budget_hit = false;
+    let fatal_block = outs.iter().filter_map(|o| o.fatal_block).min();
     let mut races = races.into_inner().unwrap_or_else(|e| e.into_inner());
     races.finish();
     reports.append(&mut races.reports);
@@ -245,6 +248,13 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
     }
     budget_stop.sort_by_key(|w| (lin(w.block), w.warp));
     printf.sort_by_key(|p| p.0);
+    // As with one thread, nothing after the block that ended the launch counts (other workers may
+    // have run later blocks meanwhile).
+    if let Some(fb) = fatal_block {
+        reports.retain(|r| lin(r.block) <= fb);
+        printf.retain(|p| p.0 <= fb);
+        budget_stop.retain(|w| lin(w.block) <= fb);
+    }
     // Deterministic order whatever the threads did: by block, then thread; once per (check, line).
     reports.sort_by_key(|r| (lin(r.block), r.thread[2], r.thread[1], r.thread[0], r.line));
     let mut seen = HashSet::new();
@@ -256,6 +266,7 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
         printf,
         budget_hit,
         budget_stop,
+        fatal_block,
     }
 }
 
@@ -336,6 +347,7 @@ fn worker(
         })
         .collect();
     let nblocks = grid.iter().map(|&g| g as u64).product::<u64>();
+    let mut fatal_block = None;
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -357,11 +369,13 @@ fn worker(
         env.metrics.blocks += 1;
         env.metrics.threads += nthreads as u64;
         if env.fatal {
+            fatal_block = Some(b);
             stop.store(true, Ordering::Relaxed);
             break;
         }
     }
     LaunchOut {
+        fatal_block,
         metrics: env.metrics,
         reports: env.reports,
         printf: env.printf,
@@ -378,6 +392,8 @@ fn xorshift(s: &mut u64) -> u64 {
 }
 
 fn start_block(env: &mut Env, warps: &mut [Warp], entry: u32, nthreads: u32) {
+    // %clock counts this block's warp-instructions: the same whichever worker runs it after what.
+    env.clock = 0;
     env.shared.fill(0);
     env.shared_init.fill(0);
     env.shared_pending.clear();

@@ -94,15 +94,18 @@ pub(crate) fn mma(w: &mut Warp, env: &mut Env, op: &Op, group: u32) {
             };
         }
     }
+    // d = c + sum over k in order, per element (the k loop outside, 8 independent columns inside).
     let mut dm = [[0f64; 8]; 16];
-    for (i, row) in dm.iter_mut().enumerate() {
-        for (j, out) in row.iter_mut().enumerate() {
-            let mut s = cm[i][j];
-            for kk in 0..k {
-                s += am[i][kk] * bm[kk][j];
+    for i in 0..16 {
+        let mut acc = cm[i];
+        for kk in 0..k {
+            let av = am[i][kk];
+            let brow = &bm[kk];
+            for j in 0..8 {
+                acc[j] += av * brow[j];
             }
-            *out = s;
         }
+        dm[i] = acc;
     }
     let m = FMods {
         rnd: Rnd::Rn,

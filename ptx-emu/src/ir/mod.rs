@@ -443,6 +443,9 @@ pub struct KernelInfo {
     /// `(PTX line, instruction)`: the module still loads, launching this kernel is the
     /// `EmuError::Unsupported` error.
     pub unsupported: Option<(u32, String)>,
+    /// The kernel (or a device function it calls) has global/generic atomics or strong loads/stores,
+    /// so its blocks may communicate: the launch runs them in order on one thread (deterministic).
+    pub cross_block: bool,
 }
 
 /// A device function: where it starts, where its params and return values live in the per-thread frame.

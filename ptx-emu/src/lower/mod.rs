@@ -373,6 +373,7 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
                 maxntid: f.maxntid,
                 reqntid: f.reqntid,
                 unsupported: None,
+                cross_block: false,
             });
         } else {
             let (idx, info) = &funcs[&f.name];
@@ -457,9 +458,13 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
         let mut stack = vec![k.name.clone()];
         let mut seen = std::collections::HashSet::new();
         let mut first: Option<(u32, String)> = None;
+        let mut cross_block = false;
         while let Some(f) = stack.pop() {
             if !seen.insert(f.clone()) {
                 continue;
+            }
+            if let Some((_, lo, hi)) = ranges.iter().find(|r| r.0 == f) {
+                cross_block |= code[*lo..*hi].iter().any(|i| communicates_across_blocks(&i.op));
             }
             if let Some(u) = fn_unsupported.get(&f) {
                 if first.as_ref().is_none_or(|x| u.0 < x.0) {
@@ -469,6 +474,7 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
             stack.extend(edges.iter().filter(|e| e.0 == f).map(|e| e.1.clone()));
         }
         k.unsupported = first;
+        k.cross_block = cross_block;
     }
     for (at, name, line) in call_fixups {
         let Some((idx, _)) = funcs.get(&name) else {
@@ -495,6 +501,17 @@ pub fn lower(m: &ast::Module, global_addr: &HashMap<String, u64>) -> R<Program> 
     };
     let _ = kernel_slots;
     Ok(prog)
+}
+
+/// Can this instruction let blocks communicate (so that their order matters)? Global or generic
+/// atomics, and strong global or generic loads and stores.
+fn communicates_across_blocks(op: &Op) -> bool {
+    let global = |s: &Space| matches!(s, Space::Global | Space::Generic);
+    match op {
+        Op::Atom { space, .. } => global(space),
+        Op::Ld { space, strong, .. } | Op::St { space, strong, .. } => *strong && global(space),
+        _ => false,
+    }
 }
 
 fn lower_body(ctx: &mut FnCtx, body: &[Stmt]) -> R<()> {
