@@ -10,7 +10,8 @@ pub use crate::limits::{MAX_SHARED_SM80, MAX_SHARED_SM90};
 use crate::memory::GlobalMem;
 pub use crate::memory::DEFAULT_MEMORY_LIMIT;
 use crate::metrics::Metrics;
-use crate::{exec, limits, lower, parser};
+use crate::module_cache;
+use crate::{exec, limits, lower};
 
 /// Which checks run during a launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,7 +145,7 @@ pub type ParamSlot = (u32, u32, u32);
 /// A parsed and lowered PTX module, bound to the device that loaded it (its globals live there).
 #[derive(Debug)]
 pub struct Module {
-    prog: Program,
+    prog: Arc<Program>,
     warnings: Vec<String>,
     kernels: HashMap<String, usize>,
     device_id: usize,
@@ -236,10 +237,14 @@ impl Device {
         self.mem().read(addr, out)
     }
 
-    /// Parses and lowers a PTX module once; allocates and initializes its `.global`/`.const` variables.
+    /// Parses and lowers a PTX module; allocates and initializes its `.global`/`.const` variables.
+    /// Parsing and lowering happen once per module text per process ([`module_cache`]): loading the
+    /// same text again, on any device, reuses them (a module with `.global`/`.const` variables is
+    /// re-lowered against this device's addresses, from the cached parse).
     pub fn load_module(&self, ptx: &str) -> Result<Arc<Module>, EmuError> {
-        let ast = parser::parse(ptx)?;
-        let globals = lower::module_globals(&ast)?;
+        let cached = module_cache::get(ptx)?;
+        let ast = &cached.ast;
+        let globals = lower::module_globals(ast)?;
         let mut addrs = HashMap::new();
         {
             let mut mem = self.mem();
@@ -259,7 +264,11 @@ impl Device {
                 }
             }
         }
-        let prog = match lower::lower(&ast, &addrs) {
+        let lowered = match &cached.prog {
+            Some(p) => Ok(p.clone()),
+            None => lower::lower(ast, &addrs).map(Arc::new),
+        };
+        let prog = match lowered {
             Ok(p) => p,
             Err(e) => {
                 let mut mem = self.mem();
@@ -275,7 +284,7 @@ impl Device {
             .enumerate()
             .map(|(i, k)| (k.name.clone(), i))
             .collect();
-        let mut warnings = limits::module_warnings(&ast);
+        let mut warnings = limits::module_warnings(ast);
         for k in &prog.kernels {
             if let Some((line, instruction)) = &k.unsupported {
                 warnings.push(format!(

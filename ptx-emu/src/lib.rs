@@ -14,6 +14,7 @@ pub mod limits;
 pub mod lower;
 pub mod memory;
 pub mod metrics;
+pub mod module_cache;
 pub mod nvcc;
 pub mod parser;
 

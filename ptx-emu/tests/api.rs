@@ -240,3 +240,35 @@ fn kernel_params_through_generic_and_register_addresses() {
     dev.launch(&m, "k", &cfg([1, 1, 1], [1, 1, 1], 0), &p).unwrap();
     assert_eq!(u32s(&download(&dev, out, 8)), vec![42, 7]);
 }
+
+#[test]
+fn modules_are_parsed_and_lowered_once_per_process() {
+    // A text no other test loads; with a module variable, each device still gets its own copy.
+    let src = format!(
+        "{HEADER}// modules_are_parsed_and_lowered_once_per_process\n.global .align 4 .u32 counter = 7;\n\
+         .visible .entry k(.param .u64 p)\n{{\n.reg .b32 %r<4>;\n.reg .b64 %rd<4>;\nld.param.u64 %rd1, [p];\n\
+         ld.global.u32 %r1, [counter];\nadd.u32 %r2, %r1, 1;\nst.global.u32 [counter], %r2;\nst.global.u32 [%rd1], %r2;\nret;\n}}\n"
+    );
+    assert!(!ptx_emu::module_cache::contains(&src));
+    let (d1, d2) = (device(Checks::all()), device(Checks::all()));
+    let m1 = d1.load_module(&src).unwrap();
+    assert!(ptx_emu::module_cache::contains(&src));
+    let m2 = d2.load_module(&src).unwrap();
+    let run = |d: &ptx_emu::Device, m: &ptx_emu::Module| {
+        let out = d.alloc(4).unwrap();
+        d.launch(m, "k", &cfg([1, 1, 1], [1, 1, 1], 0), &params(&[out]))
+            .unwrap();
+        u32s(&download(d, out, 4))[0]
+    };
+    assert_eq!(run(&d1, &m1), 8);
+    assert_eq!(run(&d1, &m1), 9);
+    assert_eq!(run(&d2, &m2), 8, "the other device's module variable is its own");
+    // Without module variables the lowered program itself is shared; a parse error is not cached.
+    let plain = format!("{HEADER}// once per process, plain\n.visible .entry k()\n{{\nret;\n}}\n");
+    d1.load_module(&plain).unwrap();
+    d2.load_module(&plain).unwrap();
+    assert!(ptx_emu::module_cache::contains(&plain));
+    let bad = format!("{HEADER}// once per process, bad\n.visible .entry k()\n{{\nmov.u32 %nope, 1;\n}}\n");
+    assert!(d1.load_module(&bad).is_err());
+    assert!(!ptx_emu::module_cache::contains(&bad));
+}
