@@ -84,6 +84,10 @@ pub fn lex(src: &str) -> Result<Vec<Token>, EmuError> {
             i += 1;
             while i < b.len() && ident_char(b[i]) {
                 i += 1;
+                // sub-qualifiers inside an opcode: `.shared::cta`, `.L2::evict_last`
+                if b.get(i..i + 2) == Some(b"::") && b.get(i + 2).is_some_and(|&n| ident_char(n)) {
+                    i += 2;
+                }
             }
             out.push(Token {
                 tok: Tok::Ident(src[start..i].to_string()),

@@ -97,7 +97,8 @@ pub(crate) fn run_warp(w: &mut Warp, env: &mut Env) -> bool {
             let mut woke = false;
             for pc in pcs {
                 warp::try_complete(w, env, pc);
-                woke |= w.state.contains(&Lane::Ready);
+                // (lanes parked by a failed mbarrier wait do not count: they wait for the next turn)
+                woke |= (0..32).any(|l| w.state[l] == Lane::Ready && w.parked >> l & 1 == 0);
             }
             if woke {
                 continue;
