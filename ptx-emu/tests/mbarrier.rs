@@ -466,3 +466,29 @@ fn fuzzed_wmma_and_mbarrier_kernels_never_panic_or_hang() {
     }
     assert!(report.findings.is_empty(), "{}", report.summary());
 }
+
+#[test]
+fn cluster_forms_are_typed_unsupported_errors_and_sub_qualifiers_lex() {
+    for inst in [
+        "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%r2];",
+        "mbarrier.arrive.release.cluster.b64 %rd10, [bar];",
+        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 %p1, [bar], 0;",
+        "mbarrier.init.shared::cluster.b64 [%r2], 1;",
+        "mbarrier.arrive.acquire.cta.shared.b64 _, [bar];",
+        "mbarrier.test_wait.parity.release.cta.shared.b64 %p1, [bar], 0;",
+        "mbarrier.arrive.b32 %r3, [bar];",
+        "cp.async.mbarrier.arrive.noinc.shared::cluster.b64 [%r2];",
+    ] {
+        let src = kernel(&format!("{inst} // HERE"));
+        match Device::new(Options::default()).load_module(&src) {
+            Err(EmuError::Unsupported { line, .. }) => assert_eq!(line, line_of(&src, "HERE"), "{inst}"),
+            other => panic!("{inst}: expected Unsupported, got {:?}", other.map(|_| ())),
+        }
+    }
+    // `::` sub-qualifiers in any opcode
+    let body = format!(
+        "st.shared::cta.u32 [s], 7;\nld.shared::cta.u32 %r5, [s];\nld.global.L1::no_allocate.L2::evict_last.u32 %r6, [%rd2];\nadd.u32 %r5, %r5, %r6;\n{}",
+        out_r("%r5", 0)
+    );
+    assert_eq!(run(&kernel(&body), 1)[0], 7);
+}

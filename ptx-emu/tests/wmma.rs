@@ -385,65 +385,79 @@ fn wmma_misaligned_fragments_are_memcheck_reports() {
     let dev = device(Checks::all());
     let pin = upload(&dev, &[0u8; 4096]);
     let pout = upload(&dev, &[0u8; 4096]);
-    // (instruction, offset of the address, stride, misaligned?): the start of every row/column must be a
-    // multiple of the fragment size (32 bytes for f16 A/B and f32 C/D, 16 for bf16 A/B and f16 C/D).
+    // (instruction, offset of the address, stride, report): the address must be a multiple of the
+    // fragment size (32 bytes for f16 A/B and f32 C/D, 16 for bf16 A/B and f16 C/D), the stride a
+    // multiple of 16 bytes
+    let (frag, ld16) = (Some("fragment size"), Some("multiple of 16 bytes"));
     let cases = [
         (
             "wmma.load.a.sync.aligned.row.m16n16k16.global.f16 {R8}, [%rd2+OFF], S;",
             16,
             16,
-            true,
+            frag,
         ),
         (
             "wmma.load.a.sync.aligned.row.m16n16k16.global.f16 {R8}, [%rd2+OFF], S;",
             0,
-            24,
-            true,
+            20,
+            ld16,
         ),
         (
             "wmma.load.a.sync.aligned.row.m16n16k16.global.f16 {R8}, [%rd2+OFF], S;",
             32,
-            48,
-            false,
+            24,
+            None,
         ),
         (
             "wmma.load.b.sync.aligned.col.m16n16k16.global.bf16 {R4}, [%rd2+OFF], S;",
             16,
             24,
-            false,
+            None,
         ),
         (
             "wmma.load.b.sync.aligned.col.m16n16k16.global.bf16 {R4}, [%rd2+OFF], S;",
             8,
             16,
-            true,
+            frag,
         ),
         (
             "wmma.load.c.sync.aligned.row.m16n16k16.global.f32 {F8}, [%rd2+OFF], S;",
             0,
+            18,
+            ld16,
+        ),
+        (
+            "wmma.load.c.sync.aligned.row.m16n16k16.global.f32 {F8}, [%rd2+OFF], S;",
+            32,
             20,
-            true,
+            None,
         ),
         (
             "wmma.load.c.sync.aligned.col.m16n16k16.global.f16 {R4}, [%rd2+OFF], S;",
             16,
             8,
-            false,
+            None,
         ),
         (
             "wmma.store.d.sync.aligned.row.m16n16k16.global.f32 [%rd1+OFF], {F8}, S;",
             4,
             16,
-            true,
+            frag,
         ),
         (
             "wmma.store.d.sync.aligned.col.m16n16k16.global.f16 [%rd1+OFF], {R4}, S;",
             48,
             40,
-            false,
+            None,
+        ),
+        (
+            "wmma.store.d.sync.aligned.col.m16n16k16.global.f16 [%rd1+OFF], {R4}, S;",
+            0,
+            12,
+            ld16,
         ),
     ];
-    for (inst, off, stride, bad) in cases {
+    for (inst, off, stride, want) in cases {
         let inst = inst
             .replace("R8", &regs("%r", 8))
             .replace("R4", &regs("%r", 4))
@@ -456,11 +470,11 @@ fn wmma_misaligned_fragments_are_memcheck_reports() {
         let mut p = params(&[pout, pin]);
         p.extend_from_slice(&0u32.to_le_bytes());
         let r = dev.launch(&m, "k", &cfg([1, 1, 1], [32, 1, 1], 0), &p);
-        if bad {
+        if let Some(why) = want {
             let reps = reports(r);
             assert_eq!(reps[0].kind, CheckKind::Memcheck, "{inst}: {reps:?}");
             assert!(reps[0].message.contains("misaligned wmma."), "{}", reps[0].message);
-            assert!(reps[0].message.contains("fragment size"), "{}", reps[0].message);
+            assert!(reps[0].message.contains(why), "{inst}: {}", reps[0].message);
             let line = src.lines().position(|l| l.contains("PLANTED")).unwrap() as u32 + 1;
             assert_eq!(reps[0].line, line);
         } else {
