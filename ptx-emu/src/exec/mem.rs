@@ -150,6 +150,9 @@ fn tid(w: &Warp, l: usize) -> u32 {
 
 /// initcheck / racecheck / cp.async checks of a shared access.
 fn check_shared(w: &Warp, env: &mut Env, l: usize, off: usize, len: usize, write: bool, line: u32) {
+    if env.mbar.any_valid() && env.checks.memcheck {
+        super::mbarrier::plain_access(w, env, l, off, len, write, line);
+    }
     if !write && env.checks.initcheck && !bits_set(&env.shared_init, off, len) {
         env.report(
             CheckKind::Initcheck,
@@ -326,7 +329,7 @@ pub(crate) fn request_metrics(env: &mut Env, space: Space, addrs: &[(u64, u64)])
 }
 
 #[inline]
-fn lane_addr(r: &[u64], addr: &Addr, l: usize) -> u64 {
+pub(crate) fn lane_addr(r: &[u64], addr: &Addr, l: usize) -> u64 {
     match addr.base {
         Some(b) => r[((b as usize) << 5) | l].wrapping_add(addr.off as u64),
         None => addr.off as u64,

@@ -10,12 +10,14 @@ pub mod cvt;
 pub mod float;
 mod globalrace;
 pub mod int;
+mod mbarrier;
 mod mem;
 mod pred;
 mod race;
 mod step;
 mod tensor;
 mod warp;
+mod wmma;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,6 +67,8 @@ pub(crate) struct Warp {
     /// Per lane: committed groups of pending async copies (oldest first) and the uncommitted group.
     pub async_groups: Vec<Vec<Vec<AsyncCopy>>>,
     pub async_open: Vec<Vec<AsyncCopy>>,
+    /// Lanes whose mbarrier wait failed during this turn: not picked again until the warp's next turn.
+    pub parked: u32,
 }
 
 /// Barrier state of one id.
@@ -96,6 +100,8 @@ pub(crate) struct Env<'a> {
     pub race: RaceShadow,
     pub epoch: u32,
     pub bars: [Bar; 16],
+    /// The block's mbarrier objects (`mbarrier.rs`).
+    pub mbar: mbarrier::Table,
     /// racecheck: epoch of the last barrier the whole block took part in.
     pub full_epoch: u32,
     /// racecheck: per thread, the epochs of the partial (named, counted) barriers it took part in.
@@ -307,6 +313,7 @@ fn worker(
         race: RaceShadow::new(if checks.racecheck { shared_size } else { 0 }),
         epoch: 0,
         bars: std::array::from_fn(|_| Bar::default()),
+        mbar: mbarrier::Table::default(),
         full_epoch: 0,
         bar_hist: vec![Vec::new(); nthreads as usize],
         live: 0,
@@ -344,6 +351,7 @@ fn worker(
             wsync: 0,
             async_groups: vec![Vec::new(); 32],
             async_open: vec![Vec::new(); 32],
+            parked: 0,
         })
         .collect();
     let nblocks = grid.iter().map(|&g| g as u64).product::<u64>();
@@ -399,6 +407,7 @@ fn start_block(env: &mut Env, warps: &mut [Warp], entry: u32, nthreads: u32) {
     env.shared_pending.clear();
     env.epoch = env.epoch.wrapping_add(1);
     env.bars = std::array::from_fn(|_| Bar::default());
+    env.mbar.clear();
     env.full_epoch = env.epoch;
     for h in env.bar_hist.iter_mut() {
         h.clear();
@@ -484,15 +493,19 @@ fn budget_stop(env: &mut Env, warps: &[Warp]) {
         let Some(l) = pick(|s| s == Lane::Ready).or_else(|| pick(|_| true)) else {
             continue;
         };
+        // A lane parked by a failed mbarrier wait stands right after the wait.
+        let parked = w.parked >> l & 1 == 1 && w.pc[l] > 0;
         let state = match w.state[l] {
             Lane::Barrier => "waiting at a barrier",
             Lane::Collective => "waiting at a warp collective",
+            _ if parked => "spinning on an mbarrier wait",
             _ => "running",
         };
+        let pc = w.pc[l] - parked as u32;
         env.budget_stop.push(WarpAt {
             block: env.ctaid,
             warp: w.id,
-            line: env.prog.code.get(w.pc[l] as usize).map_or(0, |i| i.line),
+            line: env.prog.code.get(pc as usize).map_or(0, |i| i.line),
             lanes: live.len() as u32,
             state: state.to_string(),
         });

@@ -3,7 +3,7 @@
 //! instructions (memory: `mem.rs`, collectives: `warp.rs`, tensor core and async copies: `tensor.rs`).
 
 use super::pred::{compare, sreg};
-use super::{approx, barrier, builtin, cvt, float, int, mem, tensor, warp, Env, Lane, Warp};
+use super::{approx, barrier, builtin, cvt, float, int, mbarrier, mem, tensor, warp, Env, Lane, Warp};
 use crate::error::CheckKind;
 use crate::ir::*;
 
@@ -77,11 +77,12 @@ pub(crate) fn run_warp(w: &mut Warp, env: &mut Env) -> bool {
     let prog = env.prog;
     let mut progress = false;
     let mut budget = env.slice;
+    w.parked = 0;
     'pick: while budget > 0 && !env.fatal {
         let mut ready = 0u32;
         let mut minpc = u32::MAX;
         for l in 0..32 {
-            if w.state[l] == Lane::Ready {
+            if w.state[l] == Lane::Ready && w.parked >> l & 1 == 0 {
                 ready |= 1 << l;
                 minpc = minpc.min(w.pc[l]);
             }
@@ -96,7 +97,8 @@ pub(crate) fn run_warp(w: &mut Warp, env: &mut Env) -> bool {
             let mut woke = false;
             for pc in pcs {
                 warp::try_complete(w, env, pc);
-                woke |= w.state.contains(&Lane::Ready);
+                // (lanes parked by a failed mbarrier wait do not count: they wait for the next turn)
+                woke |= (0..32).any(|l| w.state[l] == Lane::Ready && w.parked >> l & 1 == 0);
             }
             if woke {
                 continue;
@@ -588,7 +590,8 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
         | Op::WarpSync { .. }
         | Op::Mma { .. }
         | Op::Ldmatrix { .. }
-        | Op::Stmatrix { .. } => {
+        | Op::Stmatrix { .. }
+        | Op::Wmma(_) => {
             if active == 0 {
                 return Flow::Next;
             }
@@ -602,6 +605,12 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
         }
         Op::CpAsync { .. } | Op::CpAsyncCommit | Op::CpAsyncWait { .. } => {
             return tensor::async_copy(w, env, inst, active)
+        }
+        Op::Mbar(m) => {
+            if active == 0 {
+                return Flow::Next;
+            }
+            return mbarrier::exec(w, env, inst, m, pc, mask, active);
         }
     }
     Flow::Next

@@ -127,6 +127,9 @@ pub(crate) fn try_complete(w: &mut Warp, env: &mut Env, pc: u32) {
         if let Some(s) = env.warp_syncs.get_mut(w.id as usize) {
             *s = s.wrapping_add(1);
         }
+        if env.checks.racecheck {
+            super::mbarrier::on_warp_sync(env, w.id, group);
+        }
         if waiting & !group == 0 {
             return;
         }
@@ -264,6 +267,7 @@ fn execute(w: &mut Warp, env: &mut Env, op: &Op, group: u32, line: u32) {
         Op::WarpSync { .. } => {}
         Op::Mma { .. } => tensor::mma(w, env, op, group),
         Op::Ldmatrix { .. } | Op::Stmatrix { .. } => tensor::matrix(w, env, op, group, line),
+        Op::Wmma(x) => super::wmma::exec(w, env, x, group, line),
         _ => {}
     }
 }

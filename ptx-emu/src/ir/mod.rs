@@ -96,7 +96,9 @@ impl Ty {
 }
 
 mod kinds;
+mod wmma_mbar;
 pub use kinds::*;
+pub use wmma_mbar::*;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -413,6 +415,10 @@ pub enum Op {
     CpAsyncWait {
         n: u32,
     },
+    /// `wmma.load` / `wmma.store` / `wmma.mma` (m16n16k16): a warp collective (`exec/wmma.rs`).
+    Wmma(Box<WmmaOp>),
+    /// `mbarrier.*` and `cp.async.mbarrier.arrive` (`exec/mbarrier.rs`).
+    Mbar(Box<MbarOp>),
     Nop,
 }
 

@@ -476,6 +476,8 @@ pub(crate) fn lower_inst_mem(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<
             ctx.emit(Op::Activemask { d }, guard, Class::Warp);
         }
         "mma" | "ldmatrix" | "stmatrix" | "cp" => return super::inst_tensor::lower_tensor(ctx, i, o, guard),
+        "wmma" => return super::inst_wmma::lower_wmma(ctx, i, o, guard),
+        "mbarrier" => return super::inst_mbar::lower_mbarrier(ctx, i, o, guard),
         _ => return un(i),
     }
     let _ = (int_ty, ty, type_size);

@@ -113,6 +113,9 @@ pub(crate) fn lower_tensor(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<(S
             }
         }
         "cp" => {
+            if o.has("async") && o.has("mbarrier") {
+                return super::inst_mbar::lower_cp_async_arrive(ctx, i, o, guard);
+            }
             if !o.has("async") || o.has("bulk") || o.mods.iter().any(|m| m.starts_with("mbarrier")) {
                 return un(i);
             }

@@ -4,8 +4,10 @@
 mod globals;
 mod inst;
 mod inst_cmp;
+mod inst_mbar;
 mod inst_mem;
 mod inst_tensor;
+mod inst_wmma;
 mod mods;
 
 use std::collections::HashMap;

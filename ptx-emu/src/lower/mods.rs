@@ -76,7 +76,12 @@ fn allowed(base: &str) -> Option<Vec<&'static str>> {
         "match" => add(&["sync", "any", "all"]),
         "mma" => add(&["sync", "aligned", "m16n8k16", "m16n8k8", "m16n8k4", "row", "col"]),
         "ldmatrix" | "stmatrix" => add(&["sync", "aligned", "m8n8", "x1", "x2", "x4", "trans"]),
-        "cp" => add(&["async", "ca", "cg", "commit_group", "wait_group", "wait_all"]),
+        "cp" => {
+            add(&["async", "ca", "cg", "commit_group", "wait_group", "wait_all"]);
+            add(super::inst_mbar::CP_ASYNC_MODS);
+        }
+        "wmma" => add(super::inst_wmma::MODS),
+        "mbarrier" => add(super::inst_mbar::MODS),
         _ => return None,
     }
     Some(v)
@@ -91,7 +96,7 @@ pub(crate) fn unknown_modifier<'a>(base: &str, mods: &[&'a str]) -> Option<&'a s
     );
     let rounding_ok = !matches!(
         base,
-        "ld" | "ldu" | "st" | "atom" | "red" | "cp" | "ldmatrix" | "stmatrix"
+        "ld" | "ldu" | "st" | "atom" | "red" | "cp" | "ldmatrix" | "stmatrix" | "wmma" | "mbarrier"
     );
     mods.iter().copied().find(|m| {
         let known = super::inst::ty(m).is_some()
