@@ -67,6 +67,9 @@ fn attention_case(shape: AttentionShape) -> impl Fn(&EmuBackend) {
     }
 }
 
+/// (kernel, shape, the launch).
+type Case = (&'static str, String, Box<dyn Fn(&EmuBackend)>);
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let workers = args
@@ -87,7 +90,7 @@ fn main() {
         kv_len: 51,
         ..prefill
     };
-    let cases: Vec<(&str, String, Box<dyn Fn(&EmuBackend)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "gemm bf16 (mma.sync)",
             "m=70 n=50 k=33, x·Wᵀ".into(),

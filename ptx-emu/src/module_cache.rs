@@ -9,8 +9,10 @@ use crate::error::EmuError;
 use crate::ir::Program;
 use crate::{ast, lower, parser};
 
-/// Distinct module texts kept (a process loading more starts over).
-const MAX_MODULES: usize = 64;
+/// Distinct module texts kept, and their total size (a process loading more starts over: a fuzzer
+/// loading thousands of mutants of a large module keeps at most this much).
+const MAX_MODULES: usize = 32;
+const MAX_TEXT_BYTES: usize = 32 << 20;
 
 pub(crate) struct Cached {
     text: Arc<str>,
@@ -58,7 +60,8 @@ pub(crate) fn get(ptx: &str) -> Result<Arc<Cached>, EmuError> {
         prog,
     });
     let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
-    if c.len() >= MAX_MODULES {
+    let (n, bytes) = c.values().flatten().fold((0, 0), |(n, b), m| (n + 1, b + m.text.len()));
+    if n >= MAX_MODULES || bytes + ptx.len() > MAX_TEXT_BYTES {
         c.clear();
     }
     c.entry(k).or_default().push(entry.clone());
