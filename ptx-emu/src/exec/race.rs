@@ -177,16 +177,27 @@ impl RaceShadow {
     ) -> Option<Hazard> {
         let ws = sync.warp_syncs.get((tid / 32) as usize).copied().unwrap_or(0);
         let mut found = None;
+        // The bytes of one access mostly share their last writer and reader: remember the last
+        // answer of `ordered` for each.
+        let memo = |m: &mut Option<(u32, u32, u32, bool)>, o: u32, e: u32, w: u32| match *m {
+            Some((a, b, c, r)) if (a, b, c) == (o, e, w) => r,
+            _ => {
+                let r = sync.ordered(o, e, w, tid);
+                *m = Some((o, e, w, r));
+                r
+            }
+        };
+        let (mut mw, mut mr) = (None, None);
         for c in self.cells.get_mut(off..off + len)?.iter_mut() {
             if found.is_none() {
-                if c.w_tid != NONE && !sync.ordered(c.w_tid, c.w_ep, c.w_ws, tid) {
+                if c.w_tid != NONE && !memo(&mut mw, c.w_tid, c.w_ep, c.w_ws) {
                     found = Some(Hazard {
                         kind: if write { "WAW" } else { "RAW" },
                         other: c.w_tid,
                         other_line: c.w_line,
                     });
                 } else if write {
-                    if c.r_tid != NONE && c.r_tid != tid && !sync.ordered(c.r_tid, c.r_ep, c.r_ws, tid) {
+                    if c.r_tid != NONE && c.r_tid != tid && !memo(&mut mr, c.r_tid, c.r_ep, c.r_ws) {
                         found = Some(Hazard {
                             kind: "WAR",
                             other: c.r_tid,
@@ -210,7 +221,7 @@ impl RaceShadow {
                     ..Cell::default()
                 };
             } else {
-                if c.r_tid != NONE && c.r_tid != tid && !sync.ordered(c.r_tid, c.r_ep, c.r_ws, tid) {
+                if c.r_tid != NONE && c.r_tid != tid && !memo(&mut mr, c.r_tid, c.r_ep, c.r_ws) {
                     c.retire_reader();
                 }
                 c.r_tid = tid;
