@@ -27,35 +27,30 @@ extern "C" __global__ void in_place_scale(float *x, int n) {
     if (i < n) x[i] = 2.0f * x[i];
 }
 
-// Split-K, racy: each block computes a partial dot product over its K slice and stores it into the
-// same output element.
-extern "C" __global__ void split_k_store(float *c, const float *a, const float *b, int k_per_block) {
+// One warp's dot product over block b's K slice, summed by lane 0 (the other lanes return 0).
+__device__ float split_k_partial(const float *a, const float *b, int k_per_block) {
     __shared__ float part[32];
     int k0 = blockIdx.x * k_per_block;
     float s = 0.0f;
     for (int k = threadIdx.x; k < k_per_block; k += 32) s += a[k0 + k] * b[k0 + k];
     part[threadIdx.x] = s;
     __syncwarp();
-    if (threadIdx.x == 0) {
-        float t = 0.0f;
+    float t = 0.0f;
+    if (threadIdx.x == 0)
         for (int j = 0; j < 32; ++j) t += part[j];
-        *c = t;
-    }
+    return t;
+}
+
+// Split-K, racy: each block stores its partial into the same output element.
+extern "C" __global__ void split_k_store(float *c, const float *a, const float *b, int k_per_block) {
+    float t = split_k_partial(a, b, k_per_block);
+    if (threadIdx.x == 0) *c = t;
 }
 
 // Split-K, clean: the same with atomicAdd.
 extern "C" __global__ void split_k_atomic(float *c, const float *a, const float *b, int k_per_block) {
-    __shared__ float part[32];
-    int k0 = blockIdx.x * k_per_block;
-    float s = 0.0f;
-    for (int k = threadIdx.x; k < k_per_block; k += 32) s += a[k0 + k] * b[k0 + k];
-    part[threadIdx.x] = s;
-    __syncwarp();
-    if (threadIdx.x == 0) {
-        float t = 0.0f;
-        for (int j = 0; j < 32; ++j) t += part[j];
-        atomicAdd(c, t);
-    }
+    float t = split_k_partial(a, b, k_per_block);
+    if (threadIdx.x == 0) atomicAdd(c, t);
 }
 
 // Clean two-kernel reduction: partials per block, then one block sums them in a second launch.
