@@ -50,7 +50,7 @@ pub enum Error {
     KernelLoad { kernel: String, detail: String },
     /// The CUDA driver returned an error during a launch or copy.
     Driver { detail: String },
-    /// The emulator reported a check failure (memcheck, racecheck, initcheck, synccheck) or could not run.
+    /// The emulator reported a check failure (memcheck, racecheck, initcheck, synccheck, globalrace) or could not run.
     Emulator { detail: String },
 }
 

@@ -1,5 +1,5 @@
 //! The emulator backend: the embedded PTX of each `cuda/*.cu`, run by ptx-emu with every check on
-//! (memcheck, racecheck, initcheck, synccheck), with the same kernel names, params bytes and launch
+//! (memcheck, racecheck, initcheck, synccheck, globalrace), with the same kernel names, params bytes and launch
 //! dimensions as the CUDA backend. A check that fires is an `Error::Emulator` naming kernel, block,
 //! thread, PTX line and address.
 
