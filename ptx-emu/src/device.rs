@@ -353,7 +353,7 @@ impl Device {
                 what: format!(
                     "a launch of kernel {kernel} (registers, local, shared and param memory of {} block(s) in \
                      flight, with {} bytes of global memory allocated)",
-                    workers.min(nblocks),
+                    workers,
                     mem.in_use()
                 ),
                 bytes: need,

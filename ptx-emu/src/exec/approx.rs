@@ -140,9 +140,8 @@ fn ulp(t: FTy, e: f64) -> f64 {
 /// `truth` (computed in f64) by a representable value within `bound` of `truth`, chosen from `key`
 /// (seed, instruction and inputs hashed together).
 pub fn perturb(t: FTy, m: FMods, exact_bits: u64, truth: f64, bound: Bound, key: u64) -> u64 {
-    let e = truth;
-    if !e.is_finite() || e == 0.0 || value(t, exact_bits) == 0.0 || !value(t, exact_bits).is_finite() || m.sat || m.relu
-    {
+    let (e, rounded) = (truth, value(t, exact_bits));
+    if !(e.is_finite() && rounded.is_finite()) || e == 0.0 || rounded == 0.0 || m.sat || m.relu {
         return exact_bits;
     }
     let half_width = match bound {

@@ -10,8 +10,8 @@ use crate::ast::{Instr, Operand};
 use crate::error::parse_err;
 use crate::ir::*;
 
-/// The modifiers `mbarrier` accepts (`lower/mods.rs`); each verb checks its own below.
-pub(crate) const MODS: &[&str] = &[
+/// The verbs of `mbarrier` (exactly one per instruction, `expect_tx` also as `arrive.expect_tx`).
+const VERBS: &[&str] = &[
     "init",
     "inval",
     "arrive",
@@ -20,8 +20,13 @@ pub(crate) const MODS: &[&str] = &[
     "complete_tx",
     "test_wait",
     "try_wait",
-    "parity",
     "pending_count",
+];
+
+/// The other modifiers `mbarrier` accepts (`lower/mods.rs` takes both lists); each verb checks its
+/// own below.
+const QUALIFIERS: &[&str] = &[
+    "parity",
     "noComplete",
     "release",
     "acquire",
@@ -30,6 +35,11 @@ pub(crate) const MODS: &[&str] = &[
     "shared",
     "shared::cta",
 ];
+
+/// Every modifier `mbarrier` accepts: its verbs and qualifiers.
+pub(crate) fn modifiers() -> impl Iterator<Item = &'static str> {
+    VERBS.iter().chain(QUALIFIERS).copied()
+}
 
 /// The extra modifiers of `cp.async.mbarrier.arrive[.noinc]`.
 pub(crate) const CP_ASYNC_MODS: &[&str] = &["mbarrier", "arrive", "noinc"];
@@ -64,18 +74,7 @@ pub(crate) fn lower_mbarrier(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<
     }
     let verb = o.mods.first().copied().unwrap_or("");
     // exactly one verb, and qualifiers that belong to it
-    let verbs = [
-        "init",
-        "inval",
-        "arrive",
-        "arrive_drop",
-        "expect_tx",
-        "complete_tx",
-        "test_wait",
-        "try_wait",
-        "pending_count",
-    ];
-    if o.mods.iter().filter(|m| verbs.contains(m)).count() != 1 + usize::from(verb != "expect_tx" && o.has("expect_tx"))
+    if o.mods.iter().filter(|m| VERBS.contains(m)).count() != 1 + usize::from(verb != "expect_tx" && o.has("expect_tx"))
     {
         return un(i);
     }

@@ -81,7 +81,7 @@ fn allowed(base: &str) -> Option<Vec<&'static str>> {
             add(super::inst_mbar::CP_ASYNC_MODS);
         }
         "wmma" => add(super::inst_wmma::MODS),
-        "mbarrier" => add(super::inst_mbar::MODS),
+        "mbarrier" => v.extend(super::inst_mbar::modifiers()),
         _ => return None,
     }
     Some(v)
