@@ -10,6 +10,7 @@ pub use crate::limits::{MAX_SHARED_SM80, MAX_SHARED_SM90};
 use crate::memory::GlobalMem;
 pub use crate::memory::DEFAULT_MEMORY_LIMIT;
 use crate::metrics::Metrics;
+use crate::model::{self, ModelOptions, Prediction};
 use crate::module_cache;
 use crate::{exec, limits, lower};
 
@@ -134,9 +135,12 @@ pub struct LaunchConfig {
 
 #[derive(Clone, Debug)]
 pub struct LaunchReport {
+    /// Counters of the blocks that ran (with a sampled model launch, only the sampled blocks).
     pub metrics: Metrics,
     /// Output of device `printf`, in block order (also written to stdout when `Options::printf_stdout`).
     pub printf: Vec<String>,
+    /// The speed-of-light model's prediction ([`Device::launch_with_model`]).
+    pub prediction: Option<Prediction>,
 }
 
 /// (offset, size, align) of one kernel parameter.
@@ -310,6 +314,33 @@ impl Device {
         cfg: &LaunchConfig,
         params: &[u8],
     ) -> Result<LaunchReport, EmuError> {
+        self.launch_inner(module, kernel, cfg, params, None)
+    }
+
+    /// [`Device::launch`] with the speed-of-light model: the report's `prediction` is the launch's
+    /// predicted time on `model.arch`. With `model.sample_blocks`, only a sample of the blocks runs
+    /// (clusters of consecutive blocks, [`model::sample`]): output buffers are then only partly
+    /// written, and the metrics count the sampled blocks. A block that does not fit on an SM of the
+    /// arch (registers, shared memory, threads) is an [`EmuError::Usage`].
+    pub fn launch_with_model(
+        &self,
+        module: &Module,
+        kernel: &str,
+        cfg: &LaunchConfig,
+        params: &[u8],
+        model: &ModelOptions,
+    ) -> Result<LaunchReport, EmuError> {
+        self.launch_inner(module, kernel, cfg, params, Some(model))
+    }
+
+    fn launch_inner(
+        &self,
+        module: &Module,
+        kernel: &str,
+        cfg: &LaunchConfig,
+        params: &[u8],
+        model: Option<&ModelOptions>,
+    ) -> Result<LaunchReport, EmuError> {
         if module.device_id != self.id {
             return Err(EmuError::Usage("module was loaded on another device".into()));
         }
@@ -333,6 +364,13 @@ impl Device {
         }
         limits::check_launch(&module.prog, k, cfg, self.options.max_shared_bytes)?;
         let nblocks = cfg.grid.iter().map(|&g| g as u64).product::<u64>();
+        let threads = cfg.block.iter().product::<u32>();
+        let shared = limits::shared_bytes(&module.prog, k, cfg.shared_bytes) as u32;
+        if let Some(m) = model {
+            model::occupancy(&m.arch, threads, m.regs_per_thread, shared).map_err(EmuError::Usage)?;
+        }
+        let blocks = model.and_then(|m| model::sample(nblocks, m.sample_blocks));
+        let nblocks = blocks.as_ref().map_or(nblocks, |b| b.len() as u64);
         let per_block = limits::launch_bytes(&module.prog, k, cfg);
         let start = Instant::now();
         let mem = self.mem();
@@ -375,6 +413,8 @@ impl Device {
                 Approx::Perturbed { seed } => Some(seed),
             },
             budget: self.options.max_instructions,
+            blocks: blocks.as_deref(),
+            model: model.map(|m| m.arch.lat),
         };
         let out = exec::launch(&spec, &mem);
         let mut metrics = out.metrics;
@@ -404,6 +444,15 @@ impl Device {
                 metrics: Box::new(metrics),
             });
         }
-        Ok(LaunchReport { metrics, printf })
+        let total = cfg.grid.iter().map(|&g| g as u64).product::<u64>();
+        let prediction = match model {
+            Some(m) => Some(model::predict(m, &out.traces, total, threads, shared).map_err(EmuError::Usage)?),
+            None => None,
+        };
+        Ok(LaunchReport {
+            metrics,
+            printf,
+            prediction,
+        })
     }
 }

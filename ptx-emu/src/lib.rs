@@ -14,6 +14,7 @@ pub mod limits;
 pub mod lower;
 pub mod memory;
 pub mod metrics;
+pub mod model;
 pub mod module_cache;
 pub mod nvcc;
 pub mod parser;
@@ -24,3 +25,4 @@ pub use device::{
 };
 pub use error::{CheckKind, CheckReport, EmuError, WarpAt};
 pub use metrics::Metrics;
+pub use model::{Arch, ModelOptions, Occupancy, Prediction};

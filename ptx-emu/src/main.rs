@@ -1,8 +1,9 @@
-//! `ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] --block X[,Y[,Z]] [--shared BYTES] --arg ...`
+//! `ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] --block X[,Y[,Z]] [--shared BYTES] --arg ...
+//! [--model ARCH [--regs N] [--sample-blocks N]]`; `ptx-emu archs` lists the model's GPUs.
 //! Exit 0: ran clean; 1: a check fired or the instruction budget ran out (reports on stderr); 2: parse,
 //! unsupported, usage or out-of-memory error.
 
-use ptx_emu::{Checks, Device, EmuError, LaunchConfig, Options, ParamSlot};
+use ptx_emu::{Checks, Device, EmuError, LaunchConfig, ModelOptions, Options, ParamSlot};
 
 const USAGE: &str = "usage: ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] --block X[,Y[,Z]] [--shared BYTES]
     --arg u32:V | i32:V | u64:V | i64:V | f32:V | f64:V      (scalars, in parameter order)
@@ -14,6 +15,11 @@ const USAGE: &str = "usage: ptx-emu run FILE.ptx --kernel NAME --grid X[,Y[,Z]] 
     [--memory-limit BYTES]            device memory (default 4294967296)
     [--approx exact|perturbed]        approximate instructions: correctly rounded (default), or
                                       perturbed within the PTX ISA's bound, seeded by --seed (default 0)
+    [--model ARCH]                    predict the launch's time on ARCH (`ptx-emu archs` lists them):
+                                      a summary on stdout, a \"model\" object in the --metrics JSON
+    [--regs N]                        registers per thread for the model (default: ptxas -v for ARCH)
+    [--sample-blocks N]               emulate N blocks (clusters of consecutive ones) and scale up
+       ptx-emu archs                  the model's GPUs and where each number comes from
 A kernel with one by-value struct parameter gets the --arg values packed in order with C alignment.";
 
 enum Arg {
@@ -70,10 +76,61 @@ fn parse_arg(s: &str) -> Result<Arg, String> {
     })
 }
 
+/// `ptx-emu archs`: the table, then the sources.
+fn archs() -> i32 {
+    use ptx_emu::model::arch;
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<15} {:>4} {:>4} {:>6} {:>9} {:>9} {:>8} {:>6} {:>5} {:>6}",
+        "name", "cc", "SMs", "MHz", "FP32 TF", "mma TF", "DRAM GB/s", "L2 MB", "warps", "smem KB"
+    );
+    for a in arch::all() {
+        let _ = writeln!(
+            out,
+            "{:<15} {:>4} {:>4} {:>6.0} {:>9.1} {:>9.1} {:>8.0} {:>6} {:>5} {:>6}",
+            a.name,
+            a.cc,
+            a.sms,
+            a.clock_mhz,
+            a.fp32_flops() / 1e12,
+            a.mma_flops() / 1e12,
+            a.dram_bytes_s / 1e9,
+            a.l2_bytes >> 20,
+            a.max_warps_sm,
+            a.shared_per_sm / 1024
+        );
+    }
+    let _ = writeln!(out, "\nsources (per GPU family):");
+    let mut seen = vec![];
+    for a in arch::all() {
+        if seen.contains(&a.sources.as_ptr()) {
+            continue;
+        }
+        seen.push(a.sources.as_ptr());
+        let _ = writeln!(out, "  sm_{} ({}):", a.cc, a.name);
+        for (fields, src) in a.sources {
+            let _ = writeln!(out, "    {fields}: {src}");
+        }
+    }
+    let _ = writeln!(out, "\nsource keys:");
+    for (k, title, url) in arch::SOURCES {
+        let _ = writeln!(out, "  {k}: {title}. {url}");
+    }
+    use std::io::Write as _;
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    0
+}
+
 fn run(args: &[String]) -> Result<i32, (i32, String)> {
     let usage = |m: String| (2, format!("{m}\n{USAGE}"));
+    if args.first().map(String::as_str) == Some("archs") {
+        return Ok(archs());
+    }
     if args.first().map(String::as_str) != Some("run") {
-        return Err(usage("expected the `run` command".into()));
+        return Err(usage("expected the `run` or `archs` command".into()));
     }
     let mut file = None;
     let mut kernel = None;
@@ -88,6 +145,9 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
     let mut approx_perturbed = false;
     let mut max_instructions = ptx_emu::DEFAULT_MAX_INSTRUCTIONS;
     let mut memory_limit = ptx_emu::DEFAULT_MEMORY_LIMIT;
+    let mut model_arch = None;
+    let mut regs = None;
+    let mut sample_blocks = None;
     let mut i = 1;
     while i < args.len() {
         let a = args[i].as_str();
@@ -116,6 +176,15 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
                     m => return Err(usage(format!("unknown --approx mode `{m}` (exact or perturbed)"))),
                 }
             }
+            "--model" => model_arch = Some(val()?),
+            "--regs" => regs = Some(val()?.parse::<u32>().map_err(|e| usage(format!("bad --regs: {e}")))?),
+            "--sample-blocks" => {
+                sample_blocks = Some(
+                    val()?
+                        .parse::<u64>()
+                        .map_err(|e| usage(format!("bad --sample-blocks: {e}")))?,
+                )
+            }
             "--workers" => workers = val()?.parse().map_err(|e| usage(format!("bad --workers: {e}")))?,
             "--no-check" => match val()?.as_str() {
                 "memcheck" => checks.memcheck = false,
@@ -140,6 +209,37 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
     let grid = grid.ok_or_else(|| usage("missing --grid".into()))?;
     let block = block.ok_or_else(|| usage("missing --block".into()))?;
     let ptx = std::fs::read_to_string(&file).map_err(|e| (2, format!("cannot read {file}: {e}")))?;
+    if model_arch.is_none() && (regs.is_some() || sample_blocks.is_some()) {
+        return Err(usage("--regs and --sample-blocks need --model ARCH".into()));
+    }
+    let model = match &model_arch {
+        None => None,
+        Some(name) => {
+            let arch = ptx_emu::model::arch::by_name(name).ok_or_else(|| {
+                usage(format!(
+                    "unknown --model `{name}` (one of: {})",
+                    ptx_emu::model::arch::names()
+                ))
+            })?;
+            let regs = match regs {
+                Some(r) => r,
+                None => {
+                    let r = ptx_emu::model::ptxas::resources(&ptx, &kernel, arch.cc).map_err(|e| {
+                        (
+                            2,
+                            format!("--model needs registers per thread: give --regs N, or install ptxas ({e})"),
+                        )
+                    })?;
+                    r.registers
+                }
+            };
+            Some(ModelOptions {
+                arch,
+                regs_per_thread: regs,
+                sample_blocks,
+            })
+        }
+    };
     let dev = Device::new(Options {
         checks,
         worker_threads: workers,
@@ -201,7 +301,13 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
         block,
         shared_bytes: shared,
     };
-    let result = dev.launch(&module, &kernel, &cfg, &blob);
+    let result = match &model {
+        Some(m) => dev.launch_with_model(&module, &kernel, &cfg, &blob, m),
+        None => dev.launch(&module, &kernel, &cfg, &blob),
+    };
+    if let Ok(Some(p)) = result.as_ref().map(|r| r.prediction.as_ref()) {
+        print!("{}", p.summary());
+    }
     // The metrics file is written whenever the kernel ran, also when a check fired or the budget ran out.
     let metrics = match &result {
         Ok(rep) => Some(&rep.metrics),
@@ -209,7 +315,13 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
         Err(_) => None,
     };
     if let (Some(p), Some(m)) = (&metrics_path, metrics) {
-        std::fs::write(p, m.to_json()).map_err(|e| (2, format!("cannot write {p}: {e}")))?;
+        let mut json = m.to_json();
+        if let Ok(Some(pred)) = result.as_ref().map(|r| r.prediction.as_ref()) {
+            let end = json.trim_end().len() - 1;
+            json.truncate(end);
+            json = format!("{},\n  \"model\": {}\n}}\n", json.trim_end(), pred.to_json());
+        }
+        std::fs::write(p, json).map_err(|e| (2, format!("cannot write {p}: {e}")))?;
     }
     let code = match &result {
         Ok(_) => 0,

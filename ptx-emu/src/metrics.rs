@@ -71,6 +71,32 @@ impl Metrics {
         self.threads += o.threads;
     }
 
+    /// What happened since `earlier` (a snapshot of the same counters).
+    pub fn delta(&self, earlier: &Metrics) -> Metrics {
+        let mut d = self.clone();
+        d.instructions -= earlier.instructions;
+        d.warp_instructions -= earlier.warp_instructions;
+        for (a, b) in d.by_class.iter_mut().zip(earlier.by_class.iter()) {
+            *a -= b;
+        }
+        d.global_load_bytes -= earlier.global_load_bytes;
+        d.global_store_bytes -= earlier.global_store_bytes;
+        d.global_atomic_bytes -= earlier.global_atomic_bytes;
+        d.global_requests -= earlier.global_requests;
+        d.global_sectors -= earlier.global_sectors;
+        d.shared_requests -= earlier.shared_requests;
+        d.shared_wavefronts -= earlier.shared_wavefronts;
+        d.shared_bank_conflicts -= earlier.shared_bank_conflicts;
+        d.shared_load_bytes -= earlier.shared_load_bytes;
+        d.shared_store_bytes -= earlier.shared_store_bytes;
+        d.local_bytes -= earlier.local_bytes;
+        d.barriers -= earlier.barriers;
+        d.mma -= earlier.mma;
+        d.blocks -= earlier.blocks;
+        d.threads -= earlier.threads;
+        d
+    }
+
     /// The metrics as a JSON object.
     pub fn to_json(&self) -> String {
         let mut s = String::from("{\n");

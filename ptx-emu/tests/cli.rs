@@ -419,3 +419,93 @@ fn cli_warns_about_a_newer_ptx_version() {
     assert!(m.warnings()[0].contains(".target gfx90a"), "{:?}", m.warnings());
     assert!(dev.load_module(STRUCT_ARG).unwrap().warnings().is_empty());
 }
+
+/// `--model`: a summary on stdout, a "model" object in the metrics JSON; ptxas gives the registers
+/// when `--regs` is absent; without ptxas, `--regs` is required (exit 2 saying so).
+#[test]
+fn cli_model_predicts_and_needs_registers() {
+    let dir = std::env::temp_dir().join(format!("ptx-emu-cli-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ptx = dir.join("saxpy.ptx");
+    std::fs::write(&ptx, SAXPY).unwrap();
+    let metrics = dir.join("m.json");
+    let launch = |extra: &[&str], nvcc: Option<&str>| {
+        let mut c = bin();
+        c.arg("run")
+            .arg(&ptx)
+            .args(["--kernel", "saxpy", "--grid", "64", "--block", "256"])
+            .args([
+                "--arg",
+                "buf:zero=65536",
+                "--arg",
+                "buf:zero=65536",
+                "--arg",
+                "f32:2",
+                "--arg",
+                "u32:16384",
+            ])
+            .args(["--metrics", metrics.to_str().unwrap()])
+            .args(extra);
+        if let Some(n) = nvcc {
+            c.env("NVCC", n);
+        }
+        c.output().unwrap()
+    };
+    let out = launch(&["--model", "h100-sxm", "--regs", "16", "--sample-blocks", "8"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("model h100-sxm:") && stdout.contains("8 of 64 blocks emulated"),
+        "{stdout}"
+    );
+    let json = std::fs::read_to_string(&metrics).unwrap();
+    for key in [
+        "\"model\": {\"arch\": \"h100-sxm\"",
+        "\"seconds\":",
+        "\"limiter\": \"launch\"",
+        "\"units\": {",
+        "\"occupancy\": {",
+        "\"waves\":",
+    ] {
+        assert!(json.contains(key), "{key} missing from {json}");
+    }
+    assert_eq!(json.matches('{').count(), json.matches('}').count(), "{json}");
+    // No ptxas (NVCC names nothing): --regs is required.
+    let out = launch(&["--model", "a100-sxm4-80gb"], Some("/nonexistent/nvcc"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("give --regs N"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = launch(&["--model", "b200", "--regs", "16"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown --model `b200`"));
+    let out = launch(&["--regs", "16"], None);
+    assert_eq!(out.status.code(), Some(2), "--regs without --model");
+    // With ptxas at hand, the registers come from it.
+    if ptx_emu::model::ptxas::find_ptxas().is_ok() {
+        let out = launch(&["--model", "a100-sxm4-80gb"], None);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let json = std::fs::read_to_string(&metrics).unwrap();
+        assert!(json.contains("\"regs_per_thread\": "), "{json}");
+    }
+    let archs = bin().arg("archs").output().unwrap();
+    assert_eq!(archs.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&archs.stdout);
+    for name in [
+        "a100-sxm4-40gb",
+        "a100-sxm4-80gb",
+        "a100-pcie-80gb",
+        "h100-sxm",
+        "h100-pcie",
+        "h200",
+        "l4",
+        "rtx-a6000",
+        "rtx-4090",
+        "rtx-5090",
+    ] {
+        assert!(text.contains(name), "{name}");
+    }
+    assert!(text.contains("NV-AMP-WP:"), "sources listed");
+}

@@ -49,6 +49,9 @@ pub(crate) fn arrive(
             b.members.push(w.id * 32 + l as u32);
         });
     }
+    if let Some(t) = env.trace.as_mut() {
+        t.bar_arrive(w.id, id, kind != BarKind::Arrive);
+    }
     if kind == BarKind::Arrive {
         return false;
     }
@@ -80,9 +83,17 @@ pub(crate) fn release_all(env: &mut Env, warps: &mut [Warp]) -> bool {
         // synccheck: every waiting thread must stand at the same barrier instruction
         let mut first: Option<(u32, u32, usize)> = None;
         let mut mismatch: Option<(u32, usize, u32, u32)> = None;
-        for w in warps.iter_mut() {
+        let mut released = if env.trace.is_some() {
+            vec![false; warps.len()]
+        } else {
+            vec![]
+        };
+        for (wi, w) in warps.iter_mut().enumerate() {
             for l in 0..32 {
                 if w.state[l] == Lane::Barrier && w.bar_id[l] as usize == id {
+                    if let Some(r) = released.get_mut(wi) {
+                        *r = true;
+                    }
                     match first {
                         None => first = Some((w.pc[l], w.id, l)),
                         Some((pc0, _, _)) if pc0 != w.pc[l] && mismatch.is_none() => {
@@ -105,6 +116,9 @@ pub(crate) fn release_all(env: &mut Env, warps: &mut [Warp]) -> bool {
                 None,
                 format!("divergent barrier: threads wait for barrier {id} at different instructions (PTX lines {l0} and {l1}), e.g. __syncthreads() inside a branch"),
             );
+        }
+        if let Some(t) = env.trace.as_mut() {
+            t.bar_release(id, |wi| released[wi]);
         }
         let members = std::mem::take(&mut env.bars[id]).members;
         env.epoch = env.epoch.wrapping_add(1);

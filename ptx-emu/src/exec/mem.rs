@@ -290,6 +290,17 @@ pub(crate) fn request_metrics(env: &mut Env, space: Space, addrs: &[(u64, u64)])
             let distinct = 1 + sectors.windows(2).filter(|w| w[0] != w[1]).count();
             env.metrics.global_requests += 1;
             env.metrics.global_sectors += distinct as u64;
+            if let Some(t) = env.trace.as_mut() {
+                let mut uniq = [0u64; 160];
+                let mut k = 0;
+                for (i, &s) in sectors.iter().enumerate() {
+                    if i == 0 || sectors[i - 1] != s {
+                        uniq[k] = s;
+                        k += 1;
+                    }
+                }
+                t.global_sectors(&uniq[..k]);
+            }
         }
         Space::Shared => {
             // Lanes are served 128 bytes at a time (32 lanes x 4 B, 16 x 8 B, 8 x 16 B); within a phase
@@ -322,6 +333,9 @@ pub(crate) fn request_metrics(env: &mut Env, space: Space, addrs: &[(u64, u64)])
             }
             env.metrics.shared_requests += 1;
             env.metrics.shared_wavefronts += wavefronts;
+            if let Some(t) = env.trace.as_mut() {
+                t.shared_request();
+            }
             env.metrics.shared_bank_conflicts += wavefronts.saturating_sub(phases);
         }
         _ => {}

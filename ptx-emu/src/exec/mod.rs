@@ -137,6 +137,8 @@ pub(crate) struct Env<'a> {
     pub printf_bytes: usize,
     /// Device printf output: (linear block, line of text).
     pub printf: Vec<(u64, String)>,
+    /// The speed-of-light model's record of the running block (`Options::model`), else None.
+    pub trace: Option<crate::model::timeline::BlockTrace>,
 }
 
 /// Reports beyond this many end the launch.
@@ -192,6 +194,8 @@ pub(crate) struct LaunchOut {
     pub budget_stop: Vec<WarpAt>,
     /// The block (linear index) whose fatal report or budget stop ended this worker.
     pub fatal_block: Option<u64>,
+    /// The model's per-block traces (empty without `LaunchSpec::model`), in block order.
+    pub traces: Vec<crate::model::timeline::BlockTrace>,
 }
 
 /// What one launch needs, shared by every worker thread.
@@ -209,12 +213,19 @@ pub(crate) struct LaunchSpec<'a> {
     pub approx_seed: Option<u64>,
     /// Warp-instructions the whole launch may execute.
     pub budget: u64,
+    /// Only these blocks (linear indices, ascending) run; None: the whole grid.
+    pub blocks: Option<&'a [u64]>,
+    /// Record per-block traces for the speed-of-light model with these latencies.
+    pub model: Option<crate::model::arch::Latencies>,
 }
 
 /// Runs one launch to completion (or to the first fatal fault). Blocks are taken in order from a shared
 /// counter by `workers` host threads (1: deterministic order on the calling thread).
 pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
-    let nblocks = spec.grid.iter().map(|&g| g as u64).product::<u64>();
+    let nblocks = match spec.blocks {
+        Some(list) => list.len() as u64,
+        None => spec.grid.iter().map(|&g| g as u64).product::<u64>(),
+    };
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let executed = AtomicU64::new(0);
@@ -241,6 +252,7 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
     let mut printf = vec![];
     let mut budget_stop = vec![];
     let mut budget_hit = false;
+    let mut traces = vec![];
     let fatal_block = outs.iter().filter_map(|o| o.fatal_block).min();
     let mut races = races.into_inner().unwrap_or_else(|e| e.into_inner());
     races.finish();
@@ -251,7 +263,9 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
         reports.extend(o.reports);
         printf.extend(o.printf);
         budget_stop.extend(o.budget_stop);
+        traces.extend(o.traces);
     }
+    traces.sort_by_key(|t| t.block);
     budget_stop.sort_by_key(|w| (lin(w.block), w.warp));
     printf.sort_by_key(|p| p.0);
     // As with one thread, nothing after the block that ended the launch counts (other workers may
@@ -273,6 +287,7 @@ pub(crate) fn launch(spec: &LaunchSpec, gmem: &GlobalMem) -> LaunchOut {
         budget_hit,
         budget_stop,
         fatal_block,
+        traces,
     }
 }
 
@@ -335,6 +350,7 @@ fn worker(
         budget_stop: vec![],
         printf_bytes: 0,
         printf: vec![],
+        trace: None,
     };
     let nslots = prog.nslots.max(1) as usize;
     let local = prog.local_bytes as usize;
@@ -354,16 +370,25 @@ fn worker(
             parked: 0,
         })
         .collect();
-    let nblocks = grid.iter().map(|&g| g as u64).product::<u64>();
+    let nblocks = match spec.blocks {
+        Some(list) => list.len() as u64,
+        None => grid.iter().map(|&g| g as u64).product::<u64>(),
+    };
     let mut fatal_block = None;
+    let mut traces = vec![];
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let b = next.fetch_add(1, Ordering::Relaxed);
-        if b >= nblocks {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= nblocks {
             break;
         }
+        let b = spec.blocks.map_or(i, |list| list[i as usize]);
+        let before = spec.model.map(|lat| {
+            env.trace = Some(crate::model::timeline::BlockTrace::new(b, nwarps as usize, nslots, lat));
+            env.metrics.clone()
+        });
         let (gx, gy) = (grid[0] as u64, grid[1] as u64);
         env.ctaid = [(b % gx) as u32, ((b / gx) % gy) as u32, (b / (gx * gy)) as u32];
         // Epochs stay unique across blocks and workers' reuse of the racecheck shadow.
@@ -376,6 +401,11 @@ fn worker(
         }
         env.metrics.blocks += 1;
         env.metrics.threads += nthreads as u64;
+        if let (Some(before), Some(mut t)) = (before, env.trace.take()) {
+            t.metrics = env.metrics.delta(&before);
+            t.finish();
+            traces.push(t);
+        }
         if env.fatal {
             fatal_block = Some(b);
             stop.store(true, Ordering::Relaxed);
@@ -384,6 +414,7 @@ fn worker(
     }
     LaunchOut {
         fatal_block,
+        traces,
         metrics: env.metrics,
         reports: env.reports,
         printf: env.printf,

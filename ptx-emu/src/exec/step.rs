@@ -136,7 +136,14 @@ pub(crate) fn run_warp(w: &mut Warp, env: &mut Env) -> bool {
             env.metrics.instructions += n;
             env.metrics.by_class[inst.class as usize] += n;
             env.clock += 1;
-            match exec(w, env, inst, pc, mask, active) {
+            if let Some(t) = env.trace.as_mut() {
+                t.begin(inst);
+            }
+            let flow = exec(w, env, inst, pc, mask, active);
+            if let Some(t) = env.trace.as_mut() {
+                t.end(w.id, inst, active);
+            }
+            match flow {
                 Flow::Next => pc += 1,
                 Flow::Jump(t) => pc = t,
                 Flow::Stop => continue 'pick,
