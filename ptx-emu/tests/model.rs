@@ -248,7 +248,8 @@ fn occupancy_follows_cudas_rules() {
 fn samples_are_clusters_of_consecutive_blocks() {
     assert_eq!(sample(100, None), None);
     assert_eq!(sample(100, Some(100)), None);
-    assert_eq!(sample(100, Some(8)), Some((0..8).collect()));
+    assert_eq!(sample(100, Some(3)), Some(vec![0, 1, 2]));
+    assert_eq!(sample(100, Some(8)), Some(vec![0, 1, 32, 33, 65, 66, 98, 99]));
     let s = sample(1000, Some(64)).unwrap();
     assert_eq!(s.len(), 64);
     assert_eq!(&s[..16], &(0..16).collect::<Vec<_>>()[..]);

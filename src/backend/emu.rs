@@ -22,6 +22,9 @@ pub struct EmuBackend {
     device: Arc<ptx_emu::Device>,
     modules: Mutex<HashMap<&'static str, Arc<ptx_emu::Module>>>,
     metrics: Mutex<Vec<(String, ptx_emu::Metrics)>>,
+    /// The speed-of-light model every launch runs under ([`EmuBackend::with_model`]).
+    model: Option<(ptx_emu::Arch, Option<u64>)>,
+    predictions: Mutex<Vec<(String, ptx_emu::Prediction)>>,
 }
 
 impl Default for EmuBackend {
@@ -48,7 +51,46 @@ impl EmuBackend {
             device: Arc::new(ptx_emu::Device::new(options)),
             modules: Mutex::new(HashMap::new()),
             metrics: Mutex::new(Vec::new()),
+            model: None,
+            predictions: Mutex::new(Vec::new()),
         }
+    }
+
+    /// An emulated device whose every launch also predicts its time on the GPU `arch` (a name of
+    /// `ptx_emu::model::arch::all()`, e.g. `"h100-sxm"`), with the registers ptxas reported for that
+    /// arch at build time (the nearest older SASS arch the crate was built for). With
+    /// `sample_blocks`, launches run only that many blocks and scale up: outputs are then
+    /// incomplete, so use it for predictions only. Checks are off (a sampled launch reads what the
+    /// blocks not run would have written); use [`EmuBackend::new`] for correctness.
+    pub fn with_model(arch: &str, sample_blocks: Option<u64>) -> Result<Self> {
+        let a = ptx_emu::model::arch::by_name(arch).ok_or_else(|| Error::InvalidArgument {
+            op: "EmuBackend::with_model",
+            reason: format!("unknown GPU `{arch}` (one of: {})", ptx_emu::model::arch::names()),
+        })?;
+        let mut b = Self::with_options(ptx_emu::Options {
+            checks: ptx_emu::Checks::none(),
+            ..ptx_emu::Options::default()
+        });
+        b.model = Some((a, sample_blocks));
+        Ok(b)
+    }
+
+    /// The predictions of every launch so far (with [`EmuBackend::with_model`]), by kernel name, and
+    /// clears the list.
+    pub fn take_predictions(&self) -> Vec<(String, ptx_emu::Prediction)> {
+        std::mem::take(&mut *self.predictions.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Registers per thread of `kernel` for compute capability `cc` (x10): ptxas's report for the
+    /// newest SASS arch of the build that is not newer than `cc`.
+    fn registers(kernel: &str, cc: u32) -> Option<u32> {
+        crate::raw::PTXAS_REPORT
+            .iter()
+            .filter(|r| r.kernel == kernel)
+            .filter_map(|r| Some((r.arch.strip_prefix("sm_")?.parse::<u32>().ok()?, r.registers)))
+            .filter(|(a, _)| *a <= cc)
+            .max_by_key(|(a, _)| *a)
+            .map(|(_, regs)| regs)
     }
 
     /// The metrics of every launch so far, by kernel name, and clears the list.
@@ -93,10 +135,29 @@ impl Backend for EmuBackend {
             block: dims.block,
             shared_bytes: dims.shared_bytes,
         };
-        let report = self
-            .device
-            .launch(&module, kernel.name, &cfg, params.as_bytes())
-            .map_err(Self::emu_err)?;
+        let report = match &self.model {
+            None => self.device.launch(&module, kernel.name, &cfg, params.as_bytes()),
+            Some((arch, sample_blocks)) => {
+                let regs = Self::registers(kernel.name, arch.cc).ok_or_else(|| Error::KernelLoad {
+                    kernel: kernel.name.into(),
+                    detail: format!("no ptxas report for sm_{} or older", arch.cc),
+                })?;
+                let m = ptx_emu::ModelOptions {
+                    arch: arch.clone(),
+                    regs_per_thread: regs,
+                    sample_blocks: *sample_blocks,
+                };
+                self.device
+                    .launch_with_model(&module, kernel.name, &cfg, params.as_bytes(), &m)
+            }
+        }
+        .map_err(Self::emu_err)?;
+        if let Some(p) = &report.prediction {
+            self.predictions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((kernel.name.to_string(), p.clone()));
+        }
         self.metrics
             .lock()
             .unwrap_or_else(|e| e.into_inner())

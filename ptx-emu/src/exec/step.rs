@@ -137,7 +137,7 @@ pub(crate) fn run_warp(w: &mut Warp, env: &mut Env) -> bool {
             env.metrics.by_class[inst.class as usize] += n;
             env.clock += 1;
             if let Some(t) = env.trace.as_mut() {
-                t.begin(inst);
+                t.begin(w.id, inst);
             }
             let flow = exec(w, env, inst, pc, mask, active);
             if let Some(t) = env.trace.as_mut() {

@@ -183,15 +183,17 @@ impl Prediction {
     }
 }
 
-/// Which blocks a launch of `total` blocks emulates for `sample` (None: all): up to four clusters of
-/// consecutive blocks spread evenly over the grid (consecutive blocks run at the same time on a GPU and
-/// share cache lines; spread clusters see the grid's edges and its middle).
+/// Which blocks a launch of `total` blocks emulates for `sample` (None: all): four clusters of
+/// consecutive blocks (fewer when `sample` < 8), spread evenly over the grid from the first block to
+/// the last. Consecutive blocks run at the same time on a GPU and share cache lines; spread clusters
+/// see the grid's edges and its middle, so work that grows along the grid (causal attention) averages
+/// out.
 pub fn sample(total: u64, sample: Option<u64>) -> Option<Vec<u64>> {
     let n = sample?.max(1);
     if n >= total {
         return None;
     }
-    let clusters = n.div_ceil(16).clamp(1, 4).min(n);
+    let clusters = (n / 2).clamp(1, 4);
     let size = n / clusters;
     let mut v = Vec::with_capacity(n as usize);
     for c in 0..clusters {

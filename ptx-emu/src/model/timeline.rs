@@ -2,10 +2,14 @@
 //! warp-instructions issued on each pipe, the `mma` multiply-adds by type, and a dependency-driven
 //! timeline; per block, the global memory sectors in the order the warps touched them.
 //!
-//! The timeline is a latency bound with unlimited throughput: a warp issues one instruction per cycle
-//! unless an operand is not ready; a result is ready `latency` cycles after issue; a `bar.sync`
-//! releases every waiting warp at the latest arrival plus the barrier latency; `cp.async.wait_group`
-//! waits for the groups it names. Global loads are timed three ways at once (every load an L1 hit, an
+//! The timeline is a latency bound with unlimited pipes. PTX order is not the order the hardware
+//! issues in: ptxas schedules each basic block, hoisting loads and interleaving independent chains. So
+//! within a basic block (a run of instructions ended by a branch, a barrier or a `cp.async` wait) an
+//! instruction issues as soon as its operands are ready, and the next block starts once the block's
+//! instructions have all issued, one per cycle: `floor' = max(floor + n, last issue + 1)`. A result is
+//! ready `latency` cycles after issue, so loads stay in flight across blocks until a use waits for them
+//! (a scoreboard); a `bar.sync` releases every waiting warp at the latest arrival plus the barrier
+//! latency; `cp.async.wait_group` waits for the groups it names. Global loads are timed three ways at once (every load an L1 hit, an
 //! L2 hit, a DRAM access), and the model mixes the three by the hit rates its cache simulation finds
 //! afterwards, so loads in flight per warp versus latency (Little's law) come out of the timeline.
 
@@ -98,6 +102,9 @@ pub struct WarpTrace {
     /// barriers (L2 level).
     pub t: T,
     pub bar_wait: f64,
+    /// The current basic block: when it started, its instructions so far, its latest issue.
+    block_n: f64,
+    block_last: T,
     ready: Vec<T>,
     async_open: T,
     async_groups: VecDeque<T>,
@@ -121,6 +128,17 @@ pub struct BlockTrace {
     cur_kind: u64,
 }
 
+impl WarpTrace {
+    /// Ends the current basic block: the next one starts once this one's instructions have issued.
+    fn close_block(&mut self) {
+        for i in 0..LEVELS {
+            self.t[i] = (self.t[i] + self.block_n).max(self.block_last[i] + 1.0);
+            self.block_last[i] = self.t[i];
+        }
+        self.block_n = 0.0;
+    }
+}
+
 impl BlockTrace {
     pub(crate) fn new(block: u64, nwarps: usize, nslots: usize, lat: Latencies) -> Self {
         BlockTrace {
@@ -136,8 +154,14 @@ impl BlockTrace {
         }
     }
 
-    /// Before an instruction executes: which kind its global sectors are.
-    pub(crate) fn begin(&mut self, inst: &Inst) {
+    /// Before an instruction executes: which kind its global sectors are; a barrier or a `cp.async`
+    /// wait first ends the warp's basic block.
+    pub(crate) fn begin(&mut self, wid: u32, inst: &Inst) {
+        if matches!(inst.op, Op::Bar { .. } | Op::CpAsyncWait { .. }) {
+            if let Some(w) = self.warps.get_mut(wid as usize) {
+                w.close_block();
+            }
+        }
         self.cur_global = false;
         self.cur_shared = false;
         self.cur_kind = match &inst.op {
@@ -183,7 +207,7 @@ impl BlockTrace {
             _ => {}
         }
         let d = deps::of(inst);
-        let mut start = w.t.map(|t| t + 1.0);
+        let mut start = w.t;
         for &u in d.uses() {
             if let Some(r) = w.ready.get(u as usize) {
                 for i in 0..LEVELS {
@@ -241,7 +265,16 @@ impl BlockTrace {
                 }
             }
         }
-        w.t = start;
+        w.block_n += 1.0;
+        for i in 0..LEVELS {
+            w.block_last[i] = w.block_last[i].max(start[i]);
+        }
+        if matches!(
+            inst.op,
+            Op::Bra { .. } | Op::Bar { .. } | Op::CpAsyncWait { .. } | Op::Exit | Op::Ret | Op::Call { .. }
+        ) {
+            w.close_block();
+        }
     }
 
     /// Warp `wid` arrived at barrier `id` (`sync`: it waits there).
@@ -262,6 +295,7 @@ impl BlockTrace {
                 w.bar_wait += (at[1] - w.t[1]).max(0.0) + lat.barrier;
                 for k in 0..LEVELS {
                     w.t[k] = w.t[k].max(at[k]) + lat.barrier;
+                    w.block_last[k] = w.t[k];
                 }
                 w.waiting_bar = false;
             }
@@ -271,6 +305,7 @@ impl BlockTrace {
     /// Drops the per-register state once the block is done (the trace is kept for the model).
     pub(crate) fn finish(&mut self) {
         for w in &mut self.warps {
+            w.close_block();
             w.ready = Vec::new();
         }
         self.lat = None;

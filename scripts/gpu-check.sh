@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The one command to run on a lent GPU: builds, runs every `::cuda` test and the bench, and writes
+# OUTDIR/gpu-check.json and OUTDIR/gpu-check.md with the device, driver and clocks, each measured
+# figure next to the speed-of-light model's prediction for that GPU (examples/roofline.rs).
+#
+#   scripts/gpu-check.sh OUTDIR
+#
+# Nothing needs to be prepared: nvcc comes from PyPI when it is missing (as in .ci/run). Without a GPU
+# it writes the reason to both files and exits 0. Budget: under 8 minutes on an H100/H200-class GPU
+# (build ~3 min on 16 cores, tests ~1 min, bench and model ~3 min); each step has its own timeout so a
+# hang cannot eat the lease.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:?usage: scripts/gpu-check.sh OUTDIR}
+mkdir -p "$OUT"
+LOG="$OUT/gpu-check.log"
+: >"$LOG"
+start=$(date +%s)
+say() { echo "== $*" | tee -a "$LOG"; }
+
+no_gpu() {
+    say "no GPU: $1"
+    printf '{"gpu": null, "reason": "%s"}\n' "$1" >"$OUT/gpu-check.json"
+    printf '# GPU check\n\nNo GPU: %s. Nothing was measured.\n' "$1" >"$OUT/gpu-check.md"
+    exit 0
+}
+
+command -v nvidia-smi >/dev/null 2>&1 || no_gpu "nvidia-smi not found"
+DEVICE=$(nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,memory.total --format=csv,noheader 2>>"$LOG" | head -1)
+[ -n "$DEVICE" ] || no_gpu "nvidia-smi lists no device"
+say "device: $DEVICE"
+
+# The model's name for this GPU (for the predictions beside each figure).
+case "$DEVICE" in
+    *H200*) ARCH=h200 ;;
+    *H100*PCIe*) ARCH=h100-pcie ;;
+    *H100*) ARCH=h100-sxm ;;
+    *A100*PCIE*80GB* | *A100*PCIe*80GB*) ARCH=a100-pcie-80gb ;;
+    *A100*80GB*) ARCH=a100-sxm4-80gb ;;
+    *A100*) ARCH=a100-sxm4-40gb ;;
+    *L4*) ARCH=l4 ;;
+    *A6000*) ARCH=rtx-a6000 ;;
+    *4090*) ARCH=rtx-4090 ;;
+    *5090*) ARCH=rtx-5090 ;;
+    *) ARCH=h100-sxm ;;
+esac
+say "model arch: $ARCH"
+
+if [ -z "${NVCC:-}" ] && ! command -v nvcc >/dev/null 2>&1; then
+    say "installing nvcc from PyPI"
+    timeout 180 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        nvidia-cuda-nvcc==13.2.86 nvidia-cuda-crt==13.2.86 nvidia-cuda-runtime==13.2.86 \
+        nvidia-cuda-cccl==13.2.86 nvidia-nvvm==13.2.86 libclang==18.1.1 >>"$LOG" 2>&1
+    NVIDIA_ROOT=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13"))')
+    export NVCC="$NVIDIA_ROOT/bin/nvcc"
+fi
+if [ -z "${LIBCLANG_PATH:-}" ]; then
+    LIBCLANG_PATH=$(python3 -c 'import clang, os; print(os.path.join(os.path.dirname(clang.__file__), "native"))' 2>/dev/null || true)
+    export LIBCLANG_PATH
+fi
+
+say "build (release)"
+timeout 300 cargo build --release --all-targets >>"$LOG" 2>&1 || say "build failed (see gpu-check.log)"
+
+say "::cuda tests"
+timeout 180 cargo test --release --workspace cuda -- --test-threads 1 >"$OUT/cuda-tests.txt" 2>&1
+TESTS_RC=$?
+PASSED=$(grep -o "[0-9]* passed" "$OUT/cuda-tests.txt" | awk '{s+=$1} END {print s+0}')
+FAILED=$(grep -o "[0-9]* failed" "$OUT/cuda-tests.txt" | awk '{s+=$1} END {print s+0}')
+SKIPPED=$(grep -c "skipping .*::cuda" "$OUT/cuda-tests.txt")
+say "cuda tests: rc $TESTS_RC, $PASSED passed, $FAILED failed, $SKIPPED skipped"
+
+say "bench"
+timeout 200 cargo bench --bench vs_cublas -- --warm-up-time 1 --measurement-time 2 >"$OUT/bench.txt" 2>&1
+say "bench rc $?"
+
+say "model predictions for $ARCH"
+timeout 150 cargo run --release --example roofline -- --json --arch "$ARCH" >"$OUT/model.jsonl" 2>>"$LOG"
+say "model rc $?"
+
+elapsed=$(($(date +%s) - start))
+{
+    printf '{"gpu": "%s", "arch": "%s", "elapsed_s": %d, "cuda_tests": {"rc": %d, "passed": %d, "failed": %d, "skipped": %d},\n' \
+        "$DEVICE" "$ARCH" "$elapsed" "$TESTS_RC" "$PASSED" "$FAILED" "$SKIPPED"
+    printf ' "bench": "bench.txt", "model": "model.jsonl"}\n'
+} >"$OUT/gpu-check.json"
+{
+    printf '# GPU check\n\n- device (name, driver, max SM MHz, max mem MHz, memory): %s\n- model arch: %s\n' "$DEVICE" "$ARCH"
+    printf -- '- `::cuda` tests: rc %d, %d passed, %d failed, %d skipped\n- elapsed: %d s\n\n' "$TESTS_RC" "$PASSED" "$FAILED" "$SKIPPED" "$elapsed"
+    printf '## Bench (criterion)\n\n```\n'
+    grep -E "time:|thrpt:|^[a-z_]+/" "$OUT/bench.txt" | head -80
+    printf '```\n\n## Model predictions for %s\n\n```\n' "$ARCH"
+    cat "$OUT/model.jsonl"
+    printf '```\n'
+} >"$OUT/gpu-check.md"
+say "done in ${elapsed}s: $OUT/gpu-check.md"
