@@ -414,7 +414,8 @@ impl Device {
             },
             budget: self.options.max_instructions,
             blocks: blocks.as_deref(),
-            model: model.map(|m| m.arch.lat),
+            model: model.map(|m| model::timeline::Timing::of(&m.arch)),
+            block_budget: None,
         };
         let out = exec::launch(&spec, &mem);
         let mut metrics = out.metrics;
@@ -446,7 +447,26 @@ impl Device {
         }
         let total = cfg.grid.iter().map(|&g| g as u64).product::<u64>();
         let prediction = match model {
-            Some(m) => Some(model::predict(m, &out.traces, total, threads, shared).map_err(EmuError::Usage)?),
+            Some(m) => {
+                // A sample misses the cache lines the blocks of a wave share; a probe runs the start of
+                // every block of the first wave to see them (model::wave_probe).
+                let probe = match &blocks {
+                    Some(_) => {
+                        let (first, budget) =
+                            model::wave_probe(m, &out.traces, total, threads, shared).map_err(EmuError::Usage)?;
+                        let list: Vec<u64> = (0..first).collect();
+                        let spec = exec::LaunchSpec {
+                            blocks: Some(&list),
+                            block_budget: Some(budget),
+                            checks: crate::Checks::none(),
+                            ..spec
+                        };
+                        exec::launch(&spec, &mem).traces
+                    }
+                    None => vec![],
+                };
+                Some(model::predict(m, &out.traces, &probe, total, threads, shared).map_err(EmuError::Usage)?)
+            }
             None => None,
         };
         Ok(LaunchReport {

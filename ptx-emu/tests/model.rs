@@ -298,3 +298,65 @@ fn ptxas_reports_are_parsed() {
     assert_eq!(ptx_emu::model::ptxas::parse(report, "other").unwrap().registers, 90);
     assert!(ptx_emu::model::ptxas::parse(report, "missing").is_none());
 }
+
+/// Each lane reads 16 bytes at `base + 16 * lane` as four scalar loads. Aligned, ptxas makes one
+/// LDS.128 of them (4 conflict-free wavefronts per warp, not 4 x 4 for the 4-way conflicted scalars);
+/// misaligned by 4 bytes it cannot.
+const SHARED_VEC: &str = ".version 8.0
+.target sm_80
+.address_size 64
+.visible .entry vec4(.param .u64 out, .param .u32 skew)
+{
+.reg .b32 %r<12>;
+.reg .f32 %f<8>;
+.reg .b64 %rd<4>;
+.shared .align 16 .b8 buf[4096];
+ld.param.u64 %rd1, [out];
+ld.param.u32 %r9, [skew];
+mov.u32 %r1, %tid.x;
+shl.b32 %r2, %r1, 4;
+add.u32 %r2, %r2, %r9;
+mov.u32 %r3, buf;
+add.u32 %r4, %r3, %r2;
+st.shared.f32 [%r4], 0f3F800000;
+st.shared.f32 [%r4+4], 0f40000000;
+st.shared.f32 [%r4+8], 0f40400000;
+st.shared.f32 [%r4+12], 0f40800000;
+bar.sync 0;
+ld.shared.f32 %f1, [%r4];
+ld.shared.f32 %f2, [%r4+4];
+ld.shared.f32 %f3, [%r4+8];
+ld.shared.f32 %f4, [%r4+12];
+add.f32 %f5, %f1, %f2;
+add.f32 %f6, %f3, %f4;
+add.f32 %f7, %f5, %f6;
+mul.wide.u32 %rd2, %r1, 4;
+add.s64 %rd3, %rd1, %rd2;
+st.global.f32 [%rd3], %f7;
+ret;
+}
+";
+
+#[test]
+fn adjacent_scalar_shared_accesses_cost_as_the_vector_access_ptxas_makes() {
+    let dev = Device::new(Options::default());
+    let m = dev.load_module(SHARED_VEC).unwrap();
+    let out = dev.alloc(4 * 128).unwrap();
+    let o = opts("a100-sxm4-80gb", 16, None);
+    let launch = |skew: u32| {
+        dev.launch_with_model(&m, "vec4", &cfg([1, 1, 1], [128, 1, 1], 0), &with(&[out], &[skew]), &o)
+            .unwrap()
+    };
+    let aligned = launch(0);
+    // 4 warps x (4 stores + 4 loads) x 4 wavefronts each (4-way conflicts at a 16-byte lane stride).
+    assert_eq!(aligned.metrics.shared_wavefronts, 4 * 8 * 4);
+    // Merged: one 16-byte store and one 16-byte load per warp, 4 wavefronts each.
+    assert_eq!(aligned.prediction.unwrap().shared_wavefronts, (4 * 2 * 4) as f64);
+    let skewed = launch(4);
+    assert_eq!(skewed.metrics.shared_wavefronts, 4 * 8 * 4);
+    assert_eq!(
+        skewed.prediction.unwrap().shared_wavefronts,
+        (4 * 8 * 4) as f64,
+        "not 16-byte aligned: no merge"
+    );
+}

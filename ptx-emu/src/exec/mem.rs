@@ -303,43 +303,50 @@ pub(crate) fn request_metrics(env: &mut Env, space: Space, addrs: &[(u64, u64)])
             }
         }
         Space::Shared => {
-            // Lanes are served 128 bytes at a time (32 lanes x 4 B, 16 x 8 B, 8 x 16 B); within a phase
-            // each bank serves one distinct 4-byte word per wavefront.
-            let len = addrs[0].1.max(4);
-            let per_phase = (128 / len).max(1) as usize;
-            let mut wavefronts = 0u64;
-            let mut phases = 0u64;
-            for chunk in addrs.chunks(per_phase) {
-                phases += 1;
-                let mut words = [0u64; 160];
-                let mut n = 0;
-                for &(a, l) in chunk {
-                    let mut wd = a >> 2;
-                    while wd <= (a + l - 1) >> 2 && n < words.len() {
-                        words[n] = wd;
-                        n += 1;
-                        wd += 1;
-                    }
-                }
-                let words = &mut words[..n];
-                words.sort_unstable();
-                let mut per_bank = [0u32; 32];
-                for (i, &wd) in words.iter().enumerate() {
-                    if i == 0 || words[i - 1] != wd {
-                        per_bank[(wd % 32) as usize] += 1;
-                    }
-                }
-                wavefronts += *per_bank.iter().max().unwrap_or(&1) as u64;
-            }
+            let (wavefronts, phases) = shared_wavefronts(addrs);
             env.metrics.shared_requests += 1;
             env.metrics.shared_wavefronts += wavefronts;
-            if let Some(t) = env.trace.as_mut() {
-                t.shared_request();
-            }
             env.metrics.shared_bank_conflicts += wavefronts.saturating_sub(phases);
+            if let Some(t) = env.trace.as_mut() {
+                t.shared_request(wavefronts, addrs);
+            }
         }
         _ => {}
     }
+}
+
+/// Wavefronts and phases of one warp-level shared-memory request (lanes' offset and length, in lane
+/// order). Lanes are served 128 bytes at a time (32 lanes x 4 B, 16 x 8 B, 8 x 16 B); within a phase
+/// each bank serves one distinct 4-byte word per wavefront.
+pub(crate) fn shared_wavefronts(addrs: &[(u64, u64)]) -> (u64, u64) {
+    let Some(first) = addrs.first() else { return (0, 0) };
+    let len = first.1.max(4);
+    let per_phase = (128 / len).max(1) as usize;
+    let mut wavefronts = 0u64;
+    let mut phases = 0u64;
+    for chunk in addrs.chunks(per_phase) {
+        phases += 1;
+        let mut words = [0u64; 160];
+        let mut n = 0;
+        for &(a, l) in chunk {
+            let mut wd = a >> 2;
+            while wd <= (a + l - 1) >> 2 && n < words.len() {
+                words[n] = wd;
+                n += 1;
+                wd += 1;
+            }
+        }
+        let words = &mut words[..n];
+        words.sort_unstable();
+        let mut per_bank = [0u32; 32];
+        for (i, &wd) in words.iter().enumerate() {
+            if i == 0 || words[i - 1] != wd {
+                per_bank[(wd % 32) as usize] += 1;
+            }
+        }
+        wavefronts += *per_bank.iter().max().unwrap_or(&1) as u64;
+    }
+    (wavefronts, phases)
 }
 
 #[inline]

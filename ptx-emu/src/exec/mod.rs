@@ -12,6 +12,7 @@ mod globalrace;
 pub mod int;
 mod mbarrier;
 mod mem;
+pub(crate) use mem::shared_wavefronts;
 mod pred;
 mod race;
 mod step;
@@ -117,6 +118,8 @@ pub(crate) struct Env<'a> {
     pub slice: u32,
     /// Seeded schedule (None: warps in order, fixed slice).
     pub rng: Option<u64>,
+    /// `LaunchSpec::block_budget`.
+    pub block_budget: Option<u64>,
     /// Perturbed approximate math (`Options::approx`): its seed.
     pub approx_seed: Option<u64>,
     /// globalrace: the global bytes this block touched (None when the check is off).
@@ -216,7 +219,11 @@ pub(crate) struct LaunchSpec<'a> {
     /// Only these blocks (linear indices, ascending) run; None: the whole grid.
     pub blocks: Option<&'a [u64]>,
     /// Record per-block traces for the speed-of-light model with these latencies.
-    pub model: Option<crate::model::arch::Latencies>,
+    pub model: Option<crate::model::timeline::Timing>,
+    /// End each block quietly after this many warp-instructions (the model's wave probe: the first
+    /// stretch of every block of a wave, for the blocks' shared cache footprint). Warps then take
+    /// short turns so that they advance together.
+    pub block_budget: Option<u64>,
 }
 
 /// Runs one launch to completion (or to the first fatal fault). Blocks are taken in order from a shared
@@ -338,8 +345,9 @@ fn worker(
         metrics: Metrics::default(),
         clock: 0,
         warp_syncs: vec![0; nwarps as usize],
-        slice: step::SLICE,
+        slice: if spec.block_budget.is_some() { 64 } else { step::SLICE },
         rng: spec.seed.map(|s| s | 1),
+        block_budget: spec.block_budget,
         approx_seed: spec.approx_seed,
         global_access: checks.globalrace.then(globalrace::BlockAccess::default),
         strong_access: false,
@@ -465,7 +473,14 @@ fn start_block(env: &mut Env, warps: &mut [Warp], entry: u32, nthreads: u32) {
 
 fn run_block(env: &mut Env, warps: &mut [Warp]) {
     let mut order: Vec<usize> = (0..warps.len()).collect();
+    let first = env.metrics.warp_instructions;
     loop {
+        if env
+            .block_budget
+            .is_some_and(|b| env.metrics.warp_instructions - first >= b)
+        {
+            return;
+        }
         let mut progress = false;
         if let Some(rng) = env.rng.as_mut() {
             // Seeded schedule: a new warp order and time slice every round.

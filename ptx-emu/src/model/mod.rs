@@ -125,6 +125,9 @@ pub struct Prediction {
     pub sampled_blocks: u64,
     /// Predicted DRAM and L2 bytes for the whole launch.
     pub dram_bytes: f64,
+    /// Shared-memory wavefronts for the whole launch, with the scalar accesses ptxas vectorizes merged
+    /// (`timeline.rs`; the metrics count them one by one).
+    pub shared_wavefronts: f64,
     pub l2_bytes: f64,
     pub launch_seconds: f64,
 }
@@ -254,7 +257,7 @@ fn average(traces: &[BlockTrace], traffic: &cache::Traffic) -> BlockAvg {
         mix
     };
     for t in traces {
-        a.wavefronts += t.metrics.shared_wavefronts as f64 / n;
+        a.wavefronts += t.wavefronts / n;
         a.l1_sectors += t.metrics.global_sectors as f64 / n;
         let mut worst = (0.0, 0.0);
         for (i, w) in t.warps.iter().enumerate() {
@@ -337,11 +340,44 @@ fn pnorm(v: &[f64]) -> f64 {
         .powf(1.0 / OVERLAP_P)
 }
 
+/// The wave probe of a sampled launch: how many blocks (the first wave) run, and for how many
+/// warp-instructions each (an eighth of a sampled block, and the probe costs at most about twice the
+/// sample).
+pub fn wave_probe(
+    opts: &ModelOptions,
+    sample: &[BlockTrace],
+    blocks: u64,
+    threads: u32,
+    shared: u32,
+) -> Result<(u64, u64), String> {
+    let occ = occupancy(&opts.arch, threads, opts.regs_per_thread, shared)?;
+    let wave = (opts.arch.sms as u64 * occ.blocks_per_sm as u64).min(blocks);
+    let n = sample.len().max(1) as f64;
+    let mean = sample.iter().map(|t| t.metrics.warp_instructions as f64).sum::<f64>() / n;
+    let budget = (mean / 8.0).min(mean * 2.0 * n / wave.max(1) as f64).max(2048.0);
+    Ok((wave, budget as u64))
+}
+
+/// Traffic of the sampled blocks with the L2/DRAM split of the wave probe: the loads that miss L1 hit
+/// L2 as often as they did while the whole first wave ran together.
+fn with_probe(mut t: cache::Traffic, probe: &cache::Traffic) -> cache::Traffic {
+    let reached = probe.l2_hits + probe.dram_reads;
+    if reached == 0 {
+        return t;
+    }
+    let hit = probe.l2_hits as f64 / reached as f64;
+    let loads_l2 = (t.l2_hits + t.dram_reads) as f64;
+    t.l2_hits = (loads_l2 * hit).round() as u64;
+    t.dram_reads = loads_l2 as u64 - t.l2_hits;
+    t
+}
+
 /// Predicts a launch of `blocks` blocks of `threads` threads (`shared` bytes each) from the traces of
-/// the blocks that ran.
+/// the blocks that ran, and, for a sampled launch, the traces of the wave probe ([`wave_probe`]).
 pub fn predict(
     opts: &ModelOptions,
     traces: &[BlockTrace],
+    probe: &[BlockTrace],
     blocks: u64,
     threads: u32,
     shared: u32,
@@ -354,9 +390,10 @@ pub fn predict(
     // The L1 left over next to the shared memory of the resident blocks.
     let smem = k as u64 * (shared as u64 + if shared > 0 { a.shared_reserved as u64 } else { 0 });
     let l1 = (a.l1_bytes as u64).saturating_sub(smem).max(16 * 1024);
-    // A sample smaller than a wave competes for L2 with the blocks it stands for.
-    let l2 = (a.l2_bytes as f64 * (sampled as f64 / per_wave.min(blocks).max(1) as f64).min(1.0)) as u64;
-    let traffic = cache::simulate(traces, k as usize, l1, l2.max(1 << 20));
+    let mut traffic = cache::simulate(traces, k as usize, l1, a.l2_bytes);
+    if !probe.is_empty() {
+        traffic = with_probe(traffic, &cache::simulate(probe, k as usize, l1, a.l2_bytes));
+    }
     let avg = average(traces, &traffic);
     let full = blocks / per_wave;
     let tail = blocks % per_wave;
@@ -409,6 +446,7 @@ pub fn predict(
         blocks,
         sampled_blocks: sampled,
         dram_bytes: avg.dram_sectors * 32.0 * blocks as f64,
+        shared_wavefronts: avg.wavefronts * blocks as f64,
         l2_bytes: avg.l2_sectors * 32.0 * blocks as f64,
         launch_seconds: a.launch_s,
     })

@@ -17,9 +17,26 @@
 
 use std::collections::VecDeque;
 
-use super::arch::Latencies;
+use super::arch::{Arch, Latencies};
 use super::deps;
-use crate::ir::{Class, Inst, MmaTy, Op, WmmaOp};
+use crate::exec::shared_wavefronts;
+use crate::ir::{Class, Inst, MmaTy, Op, Slot, WmmaOp};
+
+/// Open groups of adjacent shared accesses per warp (see [`BlockTrace::shared_request`]).
+const OPEN_GROUPS: usize = 4;
+
+/// Scalar shared accesses ptxas would issue as one vector access: same base register, offsets that
+/// continue each other, each lane's bytes contiguous, the start aligned to the merged width.
+#[derive(Clone, Debug)]
+struct VecGroup {
+    /// The widest vector every lane's start is aligned to (16 or 8 bytes).
+    width: u64,
+    base: Slot,
+    store: bool,
+    next_off: i64,
+    lanes: Vec<(u64, u64)>,
+    counted: u64,
+}
 
 /// Execution pipes (and "issue only" for moves, control and the rest).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +98,37 @@ impl Pipe {
     }
 }
 
+/// What the timeline needs of an arch: latencies, and the cycles one warp-instruction keeps its pipe
+/// busy on one scheduler (a warp alone cannot issue faster than its pipes: a 16-lane FP32 pipe takes a
+/// warp-instruction every 2 cycles, an A100 tensor core an `m16n8k16` every 8).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    pub lat: Latencies,
+    pub cost: [f64; NPIPES],
+    /// Cycles per `mma` multiply-add on one scheduler: f32 accumulate, f16 accumulate, tf32.
+    pub fma_cost: [f64; 3],
+}
+
+impl Timing {
+    pub fn of(a: &Arch) -> Timing {
+        let s = a.schedulers.max(1) as f64;
+        let lanes = |rate: f64| 32.0 * s / rate;
+        let mut cost = [0.0; NPIPES];
+        cost[Pipe::Fp32 as usize] = lanes(a.fp32);
+        cost[Pipe::Int as usize] = lanes(a.int);
+        cost[Pipe::Sfu as usize] = lanes(a.sfu);
+        cost[Pipe::Fp64 as usize] = lanes(a.fp64);
+        cost[Pipe::Half as usize] = lanes(a.half);
+        cost[Pipe::Convert as usize] = lanes(a.convert);
+        cost[Pipe::Shfl as usize] = lanes(a.shfl);
+        Timing {
+            lat: a.lat,
+            cost,
+            fma_cost: [s / a.mma_f32acc, s / a.mma_f16acc, s / a.mma_tf32],
+        }
+    }
+}
+
 /// Memory levels a global load is timed at: L1 hit, L2 hit, DRAM.
 pub const LEVELS: usize = 3;
 type T = [f64; LEVELS];
@@ -105,6 +153,9 @@ pub struct WarpTrace {
     /// The current basic block: when it started, its instructions so far, its latest issue.
     block_n: f64,
     block_last: T,
+    /// When each pipe (and the SM's shared-memory port, last) is free again for this warp.
+    pipe_free: [T; NPIPES + 1],
+    groups: Vec<VecGroup>,
     ready: Vec<T>,
     async_open: T,
     async_groups: VecDeque<T>,
@@ -120,8 +171,15 @@ pub struct BlockTrace {
     pub sectors: Vec<u64>,
     /// Global load requests (warp-level) and of those, how many went to global memory at all.
     pub metrics: crate::Metrics,
-    lat: Option<Latencies>,
+    timing: Option<Timing>,
     bar_t: [T; 16],
+    /// Shared-memory wavefronts of the current instruction (after merging into vector accesses).
+    cur_wavefronts: u64,
+    /// The current instruction's warp, and its shared-memory base register, offset and direction.
+    cur_wid: usize,
+    cur_shared_addr: Option<(Slot, i64, bool)>,
+    /// Shared-memory wavefronts the model counts: scalar accesses ptxas vectorizes are merged.
+    pub wavefronts: f64,
     /// The current instruction touched global / shared memory (set by the request hooks).
     cur_global: bool,
     cur_shared: bool,
@@ -131,6 +189,7 @@ pub struct BlockTrace {
 impl WarpTrace {
     /// Ends the current basic block: the next one starts once this one's instructions have issued.
     fn close_block(&mut self) {
+        self.groups.clear();
         for i in 0..LEVELS {
             self.t[i] = (self.t[i] + self.block_n).max(self.block_last[i] + 1.0);
             self.block_last[i] = self.t[i];
@@ -140,7 +199,7 @@ impl WarpTrace {
 }
 
 impl BlockTrace {
-    pub(crate) fn new(block: u64, nwarps: usize, nslots: usize, lat: Latencies) -> Self {
+    pub(crate) fn new(block: u64, nwarps: usize, nslots: usize, timing: Timing) -> Self {
         BlockTrace {
             block,
             warps: (0..nwarps)
@@ -149,7 +208,7 @@ impl BlockTrace {
                     ..Default::default()
                 })
                 .collect(),
-            lat: Some(lat),
+            timing: Some(timing),
             ..Default::default()
         }
     }
@@ -164,6 +223,13 @@ impl BlockTrace {
         }
         self.cur_global = false;
         self.cur_shared = false;
+        self.cur_wavefronts = 0;
+        self.cur_wid = wid as usize;
+        self.cur_shared_addr = match &inst.op {
+            Op::Ld { addr, ds, .. } if ds.len() == 1 => addr.base.map(|b| (b, addr.off, false)),
+            Op::St { addr, srcs, .. } if srcs.len() == 1 => addr.base.map(|b| (b, addr.off, true)),
+            _ => None,
+        };
         self.cur_kind = match &inst.op {
             Op::St { .. } | Op::Stmatrix { .. } => SECTOR_STORE,
             Op::Wmma(w) if matches!(w.as_ref(), WmmaOp::Store { .. }) => SECTOR_STORE,
@@ -178,18 +244,82 @@ impl BlockTrace {
         self.sectors.extend(sectors.iter().map(|s| (s << 2) | self.cur_kind));
     }
 
-    pub(crate) fn shared_request(&mut self) {
+    /// A warp-level shared request of `wavefronts` (lanes' offset and length in `addrs`). A scalar
+    /// `ld`/`st` that continues an open group of the warp (same base register, the next offset, every
+    /// lane's bytes right after its previous ones, at most 16 bytes, the group's start aligned to the
+    /// merged width on every lane and in the instruction's offset) joins it: the group is re-costed as one vector access, as ptxas
+    /// emits `LDS.64`/`LDS.128` for such runs. Groups end with the basic block.
+    pub(crate) fn shared_request(&mut self, wavefronts: u64, addrs: &[(u64, u64)]) {
         self.cur_shared = true;
+        let Some(w) = self.warps.get_mut(self.cur_wid) else {
+            return;
+        };
+        let Some((base, off, store)) = self.cur_shared_addr else {
+            self.cur_wavefronts += wavefronts;
+            self.wavefronts += wavefronts as f64;
+            return;
+        };
+        let joins = |g: &VecGroup| {
+            g.base == base
+                && g.store == store
+                && g.next_off == off
+                && g.lanes.len() == addrs.len()
+                && g.lanes
+                    .iter()
+                    .zip(addrs)
+                    .all(|(a, b)| b.0 == a.0 + a.1 && a.1 + b.1 <= g.width)
+        };
+        if let Some(i) = w.groups.iter().position(joins) {
+            let g = &mut w.groups[i];
+            for (a, b) in g.lanes.iter_mut().zip(addrs) {
+                a.1 += b.1;
+            }
+            g.next_off += addrs.first().map_or(0, |a| a.1) as i64;
+            let (merged, _) = shared_wavefronts(&g.lanes);
+            let extra = merged.saturating_sub(g.counted);
+            self.wavefronts += merged as f64 - g.counted as f64;
+            self.cur_wavefronts += extra;
+            g.counted = merged;
+            return;
+        }
+        if w.groups.len() >= OPEN_GROUPS {
+            w.groups.remove(0);
+        }
+        // The run must start at an offset of the base register that is a multiple of the width too:
+        // a proxy for what ptxas can prove about the base's alignment.
+        let aligned = |n: u64| off.rem_euclid(n as i64) == 0 && addrs.iter().all(|a| a.0 % n == 0 && a.1 < n);
+        let width = if aligned(16) {
+            16
+        } else if aligned(8) {
+            8
+        } else {
+            0
+        };
+        w.groups.push(VecGroup {
+            width,
+            base,
+            store,
+            next_off: off + addrs.first().map_or(0, |a| a.1) as i64,
+            lanes: addrs.to_vec(),
+            counted: wavefronts,
+        });
+        self.cur_wavefronts += wavefronts;
+        self.wavefronts += wavefronts as f64;
     }
 
     /// After the instruction ran for `active` lanes of warp `wid`.
     pub(crate) fn end(&mut self, wid: u32, inst: &Inst, active: u32) {
-        let Some(lat) = self.lat else { return };
+        let Some(timing) = self.timing else { return };
+        let lat = timing.lat;
         let w = &mut self.warps[wid as usize];
         let pipe = Pipe::of(inst.class);
         w.issued += 1;
         w.pipe[pipe as usize] += 1;
-        let mut fma = |k: usize, n: f64| w.mma_fma[k] += n;
+        let mut busy = timing.cost[pipe as usize];
+        let mut fma = |k: usize, n: f64| {
+            w.mma_fma[k] += n;
+            busy = n * timing.fma_cost[k];
+        };
         match &inst.op {
             Op::Mma { k, ab, cd, .. } => {
                 let n = 16.0 * 8.0 * *k as f64;
@@ -213,6 +343,21 @@ impl BlockTrace {
                 for i in 0..LEVELS {
                     start[i] = start[i].max(r[i]);
                 }
+            }
+        }
+        // The pipe (and the shared-memory port) must be free: a warp alone on a scheduler.
+        let port = NPIPES;
+        let shared_busy = self.cur_wavefronts as f64;
+        for i in 0..LEVELS {
+            start[i] = start[i].max(w.pipe_free[pipe as usize][i]);
+            if shared_busy > 0.0 {
+                start[i] = start[i].max(w.pipe_free[port][i]);
+            }
+        }
+        for i in 0..LEVELS {
+            w.pipe_free[pipe as usize][i] = start[i] + busy;
+            if shared_busy > 0.0 {
+                w.pipe_free[port][i] = start[i] + shared_busy;
             }
         }
         let alu = |l: f64| [l; LEVELS];
@@ -288,7 +433,8 @@ impl BlockTrace {
 
     /// Barrier `id` completed: every warp waiting there goes on after its latest arrival.
     pub(crate) fn bar_release(&mut self, id: usize, waiting: impl Fn(usize) -> bool) {
-        let Some(lat) = self.lat else { return };
+        let Some(timing) = self.timing else { return };
+        let lat = timing.lat;
         let at = std::mem::take(&mut self.bar_t[id]);
         for (i, w) in self.warps.iter_mut().enumerate() {
             if w.waiting_bar && waiting(i) {
@@ -308,6 +454,6 @@ impl BlockTrace {
             w.close_block();
             w.ready = Vec::new();
         }
-        self.lat = None;
+        self.timing = None;
     }
 }
