@@ -1,110 +1,242 @@
-//! Criterion benchmarks on a GPU: our GEMM against cuBLAS at LLaMA-3-8B projection shapes, and attention
-//! (prefill and decode). Without a CUDA device it prints why and exits 0; the emulator's metrics
-//! (instructions, coalescing, bank conflicts) are in `docs/performance.md`, from
-//! `cargo run --release --example emu_metrics`.
+//! The GPU bench: every op at the LLaMA-3-8B shapes of `examples/roofline.rs`, timed with CUDA events
+//! (not wall clock around a synchronize): warm-up launches, then `BENCH_REPS` (default 20) repetitions,
+//! each after an L2 flush (a memset of a buffer twice the L2), the median reported. Each row prints
+//! TFLOP/s and GB/s beside the GPU's peak (ptx-emu's arch table) and the speed-of-light model's
+//! prediction for the same launch; GEMMs also run cuBLAS, timed the same way, and our output is checked
+//! against cuBLAS's.
 //!
-//! `cargo bench --bench vs_cublas` (results in `target/criterion/`; record them in docs/performance.md).
+//! Units: GEMM 2mnk FLOPs; attention 4·b·h·q·kv·d, halved for causal prefill; bytes (each input read
+//! once, each output written once) for RMSNorm, RoPE, SwiGLU, and the decode GEMMs and attention.
+//!
+//! `cargo bench --bench vs_cublas` (`BENCH_JSON=path` also writes one JSON object per row;
+//! `BENCH_NO_MODEL=1` skips the predictions). Without a CUDA device it prints why and exits 0.
 
-use std::hint::black_box;
-
-use criterion::{BenchmarkId, Criterion, Throughput};
 use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig as BlasConfig};
+use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
 use half::bf16;
-use llama_kernels::backend::{Backend, CudaBackend};
-use llama_kernels::ops::{attention, gemm};
+use llama_kernels::backend::{Backend, CudaBackend, EmuBackend};
+use llama_kernels::ops::{attention, gemm, rms_norm, rope, swiglu};
 use llama_kernels::reference::random_vec;
-use llama_kernels::{AttentionConfig, AttentionShape, GemmConfig, GemmShape};
+use llama_kernels::{
+    AttentionConfig, AttentionShape, GemmConfig, GemmShape, RmsNormConfig, RmsNormShape, RopeConfig, RopeLayout,
+    RopeShape, Rounding, SwigluShape,
+};
 
-/// `(m, n, k)` of `y = x·Wᵀ` in LLaMA-3-8B: q/o projection and FFN up/gate, for decode (m = 1..16) and
-/// prefill (m = 512).
-const GEMM_SHAPES: &[(usize, usize, usize)] = &[
-    (1, 4096, 4096),
-    (16, 4096, 4096),
-    (512, 4096, 4096),
-    (512, 14336, 4096),
-    (512, 4096, 14336),
-];
+type T = bf16;
+const E: f64 = 2.0;
 
-fn bench_gemm(c: &mut Criterion, backend: &CudaBackend) {
-    let blas = CudaBlas::new(backend.stream().clone()).expect("cuBLAS handle");
-    let mut group = c.benchmark_group("gemm_bf16_xwt");
-    for &(m, n, k) in GEMM_SHAPES {
-        let a = backend.upload(&random_vec::<bf16>(m * k, 1, 1.0)).expect("upload");
-        let b = backend.upload(&random_vec::<bf16>(n * k, 2, 1.0)).expect("upload");
-        let mut out = backend.alloc_poisoned::<bf16>(m * n).expect("alloc");
-        group.throughput(Throughput::Elements((2 * m * n * k) as u64)); // flops
-        let id = format!("{m}x{n}x{k}");
-        let shape = GemmShape { m, n, k };
-        let cfg = GemmConfig {
-            trans_a: false,
-            trans_b: true,
-            alpha: 1.0,
-            beta: 0.0,
-        };
-        group.bench_function(BenchmarkId::new("llama-kernels", &id), |bench| {
-            bench.iter(|| {
-                gemm::gemm(backend, &a, &b, &mut out, shape, cfg).expect("launch");
-                backend.synchronize().expect("sync");
-            })
-        });
-        // Row-major C (m, n) = A (m, k) · Bᵀ is column-major Cᵀ (n, m) = op(B) · A with B read transposed.
-        let blas_cfg = BlasConfig {
-            transa: cublasOperation_t::CUBLAS_OP_T,
-            transb: cublasOperation_t::CUBLAS_OP_N,
-            m: n as i32,
-            n: m as i32,
-            k: k as i32,
-            alpha: bf16::ONE,
-            lda: k as i32,
-            ldb: k as i32,
-            beta: bf16::ZERO,
-            ldc: n as i32,
-        };
-        group.bench_function(BenchmarkId::new("cublas", &id), |bench| {
-            bench.iter(|| {
-                // SAFETY: the buffers hold n·k, m·k and m·n elements, matching the dimensions and leading
-                // dimensions of blas_cfg; all live on the stream the handle uses.
-                unsafe { blas.gemm(blas_cfg, &b, &a, &mut out) }.expect("cublas");
-                backend.synchronize().expect("sync");
-            })
-        });
-    }
-    group.finish();
+#[derive(Clone, Copy)]
+enum Case {
+    Gemm(usize, usize, usize),
+    Attention(usize, usize, usize),
+    RmsNorm(usize),
+    Rope(usize),
+    Swiglu(usize),
 }
 
-fn bench_attention(c: &mut Criterion, backend: &CudaBackend) {
-    let mut group = c.benchmark_group("attention_bf16");
-    let prefill = AttentionShape {
-        batch: 1,
-        q_len: 2048,
-        kv_len: 2048,
-        n_heads: 32,
-        n_kv_heads: 8,
-        head_dim: 128,
+const HIDDEN: usize = 4096;
+const FFN: usize = 14336;
+const HEADS: usize = 32;
+const KV_HEADS: usize = 8;
+const D: usize = 128;
+
+fn cases() -> Vec<(String, Case)> {
+    let mut v = vec![];
+    for (phase, m) in [
+        ("prefill", 4096usize),
+        ("decode b1", 1),
+        ("decode b8", 8),
+        ("decode b32", 32),
+    ] {
+        for (name, n, k) in [
+            ("qkv", 6144usize, 4096usize),
+            ("o", 4096, 4096),
+            ("gate_up", 28672, 4096),
+            ("down", 4096, 14336),
+        ] {
+            v.push((format!("gemm {phase} {name} {m}x{n}x{k}"), Case::Gemm(m, n, k)));
+        }
+    }
+    v.push((
+        "attention prefill q 4096 kv 4096".into(),
+        Case::Attention(1, 4096, 4096),
+    ));
+    for b in [1usize, 8, 32] {
+        v.push((format!("attention decode b{b} kv 8192"), Case::Attention(b, 1, 8192)));
+    }
+    for (phase, t) in [("prefill", 4096usize), ("decode b32", 32)] {
+        v.push((format!("rms_norm {phase} {t}x{HIDDEN}"), Case::RmsNorm(t)));
+        v.push((format!("rope {phase} {t} tok"), Case::Rope(t)));
+        v.push((format!("swiglu {phase} {t}x{FFN}"), Case::Swiglu(t)));
+    }
+    v
+}
+
+/// FLOPs and minimum bytes of a case.
+fn work(c: Case) -> (f64, f64) {
+    match c {
+        Case::Gemm(m, n, k) => (2.0 * (m * n * k) as f64, E * (m * k + n * k + m * n) as f64),
+        Case::Attention(b, q, kv) => {
+            let full = 4.0 * (b * HEADS * q * kv * D) as f64;
+            let flops = if q == kv { full / 2.0 } else { full };
+            (flops, E * (2 * b * q * HEADS * D + 2 * b * kv * KV_HEADS * D) as f64)
+        }
+        Case::RmsNorm(t) => (4.0 * (t * HIDDEN) as f64, E * (2 * t * HIDDEN + HIDDEN) as f64),
+        Case::Rope(t) => {
+            let qk = (t * (HEADS + KV_HEADS) * D) as f64;
+            (3.0 * qk, 2.0 * E * qk + 4.0 * t as f64)
+        }
+        Case::Swiglu(t) => (6.0 * (t * FFN) as f64, 3.0 * E * (t * FFN) as f64),
+    }
+}
+
+/// The case's buffers on one backend: inputs random (fixed seeds), outputs poisoned.
+struct Bufs<B: Backend> {
+    x: Vec<B::Buffer<T>>,
+    pos: Option<B::Buffer<i32>>,
+}
+
+fn buffers<B: Backend>(b: &B, c: Case, random: bool) -> llama_kernels::Result<Bufs<B>> {
+    let sizes: Vec<usize> = match c {
+        Case::Gemm(m, n, k) => vec![m * k, n * k, m * n],
+        Case::Attention(bt, q, kv) => vec![
+            bt * q * HEADS * D,
+            bt * kv * KV_HEADS * D,
+            bt * kv * KV_HEADS * D,
+            bt * q * HEADS * D,
+        ],
+        Case::RmsNorm(t) => vec![t * HIDDEN, HIDDEN, t * HIDDEN],
+        Case::Rope(t) => vec![t * HEADS * D, t * KV_HEADS * D],
+        Case::Swiglu(t) => vec![t * FFN, t * FFN, t * FFN],
     };
-    let decode = AttentionShape {
-        batch: 16,
-        q_len: 1,
-        kv_len: 4096,
-        ..prefill
-    };
-    for (name, s) in [("prefill_2k", prefill), ("decode_b16_kv4k", decode)] {
-        let q_n = s.batch * s.q_len * s.n_heads * s.head_dim;
-        let kv_n = s.batch * s.kv_len * s.n_kv_heads * s.head_dim;
-        let q = backend.upload(&random_vec::<bf16>(q_n, 1, 1.0)).expect("upload");
-        let k = backend.upload(&random_vec::<bf16>(kv_n, 2, 1.0)).expect("upload");
-        let v = backend.upload(&random_vec::<bf16>(kv_n, 3, 1.0)).expect("upload");
-        let mut o = backend.alloc_poisoned::<bf16>(q_n).expect("alloc");
-        // Bytes of q, k, v and o: decode is bound by reading the KV cache.
-        group.throughput(Throughput::Bytes((2 * (2 * q_n + 2 * kv_n)) as u64));
-        group.bench_function(name, |bench| {
-            bench.iter(|| {
-                attention::attention(backend, &q, &k, &v, &mut o, s, AttentionConfig::default()).expect("launch");
-                backend.synchronize().expect("sync");
-            })
+    let mut x = vec![];
+    for (i, n) in sizes.iter().enumerate() {
+        x.push(if random {
+            b.upload(&random_vec::<T>(*n, 1 + i as u64, 1.0))?
+        } else {
+            b.alloc_poisoned::<T>(*n)?
         });
     }
-    group.finish();
+    let pos = match c {
+        Case::Rope(t) => Some(b.upload(&(0..t as i32).collect::<Vec<i32>>())?),
+        _ => None,
+    };
+    Ok(Bufs { x, pos })
+}
+
+fn launch<B: Backend>(b: &B, c: Case, bufs: &mut Bufs<B>) -> llama_kernels::Result<()> {
+    let x = &mut bufs.x;
+    match c {
+        Case::Gemm(m, n, k) => {
+            let cfg = GemmConfig {
+                trans_a: false,
+                trans_b: true,
+                alpha: 1.0,
+                beta: 0.0,
+            };
+            let (ab, out) = x.split_at_mut(2);
+            gemm::gemm(b, &ab[0], &ab[1], &mut out[0], GemmShape { m, n, k }, cfg)
+        }
+        Case::Attention(batch, q_len, kv_len) => {
+            let s = AttentionShape {
+                batch,
+                q_len,
+                kv_len,
+                n_heads: HEADS,
+                n_kv_heads: KV_HEADS,
+                head_dim: D,
+            };
+            let (qkv, o) = x.split_at_mut(3);
+            attention::attention(b, &qkv[0], &qkv[1], &qkv[2], &mut o[0], s, AttentionConfig::default())
+        }
+        Case::RmsNorm(t) => {
+            let (xw, out) = x.split_at_mut(2);
+            let shape = RmsNormShape {
+                rows: t,
+                hidden: HIDDEN,
+            };
+            rms_norm::rms_norm(b, &xw[0], &xw[1], &mut out[0], shape, RmsNormConfig::default())
+        }
+        Case::Rope(t) => {
+            let cfg = RopeConfig {
+                theta: 500000.0,
+                rotary_dim: D,
+                layout: RopeLayout::Interleaved,
+                scaling: Some(llama_kernels::Llama3Scaling::LLAMA_3_1),
+            };
+            let rs = RopeShape {
+                tokens: t,
+                n_heads: HEADS,
+                n_kv_heads: KV_HEADS,
+                head_dim: D,
+            };
+            let (q, k) = x.split_at_mut(1);
+            let pos = bufs.pos.as_ref().expect("rope positions");
+            rope::rope_with_config(b, &mut q[0], Some(&mut k[0]), pos, rs, cfg)
+        }
+        Case::Swiglu(t) => {
+            let (gu, out) = x.split_at_mut(2);
+            swiglu::swiglu(
+                b,
+                &gu[0],
+                &gu[1],
+                &mut out[0],
+                SwigluShape { rows: t, d: FFN },
+                Rounding::MatchTorch,
+            )
+        }
+    }
+}
+
+/// Median seconds of `reps` runs of `f`, each after an L2 flush, timed by CUDA events.
+fn time(backend: &CudaBackend, flush: &mut cudarc::driver::CudaSlice<u8>, reps: usize, mut f: impl FnMut()) -> f64 {
+    let stream = backend.stream();
+    for _ in 0..3 {
+        f();
+    }
+    let mut ms = vec![];
+    for _ in 0..reps {
+        stream.memset_zeros(flush).expect("L2 flush");
+        let start = stream
+            .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .expect("event");
+        f();
+        let end = stream
+            .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .expect("event");
+        ms.push(start.elapsed_ms(&end).expect("elapsed") as f64);
+    }
+    ms.sort_by(|a, b| a.total_cmp(b));
+    ms[ms.len() / 2] * 1e-3
+}
+
+/// The model's arch for a device name (`NVIDIA H100 80GB HBM3` -> h100-sxm).
+fn arch_for(name: &str) -> Option<ptx_emu::Arch> {
+    let n = name.to_lowercase();
+    let pick = if n.contains("h200") {
+        "h200"
+    } else if n.contains("h100") && n.contains("pcie") {
+        "h100-pcie"
+    } else if n.contains("h100") {
+        "h100-sxm"
+    } else if n.contains("a100") && n.contains("pcie") {
+        "a100-pcie-80gb"
+    } else if n.contains("a100") && n.contains("80") {
+        "a100-sxm4-80gb"
+    } else if n.contains("a100") {
+        "a100-sxm4-40gb"
+    } else if n.contains("l4") {
+        "l4"
+    } else if n.contains("a6000") {
+        "rtx-a6000"
+    } else if n.contains("4090") {
+        "rtx-4090"
+    } else if n.contains("5090") {
+        "rtx-5090"
+    } else {
+        return None;
+    };
+    ptx_emu::model::arch::by_name(pick)
 }
 
 fn main() {
@@ -115,10 +247,112 @@ fn main() {
             return;
         }
     };
-    println!("benchmarking on {}", backend.name());
-    let mut c = Criterion::default().configure_from_args();
-    bench_gemm(&mut c, &backend);
-    bench_attention(&mut c, &backend);
-    black_box(&backend);
-    c.final_summary();
+    let ctx = backend.stream().context().clone();
+    let device = ctx.name().unwrap_or_else(|_| "unknown".into());
+    let arch = arch_for(&device);
+    let reps: usize = std::env::var("BENCH_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20)
+        .max(1);
+    let l2 = ctx
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)
+        .unwrap_or(64 << 20)
+        .max(1 << 20) as usize;
+    let mut flush = backend.stream().alloc_zeros::<u8>(2 * l2).expect("flush buffer");
+    let model = match (&arch, std::env::var_os("BENCH_NO_MODEL")) {
+        (Some(a), None) => EmuBackend::with_model(a.name, Some(8)).ok(),
+        _ => None,
+    };
+    let blas = CudaBlas::new(backend.stream().clone()).expect("cuBLAS handle");
+    let mut json = std::env::var("BENCH_JSON")
+        .ok()
+        .and_then(|p| std::fs::File::create(p).ok());
+    println!(
+        "device: {device}; model arch: {}; {reps} reps, median, L2 flushed ({} MiB) before each",
+        arch.as_ref().map_or("none", |a| a.name),
+        (2 * l2) >> 20
+    );
+    println!("| case | median us | TFLOP/s | GB/s | % of peak | model us | model / measured | cuBLAS us | check |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    for (name, c) in cases() {
+        let mut bufs = buffers(&backend, c, true).expect("buffers");
+        let secs = time(&backend, &mut flush, reps, || {
+            launch(&backend, c, &mut bufs).expect("launch")
+        });
+        let (flops, bytes) = work(c);
+        let pct = arch.as_ref().map(|a| {
+            let roof = (flops / a.mma_flops()).max(bytes / a.dram_bytes_s);
+            100.0 * roof / secs
+        });
+        let predicted = model.as_ref().and_then(|m| {
+            let mut mb = buffers(m, c, false).ok()?;
+            launch(m, c, &mut mb).ok()?;
+            m.take_predictions().pop().map(|p| p.1.seconds)
+        });
+        let (mut blas_s, mut check) = (None, String::from("-"));
+        if let Case::Gemm(m, n, k) = c {
+            let cfg = BlasConfig {
+                transa: cublasOperation_t::CUBLAS_OP_T,
+                transb: cublasOperation_t::CUBLAS_OP_N,
+                m: n as i32,
+                n: m as i32,
+                k: k as i32,
+                alpha: bf16::ONE,
+                lda: k as i32,
+                ldb: k as i32,
+                beta: bf16::ZERO,
+                ldc: n as i32,
+            };
+            let mut reference = backend.alloc_poisoned::<T>(m * n).expect("alloc");
+            let (a, b) = (&bufs.x[0], &bufs.x[1]);
+            // SAFETY: a holds m·k, b holds n·k and reference m·n elements, matching cfg's dimensions and
+            // leading dimensions (row-major C = A·Bᵀ is column-major Cᵀ = op(B)·A); all on the handle's stream.
+            blas_s = Some(time(&backend, &mut flush, reps, || {
+                unsafe { blas.gemm(cfg, b, a, &mut reference) }.expect("cublas")
+            }));
+            let ours = backend.download(&bufs.x[2]).expect("download");
+            let theirs = backend.download(&reference).expect("download");
+            let scale = theirs
+                .iter()
+                .map(|v| v.to_f32().abs())
+                .fold(0.0f32, f32::max)
+                .max(f32::MIN_POSITIVE);
+            let worst = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| (a.to_f32() - b.to_f32()).abs())
+                .fold(0.0f32, f32::max);
+            // Both round the f32 accumulator to bf16 once (2^-8 relative), in different summation orders.
+            check = if worst / scale <= 1.0 / 64.0 {
+                format!("ok ({:.1e})", worst / scale)
+            } else {
+                format!("MISMATCH ({:.1e})", worst / scale)
+            };
+        }
+        let fmt = |x: Option<f64>, f: &dyn Fn(f64) -> String| x.map_or("-".into(), f);
+        println!(
+            "| {name} | {:.1} | {:.2} | {:.0} | {} | {} | {} | {} | {check} |",
+            secs * 1e6,
+            flops / secs / 1e12,
+            bytes / secs / 1e9,
+            fmt(pct, &|p| format!("{p:.1}%")),
+            fmt(predicted, &|p| format!("{:.1}", p * 1e6)),
+            fmt(predicted, &|p| format!("{:.2}", p / secs)),
+            fmt(blas_s, &|b| format!("{:.1}", b * 1e6)),
+        );
+        if let Some(f) = json.as_mut() {
+            use std::io::Write as _;
+            let opt = |x: Option<f64>| x.map_or("null".into(), |v| format!("{v:.6e}"));
+            let _ = writeln!(
+                f,
+                "{{\"case\": \"{name}\", \"device\": \"{device}\", \"seconds\": {secs:.6e}, \"tflops\": {:.3}, \"gbps\": {:.1}, \"pct_peak\": {}, \"model_seconds\": {}, \"cublas_seconds\": {}, \"check\": \"{check}\"}}",
+                flops / secs / 1e12,
+                bytes / secs / 1e9,
+                pct.map_or("null".into(), |p| format!("{p:.2}")),
+                opt(predicted),
+                opt(blas_s)
+            );
+        }
+    }
 }

@@ -15,7 +15,7 @@ Each kernel is compiled to PTX with nvcc (explicit template instantiation in a g
 to the published one. The published figures are facts quoted from the sources (file and line in
 docs/perf-model.md); the kernels' code stays in SCRATCH.
 """
-import json, os, subprocess, sys, tempfile
+import json, os, statistics, subprocess, sys, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMU = os.path.join(ROOT, "target", "release", "ptx-emu")
@@ -163,9 +163,9 @@ def main():
             if out:
                 out.write(json.dumps(row) + "\n")
                 out.flush()
-    errs = sorted(abs(r["error"]) for r in rows)
+    errs = [abs(r["error"]) for r in rows]
     if errs:
-        print(f"median |error| {errs[len(errs)//2]*100:.1f}% over {len(errs)} kernels")
+        print(f"median |error| {statistics.median(errs)*100:.1f}% over {len(errs)} kernels")
     for lad in sorted(set(r["ladder"] for r in rows)):
         rs = [r for r in rows if r["ladder"] == lad]
         if len(rs) > 2:
