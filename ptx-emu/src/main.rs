@@ -179,11 +179,13 @@ fn run(args: &[String]) -> Result<i32, (i32, String)> {
             "--model" => model_arch = Some(val()?),
             "--regs" => regs = Some(val()?.parse::<u32>().map_err(|e| usage(format!("bad --regs: {e}")))?),
             "--sample-blocks" => {
-                sample_blocks = Some(
-                    val()?
-                        .parse::<u64>()
-                        .map_err(|e| usage(format!("bad --sample-blocks: {e}")))?,
-                )
+                let n = val()?
+                    .parse::<u64>()
+                    .map_err(|e| usage(format!("bad --sample-blocks: {e}")))?;
+                if n == 0 {
+                    return Err(usage("--sample-blocks must be at least 1".into()));
+                }
+                sample_blocks = Some(n)
             }
             "--workers" => workers = val()?.parse().map_err(|e| usage(format!("bad --workers: {e}")))?,
             "--no-check" => match val()?.as_str() {

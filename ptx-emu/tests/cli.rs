@@ -483,6 +483,9 @@ fn cli_model_predicts_and_needs_registers() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown --model `b200`"));
     let out = launch(&["--regs", "16"], None);
     assert_eq!(out.status.code(), Some(2), "--regs without --model");
+    let out = launch(&["--model", "h100-sxm", "--regs", "16", "--sample-blocks", "0"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 1"));
     // With ptxas at hand, the registers come from it.
     if ptx_emu::model::ptxas::find_ptxas().is_ok() {
         let out = launch(&["--model", "a100-sxm4-80gb"], None);

@@ -34,6 +34,14 @@ fn run(
     pred
 }
 
+/// A zeroed source and a destination of `bytes` each.
+fn copy_buffers(dev: &Device, bytes: u64) -> (u64, u64) {
+    (
+        dev.alloc_zeroed(bytes as usize).unwrap(),
+        dev.alloc(bytes as usize).unwrap(),
+    )
+}
+
 fn unit(p: &Prediction, name: &str) -> f64 {
     p.units.iter().find(|u| u.0 == name).map(|u| u.1).unwrap()
 }
@@ -80,10 +88,7 @@ fn pure_fma_runs_within_5_percent_of_the_fp32_peak() {
 fn a_streaming_copy_runs_within_10_percent_of_dram_bandwidth() {
     let Some((dev, m)) = setup("model.cu") else { return };
     let bytes: u64 = 256 << 20;
-    let (src, dst) = (
-        dev.alloc_zeroed(bytes as usize).unwrap(),
-        dev.alloc(bytes as usize).unwrap(),
-    );
+    let (src, dst) = copy_buffers(&dev, bytes);
     let block = 256u32;
     let grid = (bytes / (block as u64 * 64)) as u32;
     for name in ARCHS {
@@ -188,10 +193,7 @@ fn a_one_block_kernel_is_launch_bound() {
 fn a_sampled_prediction_matches_the_full_emulation() {
     let Some((dev, m)) = setup("model.cu") else { return };
     let bytes: u64 = 8 << 20;
-    let (src, dst) = (
-        dev.alloc_zeroed(bytes as usize).unwrap(),
-        dev.alloc(bytes as usize).unwrap(),
-    );
+    let (src, dst) = copy_buffers(&dev, bytes);
     let grid = (bytes / (256 * 64)) as u32;
     let out = dev.alloc((grid * 256 * 4) as usize).unwrap();
     for name in ["a100-sxm4-80gb", "h200"] {

@@ -36,7 +36,7 @@ pub struct ModelOptions {
     pub arch: Arch,
     /// Registers per thread (the ptxas report for this arch).
     pub regs_per_thread: u32,
-    /// Emulate at most this many blocks and scale up (None: the whole grid).
+    /// Emulate at most this many blocks and scale up (None: the whole grid; 0 counts as 1).
     pub sample_blocks: Option<u64>,
 }
 
