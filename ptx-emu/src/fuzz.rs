@@ -163,8 +163,8 @@ impl Report {
 }
 
 /// Parses, loads and launches every `.entry` of `ptx` under `config`'s limits: a tiny grid and
-/// block, dynamic shared memory now and then, and parameters pointing at small buffers (poisoned,
-/// zeroed, written). Returns the outcome of the load, or of each launch. May panic (that is the bug
+/// block, dynamic shared memory now and then, parameters pointing at small buffers (poisoned,
+/// zeroed, written), and one launch in four under the speed-of-light model. Returns the outcome of the load, or of each launch. May panic (that is the bug
 /// the harness looks for): call it inside `catch_unwind`.
 pub fn run_mutant(ptx: &str, config: &Config, seed: u64) -> Vec<Outcome> {
     let mut rng = SplitMix64(seed);
@@ -221,7 +221,20 @@ pub fn run_mutant(ptx: &str, config: &Config, seed: u64) -> Vec<Outcome> {
             block,
             shared_bytes: *rng.pick(&[0, 0, 256, 4096]).unwrap_or(&0),
         };
-        out.push(Outcome::of(&dev.launch(&module, &name, &cfg, &params)));
+        // One launch in four also runs the speed-of-light model (a random GPU, register count and
+        // sample), so the model's trace, cache simulation and probe see mutants too.
+        let r = if rng.below(4) == 0 {
+            let archs = crate::model::arch::all();
+            let model = crate::ModelOptions {
+                arch: archs[rng.below(archs.len())].clone(),
+                regs_per_thread: 1 + rng.below(255) as u32,
+                sample_blocks: *rng.pick(&[None, Some(1), Some(0)]).unwrap_or(&None),
+            };
+            dev.launch_with_model(&module, &name, &cfg, &params, &model)
+        } else {
+            dev.launch(&module, &name, &cfg, &params)
+        };
+        out.push(Outcome::of(&r));
     }
     if out.is_empty() {
         out.push(Outcome::Clean);
