@@ -5,188 +5,21 @@
 //! prediction for the same launch; GEMMs also run cuBLAS, timed the same way, and our output is checked
 //! against cuBLAS's.
 //!
-//! Units: GEMM 2mnk FLOPs; attention 4·b·h·q·kv·d, halved for causal prefill; bytes (each input read
-//! once, each output written once) for RMSNorm, RoPE, SwiGLU, and the decode GEMMs and attention.
+//! Units (`benches/support/llama_cases.rs`, shared with the roofline example): GEMM 2mnk FLOPs;
+//! attention 4·b·h·q·kv·d, halved for causal prefill; bytes (each input read once, each output written
+//! once) for RMSNorm, RoPE, SwiGLU, and the decode GEMMs and attention.
 //!
 //! `cargo bench --bench vs_cublas` (`BENCH_JSON=path` also writes one JSON object per row;
 //! `BENCH_NO_MODEL=1` skips the predictions). Without a CUDA device it prints why and exits 0.
 
+#[path = "support/llama_cases.rs"]
+mod llama_cases;
+
 use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig as BlasConfig};
 use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
 use half::bf16;
+use llama_cases::{buffers, cases, launch, Case, T};
 use llama_kernels::backend::{Backend, CudaBackend, EmuBackend};
-use llama_kernels::ops::{attention, gemm, rms_norm, rope, swiglu};
-use llama_kernels::reference::random_vec;
-use llama_kernels::{
-    AttentionConfig, AttentionShape, GemmConfig, GemmShape, RmsNormConfig, RmsNormShape, RopeConfig, RopeLayout,
-    RopeShape, Rounding, SwigluShape,
-};
-
-type T = bf16;
-const E: f64 = 2.0;
-
-#[derive(Clone, Copy)]
-enum Case {
-    Gemm(usize, usize, usize),
-    Attention(usize, usize, usize),
-    RmsNorm(usize),
-    Rope(usize),
-    Swiglu(usize),
-}
-
-const HIDDEN: usize = 4096;
-const FFN: usize = 14336;
-const HEADS: usize = 32;
-const KV_HEADS: usize = 8;
-const D: usize = 128;
-
-fn cases() -> Vec<(String, Case)> {
-    let mut v = vec![];
-    for (phase, m) in [
-        ("prefill", 4096usize),
-        ("decode b1", 1),
-        ("decode b8", 8),
-        ("decode b32", 32),
-    ] {
-        for (name, n, k) in [
-            ("qkv", 6144usize, 4096usize),
-            ("o", 4096, 4096),
-            ("gate_up", 28672, 4096),
-            ("down", 4096, 14336),
-        ] {
-            v.push((format!("gemm {phase} {name} {m}x{n}x{k}"), Case::Gemm(m, n, k)));
-        }
-    }
-    v.push((
-        "attention prefill q 4096 kv 4096".into(),
-        Case::Attention(1, 4096, 4096),
-    ));
-    for b in [1usize, 8, 32] {
-        v.push((format!("attention decode b{b} kv 8192"), Case::Attention(b, 1, 8192)));
-    }
-    for (phase, t) in [("prefill", 4096usize), ("decode b32", 32)] {
-        v.push((format!("rms_norm {phase} {t}x{HIDDEN}"), Case::RmsNorm(t)));
-        v.push((format!("rope {phase} {t} tok"), Case::Rope(t)));
-        v.push((format!("swiglu {phase} {t}x{FFN}"), Case::Swiglu(t)));
-    }
-    v
-}
-
-/// FLOPs and minimum bytes of a case.
-fn work(c: Case) -> (f64, f64) {
-    match c {
-        Case::Gemm(m, n, k) => (2.0 * (m * n * k) as f64, E * (m * k + n * k + m * n) as f64),
-        Case::Attention(b, q, kv) => {
-            let full = 4.0 * (b * HEADS * q * kv * D) as f64;
-            let flops = if q == kv { full / 2.0 } else { full };
-            (flops, E * (2 * b * q * HEADS * D + 2 * b * kv * KV_HEADS * D) as f64)
-        }
-        Case::RmsNorm(t) => (4.0 * (t * HIDDEN) as f64, E * (2 * t * HIDDEN + HIDDEN) as f64),
-        Case::Rope(t) => {
-            let qk = (t * (HEADS + KV_HEADS) * D) as f64;
-            (3.0 * qk, 2.0 * E * qk + 4.0 * t as f64)
-        }
-        Case::Swiglu(t) => (6.0 * (t * FFN) as f64, 3.0 * E * (t * FFN) as f64),
-    }
-}
-
-/// The case's buffers on one backend: inputs random (fixed seeds), outputs poisoned.
-struct Bufs<B: Backend> {
-    x: Vec<B::Buffer<T>>,
-    pos: Option<B::Buffer<i32>>,
-}
-
-fn buffers<B: Backend>(b: &B, c: Case, random: bool) -> llama_kernels::Result<Bufs<B>> {
-    let sizes: Vec<usize> = match c {
-        Case::Gemm(m, n, k) => vec![m * k, n * k, m * n],
-        Case::Attention(bt, q, kv) => vec![
-            bt * q * HEADS * D,
-            bt * kv * KV_HEADS * D,
-            bt * kv * KV_HEADS * D,
-            bt * q * HEADS * D,
-        ],
-        Case::RmsNorm(t) => vec![t * HIDDEN, HIDDEN, t * HIDDEN],
-        Case::Rope(t) => vec![t * HEADS * D, t * KV_HEADS * D],
-        Case::Swiglu(t) => vec![t * FFN, t * FFN, t * FFN],
-    };
-    let mut x = vec![];
-    for (i, n) in sizes.iter().enumerate() {
-        x.push(if random {
-            b.upload(&random_vec::<T>(*n, 1 + i as u64, 1.0))?
-        } else {
-            b.alloc_poisoned::<T>(*n)?
-        });
-    }
-    let pos = match c {
-        Case::Rope(t) => Some(b.upload(&(0..t as i32).collect::<Vec<i32>>())?),
-        _ => None,
-    };
-    Ok(Bufs { x, pos })
-}
-
-fn launch<B: Backend>(b: &B, c: Case, bufs: &mut Bufs<B>) -> llama_kernels::Result<()> {
-    let x = &mut bufs.x;
-    match c {
-        Case::Gemm(m, n, k) => {
-            let cfg = GemmConfig {
-                trans_a: false,
-                trans_b: true,
-                alpha: 1.0,
-                beta: 0.0,
-            };
-            let (ab, out) = x.split_at_mut(2);
-            gemm::gemm(b, &ab[0], &ab[1], &mut out[0], GemmShape { m, n, k }, cfg)
-        }
-        Case::Attention(batch, q_len, kv_len) => {
-            let s = AttentionShape {
-                batch,
-                q_len,
-                kv_len,
-                n_heads: HEADS,
-                n_kv_heads: KV_HEADS,
-                head_dim: D,
-            };
-            let (qkv, o) = x.split_at_mut(3);
-            attention::attention(b, &qkv[0], &qkv[1], &qkv[2], &mut o[0], s, AttentionConfig::default())
-        }
-        Case::RmsNorm(t) => {
-            let (xw, out) = x.split_at_mut(2);
-            let shape = RmsNormShape {
-                rows: t,
-                hidden: HIDDEN,
-            };
-            rms_norm::rms_norm(b, &xw[0], &xw[1], &mut out[0], shape, RmsNormConfig::default())
-        }
-        Case::Rope(t) => {
-            let cfg = RopeConfig {
-                theta: 500000.0,
-                rotary_dim: D,
-                layout: RopeLayout::Interleaved,
-                scaling: Some(llama_kernels::Llama3Scaling::LLAMA_3_1),
-            };
-            let rs = RopeShape {
-                tokens: t,
-                n_heads: HEADS,
-                n_kv_heads: KV_HEADS,
-                head_dim: D,
-            };
-            let (q, k) = x.split_at_mut(1);
-            let pos = bufs.pos.as_ref().expect("rope positions");
-            rope::rope_with_config(b, &mut q[0], Some(&mut k[0]), pos, rs, cfg)
-        }
-        Case::Swiglu(t) => {
-            let (gu, out) = x.split_at_mut(2);
-            swiglu::swiglu(
-                b,
-                &gu[0],
-                &gu[1],
-                &mut out[0],
-                SwigluShape { rows: t, d: FFN },
-                Rounding::MatchTorch,
-            )
-        }
-    }
-}
 
 /// Median seconds of `reps` runs of `f`, each after an L2 flush, timed by CUDA events.
 fn time(backend: &CudaBackend, flush: &mut cudarc::driver::CudaSlice<u8>, reps: usize, mut f: impl FnMut()) -> f64 {
@@ -275,12 +108,13 @@ fn main() {
     );
     println!("| case | median us | TFLOP/s | GB/s | % of peak | model us | model / measured | cuBLAS us | check |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
-    for (name, c) in cases() {
+    for (shape, c) in cases() {
+        let name = format!("{} {shape}", c.op());
         let mut bufs = buffers(&backend, c, true).expect("buffers");
         let secs = time(&backend, &mut flush, reps, || {
             launch(&backend, c, &mut bufs).expect("launch")
         });
-        let (flops, bytes) = work(c);
+        let (flops, bytes) = c.work();
         let pct = arch.as_ref().map(|a| {
             let roof = (flops / a.mma_flops()).max(bytes / a.dram_bytes_s);
             100.0 * roof / secs

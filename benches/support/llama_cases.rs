@@ -1,0 +1,212 @@
+//! The LLaMA-3-8B cases that `benches/vs_cublas.rs` measures and `examples/roofline.rs` predicts: one
+//! list, so the bench's figures and the model's predictions are of the same launches.
+//!
+//! Shapes: GEMMs `y = x·Wᵀ` (qkv 4096→6144, o 4096→4096, gate/up 4096→28672, down 14336→4096) at
+//! 4096 tokens and at decode batch 1, 8, 32; causal GQA 32/8 attention at head_dim 128, a 4096-token
+//! prefill and one query over 8192 keys at batch 1, 8, 32; RMSNorm, RoPE (LLaMA 3.1 scaling) and
+//! SwiGLU at 4096 tokens and at 32.
+
+use half::bf16;
+use llama_kernels::backend::Backend;
+use llama_kernels::ops::{attention, gemm, rms_norm, rope, swiglu};
+use llama_kernels::reference::random_vec;
+use llama_kernels::{
+    AttentionConfig, AttentionShape, GemmConfig, GemmShape, Llama3Scaling, RmsNormConfig, RmsNormShape, RopeConfig,
+    RopeLayout, RopeShape, Rounding, SwigluShape,
+};
+
+pub type T = bf16;
+/// Bytes per element.
+const E: f64 = 2.0;
+const HIDDEN: usize = 4096;
+const FFN: usize = 14336;
+const HEADS: usize = 32;
+const KV_HEADS: usize = 8;
+const D: usize = 128;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Case {
+    /// m, n, k
+    Gemm(usize, usize, usize),
+    /// batch, q_len, kv_len
+    Attention(usize, usize, usize),
+    /// tokens
+    RmsNorm(usize),
+    Rope(usize),
+    Swiglu(usize),
+}
+
+impl Case {
+    /// The op's module name.
+    pub fn op(self) -> &'static str {
+        match self {
+            Case::Gemm(..) => "gemm",
+            Case::Attention(..) => "attention",
+            Case::RmsNorm(_) => "rms_norm",
+            Case::Rope(_) => "rope",
+            Case::Swiglu(_) => "swiglu",
+        }
+    }
+
+    /// FLOPs and minimum bytes (each input read once, each output written once). Attention:
+    /// 4·b·h·q·kv·d, halved for the causal prefill's square (a decode query sees every key).
+    pub fn work(self) -> (f64, f64) {
+        match self {
+            Case::Gemm(m, n, k) => (2.0 * (m * n * k) as f64, E * (m * k + n * k + m * n) as f64),
+            Case::Attention(b, q, kv) => {
+                let full = 4.0 * (b * HEADS * q * kv * D) as f64;
+                let flops = if q == kv { full / 2.0 } else { full };
+                (flops, E * (2 * b * q * HEADS * D + 2 * b * kv * KV_HEADS * D) as f64)
+            }
+            Case::RmsNorm(t) => (4.0 * (t * HIDDEN) as f64, E * (2 * t * HIDDEN + HIDDEN) as f64),
+            Case::Rope(t) => {
+                let qk = (t * (HEADS + KV_HEADS) * D) as f64;
+                (3.0 * qk, 2.0 * E * qk + 4.0 * t as f64)
+            }
+            Case::Swiglu(t) => (6.0 * (t * FFN) as f64, 3.0 * E * (t * FFN) as f64),
+        }
+    }
+}
+
+/// Every case, with its shape (which begins with `prefill` or `decode`), in a fixed order.
+pub fn cases() -> Vec<(String, Case)> {
+    let mut v = vec![];
+    let gemms = [
+        ("qkv", 6144usize, 4096usize),
+        ("o", 4096, 4096),
+        ("gate_up", 28672, 4096),
+        ("down", 4096, 14336),
+    ];
+    for (phase, m) in [
+        ("prefill", 4096usize),
+        ("decode b1", 1),
+        ("decode b8", 8),
+        ("decode b32", 32),
+    ] {
+        for (name, n, k) in gemms {
+            v.push((format!("{phase} {name} {m}x{n}x{k}"), Case::Gemm(m, n, k)));
+        }
+    }
+    for (phase, batch, q_len, kv_len) in [
+        ("prefill", 1usize, 4096usize, 4096usize),
+        ("decode b1", 1, 1, 8192),
+        ("decode b8", 8, 1, 8192),
+        ("decode b32", 32, 1, 8192),
+    ] {
+        v.push((
+            format!("{phase} q {q_len} kv {kv_len} GQA 32/8 d128"),
+            Case::Attention(batch, q_len, kv_len),
+        ));
+    }
+    for (phase, t) in [("prefill", 4096usize), ("decode b32", 32)] {
+        v.push((format!("{phase} {t}x{HIDDEN}"), Case::RmsNorm(t)));
+        v.push((format!("{phase} {t} tok, 32+8 heads x128"), Case::Rope(t)));
+        v.push((format!("{phase} {t}x{FFN}"), Case::Swiglu(t)));
+    }
+    v
+}
+
+/// A case's buffers on one backend: inputs random from fixed seeds (`random`) or never written (for
+/// the model, which needs no values), outputs poisoned; RoPE's positions.
+pub struct Bufs<B: Backend> {
+    pub x: Vec<B::Buffer<T>>,
+    pos: Option<B::Buffer<i32>>,
+}
+
+pub fn buffers<B: Backend>(b: &B, c: Case, random: bool) -> llama_kernels::Result<Bufs<B>> {
+    let sizes: Vec<usize> = match c {
+        Case::Gemm(m, n, k) => vec![m * k, n * k, m * n],
+        Case::Attention(bt, q, kv) => {
+            vec![
+                bt * q * HEADS * D,
+                bt * kv * KV_HEADS * D,
+                bt * kv * KV_HEADS * D,
+                bt * q * HEADS * D,
+            ]
+        }
+        Case::RmsNorm(t) => vec![t * HIDDEN, HIDDEN, t * HIDDEN],
+        Case::Rope(t) => vec![t * HEADS * D, t * KV_HEADS * D],
+        Case::Swiglu(t) => vec![t * FFN, t * FFN, t * FFN],
+    };
+    let mut x = vec![];
+    for (i, n) in sizes.iter().enumerate() {
+        x.push(if random {
+            b.upload(&random_vec::<T>(*n, 1 + i as u64, 1.0))?
+        } else {
+            b.alloc_poisoned::<T>(*n)?
+        });
+    }
+    let pos = match c {
+        Case::Rope(t) => Some(b.upload(&(0..t as i32).collect::<Vec<i32>>())?),
+        _ => None,
+    };
+    Ok(Bufs { x, pos })
+}
+
+/// Runs the case's op once (one kernel launch).
+pub fn launch<B: Backend>(b: &B, c: Case, bufs: &mut Bufs<B>) -> llama_kernels::Result<()> {
+    let x = &mut bufs.x;
+    match c {
+        Case::Gemm(m, n, k) => {
+            let cfg = GemmConfig {
+                trans_a: false,
+                trans_b: true,
+                alpha: 1.0,
+                beta: 0.0,
+            };
+            let (ab, out) = x.split_at_mut(2);
+            gemm::gemm(b, &ab[0], &ab[1], &mut out[0], GemmShape { m, n, k }, cfg)
+        }
+        Case::Attention(batch, q_len, kv_len) => {
+            let s = AttentionShape {
+                batch,
+                q_len,
+                kv_len,
+                n_heads: HEADS,
+                n_kv_heads: KV_HEADS,
+                head_dim: D,
+            };
+            let (qkv, o) = x.split_at_mut(3);
+            attention::attention(b, &qkv[0], &qkv[1], &qkv[2], &mut o[0], s, AttentionConfig::default())
+        }
+        Case::RmsNorm(t) => {
+            let (xw, out) = x.split_at_mut(2);
+            let shape = RmsNormShape {
+                rows: t,
+                hidden: HIDDEN,
+            };
+            rms_norm::rms_norm(b, &xw[0], &xw[1], &mut out[0], shape, RmsNormConfig::default())
+        }
+        Case::Rope(t) => {
+            let cfg = RopeConfig {
+                theta: 500000.0,
+                rotary_dim: D,
+                layout: RopeLayout::Interleaved,
+                scaling: Some(Llama3Scaling::LLAMA_3_1),
+            };
+            let rs = RopeShape {
+                tokens: t,
+                n_heads: HEADS,
+                n_kv_heads: KV_HEADS,
+                head_dim: D,
+            };
+            let (q, k) = x.split_at_mut(1);
+            let pos = bufs.pos.as_ref().ok_or_else(|| llama_kernels::Error::InvalidArgument {
+                op: "rope",
+                reason: "no positions buffer".into(),
+            })?;
+            rope::rope_with_config(b, &mut q[0], Some(&mut k[0]), pos, rs, cfg)
+        }
+        Case::Swiglu(t) => {
+            let (gu, out) = x.split_at_mut(2);
+            swiglu::swiglu(
+                b,
+                &gu[0],
+                &gu[1],
+                &mut out[0],
+                SwigluShape { rows: t, d: FFN },
+                Rounding::MatchTorch,
+            )
+        }
+    }
+}
