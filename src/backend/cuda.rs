@@ -70,6 +70,7 @@ pub struct CudaBackend {
     stream: Arc<CudaStream>,
     kernels: Arc<ContextKernels>,
     max_shared_optin: u32,
+    sm_count: u32,
 }
 
 impl CudaBackend {
@@ -80,10 +81,15 @@ impl CudaBackend {
             .context()
             .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(|e| Error::Driver { detail: e.to_string() })?;
+        let sm_count = stream
+            .context()
+            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| Error::Driver { detail: e.to_string() })?;
         Ok(CudaBackend {
             stream,
             kernels,
             max_shared_optin: max_shared_optin.max(0) as u32,
+            sm_count: sm_count.max(1) as u32,
         })
     }
 
@@ -179,6 +185,10 @@ impl Backend for CudaBackend {
 
     fn max_shared_bytes_per_block(&self) -> u32 {
         self.max_shared_optin
+    }
+
+    fn sm_count(&self) -> u32 {
+        self.sm_count
     }
 
     fn upload<T: DeviceValue>(&self, data: &[T]) -> Result<CudaSlice<T>> {

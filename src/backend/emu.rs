@@ -14,6 +14,10 @@ use crate::raw::{module_image, KernelParams};
 /// Shared memory per block the emulator offers (an H100's opt-in limit).
 const EMU_MAX_SHARED_BYTES: u32 = 227 * 1024;
 
+/// The SM count [`EmuBackend::new`] reports (an H100 SXM's; `with_sm_count` changes it, `with_model`
+/// takes the modelled GPU's).
+pub const EMU_DEFAULT_SM_COUNT: u32 = 132;
+
 /// The seed of [`EmuBackend::new`]'s perturbed approximate math.
 pub const EMU_APPROX_SEED: u64 = 0x11a3_a000;
 
@@ -25,6 +29,7 @@ pub struct EmuBackend {
     /// The speed-of-light model every launch runs under ([`EmuBackend::with_model`]).
     model: Option<(ptx_emu::Arch, Option<u64>)>,
     predictions: Mutex<Vec<(String, ptx_emu::Prediction)>>,
+    sm_count: u32,
 }
 
 impl Default for EmuBackend {
@@ -53,7 +58,15 @@ impl EmuBackend {
             metrics: Mutex::new(Vec::new()),
             model: None,
             predictions: Mutex::new(Vec::new()),
+            sm_count: EMU_DEFAULT_SM_COUNT,
         }
+    }
+
+    /// The same backend reporting `sm_count` streaming multiprocessors ([`Backend::sm_count`], at
+    /// least 1), so launch configurations sized for another GPU run here.
+    pub fn with_sm_count(mut self, sm_count: u32) -> Self {
+        self.sm_count = sm_count.max(1);
+        self
     }
 
     /// An emulated device whose every launch also predicts its time on the GPU `arch` (a name of
@@ -71,6 +84,7 @@ impl EmuBackend {
             checks: ptx_emu::Checks::none(),
             ..ptx_emu::Options::default()
         });
+        b.sm_count = a.sms;
         b.model = Some((a, sample_blocks));
         Ok(b)
     }
@@ -167,6 +181,10 @@ impl Backend for EmuBackend {
 
     fn max_shared_bytes_per_block(&self) -> u32 {
         EMU_MAX_SHARED_BYTES
+    }
+
+    fn sm_count(&self) -> u32 {
+        self.sm_count
     }
 
     fn upload<T: DeviceValue>(&self, data: &[T]) -> Result<EmuBuffer<T>> {

@@ -13,7 +13,7 @@ mod cuda;
 mod emu;
 
 pub use cuda::{cuda_available, CudaBackend};
-pub use emu::{EmuBackend, EmuBuffer, EmuView, EmuViewMut, EMU_APPROX_SEED};
+pub use emu::{EmuBackend, EmuBuffer, EmuView, EmuViewMut, EMU_APPROX_SEED, EMU_DEFAULT_SM_COUNT};
 
 use crate::error::Result;
 use crate::raw::KernelParams;
@@ -61,6 +61,11 @@ pub trait Backend {
 
     /// The largest dynamic shared memory one block may ask for (opt-in limit on CUDA).
     fn max_shared_bytes_per_block(&self) -> u32;
+
+    /// Streaming multiprocessors of the device: what a launch configuration that must fill the GPU
+    /// (split-KV decode) sizes its grid by. CUDA: the device's attribute; the emulator: a configurable
+    /// count ([`EmuBackend::with_sm_count`]).
+    fn sm_count(&self) -> u32;
 
     /// Copies host data into a new device buffer.
     fn upload<T: DeviceValue>(&self, data: &[T]) -> Result<Self::Buffer<T>>;
