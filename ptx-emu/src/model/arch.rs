@@ -128,15 +128,17 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
      "https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html#arithmetic-instructions"),
     ("CUDA-PG-SMEM", "CUDA C++ Programming Guide, Shared Memory (compute capability 5.x+: 32 banks of 4 bytes)",
      "https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html#shared-memory-5-x"),
-    ("TPU", "TechPowerUp GPU database entries (SM count, clocks, L2, memory)", "https://www.techpowerup.com/gpu-specs/"),
-    ("CNC-H100", "Chips and Cheese, Nvidia's H100: Funny L2, and Tons of Bandwidth (2023)",
+    ("CNC-H100", "Chips and Cheese, Nvidia's H100: Funny L2, and Tons of Bandwidth (2023): 114 SMs on the PCIe card, 50 MB L2",
      "https://chipsandcheese.com/2023/07/02/nvidias-h100-funny-l2-and-tons-of-bandwidth/"),
-    ("CNC-A100", "Chips and Cheese, Nvidia's A100: ... (latency and bandwidth microbenchmarks)",
-     "https://chipsandcheese.com/"),
-    ("CNC-4090", "Chips and Cheese, Microbenchmarking Nvidia's RTX 4090 (2022)",
-     "https://chipsandcheese.com/2022/11/02/microbenchmarking-nvidias-rtx-4090/"),
-    ("LUO-2402", "Luo et al., Benchmarking and Dissecting the Nvidia Hopper GPU Architecture (arXiv 2402.13499)",
-     "https://arxiv.org/abs/2402.13499"),
+    ("STH-A6000", "ServeTheHome, NVIDIA RTX A6000 48GB GPU drops Quadro designation (NVIDIA's spec table)",
+     "https://servethehome.com/nvidia-rtx-a6000-48gb-gpu-drops-quadro-designation"),
+    ("SYS-A6000", "sysrqmts, NVIDIA RTX A6000 vs Tesla P40 (84 SMs, 1800 MHz boost, 6 MB L2)",
+     "https://sysrqmts.com/es/gpus/compare/nvidia-rtx-a6000-vs-nvidia-tesla-p40"),
+    ("FPS-4090", "The FPS Review, NVIDIA GeForce RTX 4090 GPU family specifications (128 SMs, 2520 MHz, 1008 GB/s)",
+     "https://www.thefpsreview.com/gpu-family/nvidia-geforce-rtx-4090-gpu-family-specifications"),
+    ("GROK-L4", "Grokipedia, NVIDIA L4 vs L40S (quotes the L4 datasheet: 300 GB/s)", "https://grokipedia.com/page/NVIDIA_L4_vs_L40S"),
+    ("LXF-5090", "Linux Format (May 2025), Nvidia GeForce RTX 5090 review spec box (170 SMs, 2407 MHz, 96 MB, 1792 GB/s)",
+     "https://pocketmags.com/linux-format-magazine/may-2025/articles/nvidia-geforce-rtx-5090"),
     ("NV-OCC", "cuda_occupancy.h shipped in NVIDIA's nvidia-cuda-runtime-cu12 12.9.79 wheel (allocation units, blocks per SM, carveouts)",
      "https://pypi.org/project/nvidia-cuda-runtime-cu12/12.9.79/"),
     ("CUDA-PG-13", "CUDA Programming Guide 5.1 Compute Capabilities, tables 30-33 (Dec 2025)",
@@ -183,9 +185,9 @@ const SM80_SOURCES: &[(&str, &str)] = &[
 ];
 
 const SM86_SOURCES: &[(&str, &str)] = &[
-    ("sms, clock_mhz, l2_bytes, dram_bytes_s", "NV-AMPGA102-WP; TPU (84 SMs, 1800 MHz boost, 6 MB L2, 768 GB/s)"),
+    ("sms, clock_mhz, l2_bytes, dram_bytes_s", "STH-A6000 and SYS-A6000 (84 SMs, 1800 MHz boost, 6 MB L2, 768 GB/s)"),
     ("fp32, int, sfu, fp64, half, convert, shfl", "CUDA-PG-TPUT (cc 8.6 column)"),
-    ("mma_*", "NV-AMPGA102-WP: 154.8 dense FP16 TFLOPS = 512 FMA/clk/SM at 1800 MHz x 84 (full rate f32 accumulate on RTX A6000)"),
+    ("mma_*", "NV-AMPGA102-WP as quoted (docs/arch-table-sources.md): 154.8 dense BF16 TFLOPS with FP32 accumulate on the RTX A6000 = 512 FMA/clk/SM at 1800 MHz x 84"),
     ("schedulers, regs_per_sm, max_*, shared_*", "CUDA-PG-13 and NV-OCC (cc 8.6): 48 warps, 16 blocks, 100/99 KB"),
     ("shared_bytes_clk", "CUDA-PG-SMEM"),
     ("l1_bytes, l2_bytes_clk, l1_bytes_clk", "model: 128 KB L1 (NV-AMPGA102-WP), L2 2048 B/clk, L1 128 B/clk"),
@@ -193,7 +195,7 @@ const SM86_SOURCES: &[(&str, &str)] = &[
 ];
 
 const SM89_SOURCES: &[(&str, &str)] = &[
-    ("sms, clock_mhz, l2_bytes, dram_bytes_s", "NV-ADA-WP; TPU"),
+    ("sms, clock_mhz, l2_bytes, dram_bytes_s", "rtx-4090: FPS-4090, NV-ADA-WP appendix (72 MB L2); l4: L4-DQ (58 SMs, 2040 MHz, 48 MB L2), GROK-L4 (300 GB/s)"),
     ("fp32, int, sfu, fp64", "CUDA-PG-13 unit counts for cc 8.9 (128 FP32, 64 INT32, 16 SFU, 2 FP64 per SM)"),
     ("half, convert, shfl", "model: the cc 8.6 rates of CUDA-PG-TPUT (the 8.9 column was not retrieved)"),
     ("mma_*", "NV-ADA-WP appendix table 2: RTX 4090 330.3 dense FP16-acc / 165.2 FP32-acc TFLOPS = 512 / 256 FMA/clk/SM at 2520 MHz x 128"),
@@ -201,11 +203,11 @@ const SM89_SOURCES: &[(&str, &str)] = &[
     ("l4: sms, clock_mhz", "L4-DQ: 58 SMs at 2040 MHz; 121 dense FP16 TFLOPS = 58 x 512 FMA x 2 x 2.04 GHz (full-rate f32 accumulate)"),
     ("shared_bytes_clk", "CUDA-PG-SMEM"),
     ("l1_bytes, l2_bytes_clk, l1_bytes_clk", "model: 128 KB L1 (NV-ADA-WP), L2 and L1 B/clk (docs/perf-model.md)"),
-    ("dram_efficiency, lat, launch_s", "model: as sm_80, latencies checked against CNC-4090 (docs/perf-model.md)"),
+    ("dram_efficiency, lat, launch_s", "model: no readable Ada latency measurement was found (docs/perf-model.md)"),
 ];
 
 const SM90_SOURCES: &[(&str, &str)] = &[
-    ("sms, dram_bytes_s, l2_bytes", "NV-H100-DS; NV-HOP-WP (132 SMs SXM5 / 114 PCIe, 50 MB L2); NV-H200 (4.8 TB/s)"),
+    ("sms, dram_bytes_s, l2_bytes", "NV-H100-DS (132 SMs SXM5 / 114 PCIe, 50 MB L2, 3.35 / 2.0 TB/s), CNC-H100; NV-H200 (4.8 TB/s; 132 SMs from secondary pages only)"),
     ("clock_mhz", "NV-HOP-WP table 3: tensor-core boost clock (1830 MHz SXM5); PCIe: 756 dense TFLOPS / (114 x 4096) = 1620 MHz"),
     ("fp32, int, sfu, fp64", "CUDA-PG-13 unit counts for cc 9.0 (128 FP32, 64 INT32, 16 SFU, 64 FP64 per SM)"),
     ("half, convert, shfl", "model: the cc 8.0 rates of CUDA-PG-TPUT (the 9.0 column was not retrieved)"),
@@ -219,7 +221,7 @@ const SM90_SOURCES: &[(&str, &str)] = &[
 ];
 
 const SM120_SOURCES: &[(&str, &str)] = &[
-    ("sms, clock_mhz, l2_bytes, dram_bytes_s", "NV-RTXBW-WP; TPU (170 SMs, 2407 MHz boost, 96 MB L2, 1792 GB/s)"),
+    ("sms, clock_mhz, l2_bytes, dram_bytes_s", "LXF-5090 (170 SMs, 2407 MHz boost, 96 MB L2, 1792 GB/s)"),
     ("fp32, int, sfu, fp64, half, convert, shfl", "SM120-NOTES quoting CUDA-PG-TPUT 13.4 (cc 12.0)"),
     ("mma_*", "NV-RTXBW-WP table 3: RTX 5090 209.5 dense BF16 TFLOPS with FP32 accumulate = 256 FMA/clk/SM at 2407 MHz x 170; FP16 accumulate twice that"),
     ("schedulers, regs_per_sm, max_*, shared_*", "CUDA-PG-13 and NV-OCC (cc 12.x): 48 warps, 24 blocks, 100/99 KB, 128 KB L1"),
