@@ -393,8 +393,13 @@ fn worker(
             break;
         }
         let b = spec.blocks.map_or(i, |list| list[i as usize]);
-        let before = spec.model.map(|lat| {
-            env.trace = Some(crate::model::timeline::BlockTrace::new(b, nwarps as usize, nslots, lat));
+        let before = spec.model.map(|timing| {
+            env.trace = Some(crate::model::timeline::BlockTrace::new(
+                b,
+                nwarps as usize,
+                nslots,
+                timing,
+            ));
             env.metrics.clone()
         });
         let (gx, gy) = (grid[0] as u64, grid[1] as u64);

@@ -146,8 +146,8 @@ pub struct WarpTrace {
     pub pipe: [u64; NPIPES],
     /// `mma` multiply-adds: f16/bf16 with f32 accumulate, f16 accumulate, tf32.
     pub mma_fma: [f64; 3],
-    /// Timeline: the cycle the warp's last instruction issued (per level), cycles spent waiting at
-    /// barriers (L2 level).
+    /// Timeline (per level): the cycle the warp's current basic block started, which after the last
+    /// block is the warp's finish; cycles spent waiting at barriers (L2 level).
     pub t: T,
     pub bar_wait: f64,
     /// The current basic block: when it started, its instructions so far, its latest issue.
@@ -169,7 +169,7 @@ pub struct BlockTrace {
     pub warps: Vec<WarpTrace>,
     /// Global sectors, `(sector << 2) | kind`, in the order requests ran.
     pub sectors: Vec<u64>,
-    /// Global load requests (warp-level) and of those, how many went to global memory at all.
+    /// The block's own metrics (the launch's counters over this block alone).
     pub metrics: crate::Metrics,
     timing: Option<Timing>,
     bar_t: [T; 16],
@@ -231,7 +231,7 @@ impl BlockTrace {
             _ => None,
         };
         self.cur_kind = match &inst.op {
-            Op::St { .. } | Op::Stmatrix { .. } => SECTOR_STORE,
+            Op::St { .. } => SECTOR_STORE,
             Op::Wmma(w) if matches!(w.as_ref(), WmmaOp::Store { .. }) => SECTOR_STORE,
             Op::CpAsync { .. } => SECTOR_LOAD_L2,
             _ => SECTOR_LOAD,
