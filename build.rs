@@ -23,6 +23,7 @@ fn main() {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=cuda");
+    println!("cargo:rerun-if-changed=dev");
     println!("cargo:rerun-if-changed=ptx-emu/src/nvcc.rs");
 
     let nvcc = match nvcc_finder::find_nvcc() {

@@ -1,277 +1,493 @@
-// Causal flash attention, forward, version v1 (CUDA cores, online softmax). Tensor cores come in a later
-// version.
+// Flash attention, forward, version v2: tensor cores (mma.sync m16n8k16, f32 accumulators) for f16 and
+// bf16, prefill and split-KV decode, and the split-KV combine kernel. f32 runs v1 (cuda/attention_f32.cu,
+// the first rung of the ladder in dev/attention/). What v2 changed and measured: dev/attention/README.md.
 //
-// Per batch b, query head h (kv head hk = h / heads_per_kv_head), query row i:
-//   s_j   = (q_i . k_j) * softmax_scale * LOG2E               (base-2 scores; j visible iff j < kv_len and,
-//                                                            when causal, j <= i + causal_offset)
-//   m     = max_j s_j,   l = sum_j exp2(s_j - m)
-//   o_i   = sum_j exp2(s_j - m) v_j / l
-//   lse_i = (m + log2(l)) / LOG2E                             (natural log; -inf and o_i = 0 when no key
-//                                                            is visible or every score is -inf; NaN in
-//                                                            both o_i and lse_i for a NaN or +inf score)
-// computed in one pass over the keys with the online softmax: the score matrix is never materialized.
+// Per batch b, query head h (kv head hk = h / G, G = heads_per_kv_head), query row i, visible keys j
+// (j < kv_len, d - window_left <= j <= d + window_right with d = i + diag_offset; -1 = unbounded;
+// causal is window_right = 0):
+//   x_j   = q_i . k_j                                            (f32, tensor-core accumulation order)
+//   s_j   = softcap > 0 ? tanh(x_j * softmax_scale / softcap) * softcap * LOG2E : x_j * softmax_scale * LOG2E
+//   m     = max_j s_j,  l = sum_j exp2(s_j - m)                  (base 2, online over key tiles)
+//   o_i   = sum_j round_T(exp2(s_j - m_run)) v_j / l             (P rounded to T for the second mma)
+//   lse_i = (m + log2 l) / LOG2E                                 (-inf and o_i = 0 when no key has weight;
+//                                                                 NaN in o_i and lse_i for a NaN/+inf score)
+// Masked keys get s = -inf before the max, so weight exactly 0; their v rows are still multiplied (by 0),
+// so an inf or NaN in the v row of a key that another row of the same 64-key tile sees reaches this row
+// as NaN (FlashAttention's behaviour). Keys at or past kv_len are never read: their tile rows are
+// zero-filled by cp.async.
 //
-// Layouts (element strides from the params struct, innermost dim contiguous):
+// Layouts (element strides from the params struct, innermost dim contiguous, 16-byte aligned rows):
 //   q, o: (batch, q_len, n_heads, head_dim)   k, v: (batch, kv_len, n_kv_heads, head_dim)
-//   lse:  (batch, n_heads, q_len) f32, contiguous, optional (NULL = not written)
+//   lse: (batch, n_heads, q_len) f32;  split-KV workspace o_partial (n_splits, batch, n_heads, q_len,
+//   head_dim) f32 normalized per split, lse_partial (n_splits, batch, n_heads, q_len) f32 base 2.
 //
-// Work mapping: the G = heads_per_kv_head query heads that share a kv head are packed into rows: packed
-// row R = i * G + g is query i of query head hk * G + g (FlashInfer's GQA packing). One block of WARPS warps
-// per (BLOCK_M packed rows, kv head, batch): grid = (ceil(q_len * G / BLOCK_M), n_kv_heads, batch), so each
-// K/V tile is read once for all G heads (decode with G = 4 fills 4 rows of a block instead of 1). Warp w
-// owns ROWS_PER_WARP consecutive packed rows. The block stages its Q
-// tile once (f32) and then walks the keys [0, n_end) in tiles of BLOCK_N, staging K and V (storage type)
-// in shared memory; n_end stops at the last key the block's last row sees, so causal tiles above the
-// diagonal are skipped. Per key tile, each warp:
-//   1. S = Q K^T: lane owns keys lane + 32 t (t < KEYS_PER_LANE), all ROWS_PER_WARP rows of them;
-//      q reads are warp broadcasts, k reads hit distinct banks (odd row stride in 4-byte words).
-//   2. online softmax per row in f32: warp max, rescale of the running sum and O accumulator;
-//      the row sum l is kept per lane and reduced once at the end.
-//   3. O += P V: lane owns head dims lane + 32 u (u < DIMS_PER_LANE); p_j comes from lane j by shuffle.
-// Packed rows >= q_len * G are computed on zero q and never stored; a warp with none in range skips the math.
+// Work mapping. GQA packing: packed row R = i * G + g is query i of head hk * G + g, so one block's rows
+// share every K/V tile. Grid = (row tiles * n_splits, n_kv_heads, batch); blockIdx.x = tile * n_splits +
+// split. A block of WARPS_M x WARPS_KV warps owns BLOCK_M = 16 WARPS_M packed rows and walks the key tiles
+// of its split that some row sees (tiles wholly outside every row's window, e.g. above the causal
+// diagonal, are skipped; only tiles that cross a window edge or kv_len are masked). Warp (wm, wk) owns
+// rows 16 wm.. and keys wk * WARP_N.. of each tile. Per tile:
+//   1. cp.async (16 B, .cg) of K and V tile t + 1 into the other stage while tile t is computed;
+//   2. S = Q K^T: Q's A fragments sit in registers for the whole loop (ldmatrix once), K's B fragments
+//      come by ldmatrix (K rows are B's n-major "col" operand);
+//   3. softcap, scale, mask, online softmax on the accumulator fragments (each lane holds rows g and
+//      g + 8; row max and sum across the lane quad by two xor-shuffles);
+//   4. O += P V: the S accumulator layout of two adjacent n-tiles is the A-fragment layout of one k-step,
+//      so P is rounded to T and packed in registers; V's B fragments come by ldmatrix.trans.
+// Prefill: WARPS_KV = 1. Decode (q_len * G <= 16): WARPS_M = 1 and the warps split each tile's keys; at
+// the end the warps' (m, l, O) are merged through shared memory in warp order.
 //
-// Shared memory (dynamic, sized by the host for the runtime head_dim; launch_config in
-// src/ops/attention.rs mirrors this):
-//   q_s: (BLOCK_M, head_dim) f32 | k_s: (BLOCK_N, head_dim + K_PAD) T | v_s: (BLOCK_N, head_dim) T
+// Shared memory (dynamic; sized on the host from the same constants): q_s (BLOCK_M, D) | k_s STAGES x
+// (BLOCK_N, D) | v_s STAGES x (BLOCK_N, D), D = HEAD_DIM_MAX, all T. Rows are D * 2 bytes (a multiple of
+// 128) and the 16-byte chunk c of row r sits at chunk c ^ (r % 8): the 8 rows of every ldmatrix phase and
+// the 8 chunks of every cp.async quarter-warp cover the 32 banks once (0 conflicts).
 //
-// Numerics: S from T inputs in f32 (fma), softmax in f32 with exp2, P kept in f32, O accumulated in f32
-// and rounded to T once at the store; lse in f32.
+// Numerics: QK^T and PV in f32 on the tensor cores; softmax in f32 with exp2f; P rounded to T once; l
+// summed from the unrounded f32 P; O scaled by 1 / l in f32 and rounded to T once; LSE in f32. Split-KV:
+// each split normalizes its own O and the combine re-weights by exp2(lse_s - max lse) in f32, split order.
 //
-// Compile-time axes (one table; head_dim itself is a runtime value inside its bucket, a multiple of 8):
-// | axis          | values                         | entry point                    |
-// |---------------|--------------------------------|--------------------------------|
-// | dtype T       | f32, f16, bf16                 | attention_<dtype>_d<bucket>    |
-// | head-dim max  | 64, 128, 256 (head_dim <= max) | (the bucket)                   |
-// | tile config   | AttentionTraits per bucket     | (fixed by the bucket)          |
-#include "common.cuh"
+// Compile-time axes (one table; head_dim is a runtime multiple of 8 inside its bucket):
+// | axis         | values                  | entry point                              |
+// |--------------|-------------------------|------------------------------------------|
+// | dtype T      | f16, bf16               | attention_<dtype>_d<bucket>, attention_decode_<dtype>_d<bucket> |
+// | head-dim max | 64, 128, 256            | (the bucket)                             |
+// | kind         | prefill, decode         | tiles: LK_ATTENTION_<KIND>_D<bucket>_* in params.h |
+// | combine      | f16, bf16               | attention_combine_<dtype>                |
+#include "mma.cuh"
 
 namespace lk {
 
-// Tile configuration of one head-dim bucket.
-template <int HEAD_DIM_MAX_, int ROWS_PER_WARP_, int KEYS_PER_LANE_>
-struct AttentionTraits {
-    static constexpr int HEAD_DIM_MAX = HEAD_DIM_MAX_;    // largest head_dim of the bucket
-    static constexpr int HEAD_DIM_STEP = 8;               // head_dim is a multiple of this
-    static constexpr int WARPS = 4;
+template <int HEAD_DIM_MAX_, int WARPS_M_, int WARPS_KV_, int BLOCK_N_>
+struct AttentionMmaTraits {
+    // Q's A fragments live in registers for the whole key loop, except at head-dim bucket 256, where their
+    // 64 registers next to O's 128 would spill: there each k-step reloads them from q_s by ldmatrix
+    // (FlashAttention-2's default for every head dim).
+    static constexpr bool Q_IN_REGS = HEAD_DIM_MAX_ <= 128;
+    static constexpr int HEAD_DIM_MAX = HEAD_DIM_MAX_;
+    static constexpr int WARPS_M = WARPS_M_;
+    static constexpr int WARPS_KV = WARPS_KV_;
+    static constexpr int WARPS = WARPS_M * WARPS_KV;
     static constexpr int THREADS = WARPS * WARP_SIZE;
-    static constexpr int ROWS_PER_WARP = ROWS_PER_WARP_;  // query rows per warp
-    static constexpr int BLOCK_M = WARPS * ROWS_PER_WARP; // query rows per block
-    static constexpr int KEYS_PER_LANE = KEYS_PER_LANE_;  // keys of a tile per lane in S = Q K^T
-    static constexpr int BLOCK_N = WARP_SIZE * KEYS_PER_LANE;  // keys per shared-memory tile
-    static constexpr int DIMS_PER_LANE = HEAD_DIM_MAX / WARP_SIZE;  // O accumulator columns per lane
-    // __launch_bounds__'s second argument. Stating it (rather than leaving ptxas to guess an occupancy
-    // target) matters: without it ptxas 13.2 caps the d256 kernels near 72 registers on sm_86/sm_89 and
-    // spills; with 1 it allocates what the O accumulator needs (about 128) and spills nothing.
-    static constexpr int MIN_BLOCKS_PER_SM = 1;
+    static constexpr int BLOCK_M = LK_ATTENTION_ROWS_PER_WARP * WARPS_M;
+    static constexpr int BLOCK_N = BLOCK_N_;
+    static constexpr int WARP_N = BLOCK_N / WARPS_KV;  // keys of a tile per warp
+    static constexpr int STAGES = LK_ATTENTION_STAGES;
+    static constexpr int K_STEPS = HEAD_DIM_MAX / 16;  // mma k-steps of Q K^T (= 16-column pairs of O)
+    static constexpr int S_TILES = WARP_N / 8;         // n-tiles of S per warp
+    static constexpr int P_STEPS = WARP_N / 16;        // mma k-steps of P V
+    static constexpr int O_TILES = HEAD_DIM_MAX / 8;   // n-tiles of O
+    static constexpr int ROW_CHUNKS = HEAD_DIM_MAX / 8;  // 16-byte chunks per shared row
+    static constexpr int Q_ELEMS = BLOCK_M * HEAD_DIM_MAX;
+    static constexpr int TILE_ELEMS = BLOCK_N * HEAD_DIM_MAX;
+    // Merge scratch of the decode kind (aliases the K/V stages): O (WARPS_KV, BLOCK_M, D + 8) f32, the
+    // 8-float pad spreading a fragment store's 8 rows over the banks, and (m, l) per warp and row.
+    static constexpr int MERGE_STRIDE = HEAD_DIM_MAX + 8;
+    static constexpr int MERGE_FLOATS = WARPS_KV * BLOCK_M * (MERGE_STRIDE + 2);
 
-    static_assert(HEAD_DIM_MAX % WARP_SIZE == 0, "a lane owns whole columns of O");
-    static_assert(HEAD_DIM_MAX % HEAD_DIM_STEP == 0 && HEAD_DIM_STEP % 2 == 0, "S loop reads pairs of dims");
-    static_assert(ROWS_PER_WARP * DIMS_PER_LANE <= 64, "O accumulator must stay in registers");
+    static_assert(LK_ATTENTION_ROWS_PER_WARP == 16, "one m16 mma row block per warp");
+    static_assert(ROW_CHUNKS >= 8, "the XOR swizzle needs rows of at least 128 bytes");
+    static_assert(WARP_N % 16 == 0, "a warp's keys are whole k-steps of P V");
+    static_assert(BLOCK_N % WARPS_KV == 0, "keys split evenly over the warps");
+    static_assert(BLOCK_M % (THREADS / ROW_CHUNKS) == 0 && BLOCK_N % (THREADS / ROW_CHUNKS) == 0,
+                  "every thread stages the same number of chunks");
+    static_assert(WARPS_KV == 1 || MERGE_FLOATS * 4 <= 2 * STAGES * TILE_ELEMS * 2, "merge scratch fits in K/V");
 };
 
-using AttentionD64 = AttentionTraits<64, 8, 2>;   // BLOCK_M 32, BLOCK_N 64
-using AttentionD128 = AttentionTraits<128, 8, 1>; // BLOCK_M 32, BLOCK_N 32
-using AttentionD256 = AttentionTraits<256, 4, 1>; // BLOCK_M 16, BLOCK_N 32
+using AttentionPrefillD64 = AttentionMmaTraits<64, LK_ATTENTION_PREFILL_D64_WARPS_M, 1, LK_ATTENTION_PREFILL_D64_BLOCK_N>;
+using AttentionPrefillD128 = AttentionMmaTraits<128, LK_ATTENTION_PREFILL_D128_WARPS_M, 1, LK_ATTENTION_PREFILL_D128_BLOCK_N>;
+using AttentionPrefillD256 = AttentionMmaTraits<256, LK_ATTENTION_PREFILL_D256_WARPS_M, 1, LK_ATTENTION_PREFILL_D256_BLOCK_N>;
+using AttentionDecodeD64 = AttentionMmaTraits<64, 1, LK_ATTENTION_DECODE_D64_WARPS_KV, LK_ATTENTION_DECODE_D64_BLOCK_N>;
+using AttentionDecodeD128 = AttentionMmaTraits<128, 1, LK_ATTENTION_DECODE_D128_WARPS_KV, LK_ATTENTION_DECODE_D128_BLOCK_N>;
+using AttentionDecodeD256 = AttentionMmaTraits<256, 1, LK_ATTENTION_DECODE_D256_WARPS_KV, LK_ATTENTION_DECODE_D256_BLOCK_N>;
 
-// Padding (elements) after each K row in shared memory: 4 bytes, so the row stride in 4-byte words is
-// odd (head_dim is a multiple of 8) and lanes reading one column of 32 rows hit 32 distinct banks.
-template <typename T> constexpr int attention_k_pad() { return 4 / int(sizeof(T)); }
+// Element offset of chunk `c` (8 elements) of row `r` in a swizzled tile with rows of D elements.
+template <int D> __device__ __forceinline__ int swizzle(int r, int c) { return r * D + ((c ^ (r % 8)) * 8); }
 
-// Two consecutive elements from shared memory as f32; `p` is 4-byte aligned.
-__device__ __forceinline__ float2 load_pair_f32(const float* p) { return make_float2(p[0], p[1]); }
-__device__ __forceinline__ float2 load_pair_f32(const __half* p) {
-    return __half22float2(*reinterpret_cast<const __half2*>(p));
-}
-__device__ __forceinline__ float2 load_pair_f32(const __nv_bfloat16* p) {
-    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
-}
+// Where a block's results go: o/lse directly (unsplit) or the split's workspace slot.
+struct AttentionOut {
+    const AttentionParams& p;
+    int b, hk, split;
 
-// The kernel body; the extern "C" __global__ entry points at the bottom instantiate it per dtype and
-// head-dim bucket with __launch_bounds__(Tr::THREADS).
+    // Stores O columns d, d + 1 of packed row `pr` (already normalized).
+    template <typename T> __device__ __forceinline__ void pair(int pr, int d, float o0, float o1) const {
+        const int G = p.heads_per_kv_head;
+        const int i = pr / G;
+        const int h = hk * G + pr % G;
+        if (p.n_splits == 1) {
+            T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + int64_t(i) * p.o_row_stride + h * p.o_head_stride;
+            *reinterpret_cast<uint32_t*>(o + d) = pack2<T>(o0, o1);
+        } else {
+            float* o = p.o_partial + ((int64_t(split) * p.batch + b) * p.n_heads + h) * int64_t(p.q_len) * p.head_dim +
+                       int64_t(i) * p.head_dim;
+            *reinterpret_cast<float2*>(o + d) = make_float2(o0, o1);
+        }
+    }
+    // Stores the row's LSE from its base-2 running max m and sum l (l == 0: no key had weight).
+    __device__ __forceinline__ void lse(int pr, float m, float l) const {
+        const int G = p.heads_per_kv_head;
+        const int i = pr / G;
+        const int h = hk * G + pr % G;
+        // l == 0 only when every score was -inf or masked; a NaN l (NaN or +inf score) stays NaN.
+        const float lse2 = l == 0.0f ? -INFINITY : m + log2f(l);
+        if (p.n_splits == 1) {
+            if (p.lse != nullptr) p.lse[(int64_t(b) * p.n_heads + h) * p.q_len + i] = lse2 / LOG2E;
+        } else {
+            p.lse_partial[((int64_t(split) * p.batch + b) * p.n_heads + h) * p.q_len + i] = lse2;
+        }
+    }
+};
+
 template <typename T, typename Tr>
-__device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
-    constexpr int R = Tr::ROWS_PER_WARP;
-    constexpr int KPL = Tr::KEYS_PER_LANE;
-    constexpr int DPL = Tr::DIMS_PER_LANE;
+__device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
+    constexpr int D = Tr::HEAD_DIM_MAX;
+    extern __shared__ __align__(128) unsigned char attention_smem[];
+    T* q_s = reinterpret_cast<T*>(attention_smem);  // (BLOCK_M, D)
+    T* k_s = q_s + Tr::Q_ELEMS;                      // STAGES x (BLOCK_N, D)
+    T* v_s = k_s + Tr::STAGES * Tr::TILE_ELEMS;      // STAGES x (BLOCK_N, D)
+
+    const int tid = threadIdx.x;
+    const int warp = tid / WARP_SIZE;
+    const int lane = tid % WARP_SIZE;
+    const int wm = warp % Tr::WARPS_M;  // row group of this warp
+    const int wk = warp / Tr::WARPS_M;  // key group of this warp
+    const int g = lane / 4;             // fragment row (and g + 8)
+    const int t4 = lane % 4;            // fragment column pair
     const int hd = p.head_dim;
-    const int k_stride = hd + attention_k_pad<T>();
-
-    extern __shared__ __align__(16) unsigned char attention_smem[];
-    float* q_s = reinterpret_cast<float*>(attention_smem);  // (BLOCK_M, hd)
-    T* k_s = reinterpret_cast<T*>(q_s + Tr::BLOCK_M * hd);  // (BLOCK_N, k_stride)
-    T* v_s = k_s + Tr::BLOCK_N * k_stride;                  // (BLOCK_N, hd)
-
-    const int warp = threadIdx.x / WARP_SIZE;
-    const int lane = threadIdx.x % WARP_SIZE;
-    // Packed rows: row R of kv head hk is query i = R / G of query head hk * G + R % G (G = heads per kv
-    // head), so the G query heads that share K and V are one block's rows and read each K/V tile once.
+    const int hd16 = (hd + 15) / 16;    // k-steps of Q K^T that hold data; also O column pairs of 16
     const int G = p.heads_per_kv_head;
-    const int rows = p.q_len * G;             // packed rows of this (kv head, batch); host: < 2^31 - 64
-    const int m0 = blockIdx.x * Tr::BLOCK_M;  // first packed row of the block
+    const int rows = p.q_len * G;       // packed rows of this (kv head, batch); host: < 2^31 - 64
+    const int split = blockIdx.x % p.n_splits;
+    const int m0 = (blockIdx.x / p.n_splits) * Tr::BLOCK_M;
     const int hk = blockIdx.y;
     const int b = blockIdx.z;
     const T* q = static_cast<const T*>(p.q) + b * p.q_batch_stride + int64_t(hk) * G * p.q_head_stride;
-    const T* k = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;  // (kv_len, hd) at k_row_stride
-    const T* v = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;  // (kv_len, hd) at v_row_stride
-    T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + int64_t(hk) * G * p.o_head_stride;
-    // q and o above point at the group's first query head; packed row R is at (R / G) * row + (R % G) * head.
+    const T* k = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;  // (kv_len, hd)
+    const T* v = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;  // (kv_len, hd)
+    const AttentionOut out{p, b, hk, split};
 
-    // Stage the Q tile as f32; packed rows past the end are zero.
-    for (int r = warp; r < Tr::BLOCK_M; r += Tr::WARPS) {
-        const int pr = m0 + r;
-        const T* q_row = q + int64_t(pr / G) * p.q_row_stride + int64_t(pr % G) * p.q_head_stride;
-        for (int d = lane; d < hd; d += WARP_SIZE) q_s[r * hd + d] = pr < rows ? to_f32(q_row[d]) : 0.0f;
-    }
+    // Keys [n_lo, n_hi) are in this split and seen by some row of the block (queries i_first..i_last).
+    const int64_t i_first = m0 / G;
+    const int64_t i_last = (min(m0 + Tr::BLOCK_M, rows) - 1) / G;
+    int64_t n_lo = int64_t(split) * p.keys_per_split;
+    int64_t n_hi = min(int64_t(p.kv_len), n_lo + p.keys_per_split);
+    if (p.window_left >= 0) n_lo = max(n_lo, i_first + p.diag_offset - p.window_left);
+    if (p.window_right >= 0) n_hi = min(n_hi, i_last + p.diag_offset + p.window_right + 1);
+    const int t_lo = int(max(n_lo, int64_t(0)) / Tr::BLOCK_N);
+    const int t_hi = n_hi > n_lo ? int((n_hi + Tr::BLOCK_N - 1) / Tr::BLOCK_N) : t_lo;  // tiles [t_lo, t_hi)
 
-    // Keys [0, n_end) are visible to some row of the block; causal: the block's last query i_last sees
-    // j <= i_last + offset.
-    int n_end = p.kv_len;
-    if (p.causal) {
-        const int64_t i_last = (min(m0 + Tr::BLOCK_M, rows) - 1) / G;
-        n_end = int(max(int64_t(0), min(int64_t(p.kv_len), i_last + p.causal_offset + 1)));
-    }
+    // Staging map: thread tid moves chunk c = tid % ROW_CHUNKS of rows r0 + ROW_STEP * it (THREADS is a
+    // multiple of ROW_CHUNKS, so c is fixed and one pointer per tensor walks the rows).
+    constexpr int ROW_STEP = Tr::THREADS / Tr::ROW_CHUNKS;
+    static_assert(Tr::THREADS % Tr::ROW_CHUNKS == 0, "a thread stages one chunk column");
+    const int c = tid % Tr::ROW_CHUNKS;
+    const int r0 = tid / Tr::ROW_CHUNKS;
+    const bool c_read = c < 2 * hd16;  // chunks past 16 * hd16 are never read by ldmatrix: not staged
+    const bool c_data = c * 8 < hd;    // chunks in [hd, 16 * hd16) are zero-filled
 
-    const int row0 = m0 + warp * R;  // first packed row of this warp
-    const bool warp_active = row0 < rows;
-    const float* q_w = q_s + warp * R * hd;  // (R, hd): this warp's rows
-
-    float m_run[R];       // running max of the base-2 scores of each row (same in every lane)
-    float l_part[R];      // this lane's share of the running row sum
-    float acc[R][DPL];    // O rows, columns lane + 32 u, unnormalized
+    // Q tile: packed rows past `rows` and columns past hd are zero.
+    if (c_read) {
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-        m_run[r] = -INFINITY;
-        l_part[r] = 0.0f;
+        for (int it = 0; it < Tr::BLOCK_M / ROW_STEP; ++it) {
+            const int r = r0 + it * ROW_STEP;
+            const int pr = m0 + r;
+            const bool valid = c_data && pr < rows;
+            const T* src = valid ? q + int64_t(pr / G) * p.q_row_stride + int64_t(pr % G) * p.q_head_stride + c * 8 : q;
+            cp_async_16(q_s + swizzle<D>(r, c), src, valid ? 16 : 0);
+        }
+    }
+    // K and V of tile t into stage `st`; keys at or past kv_len are zero-filled and never read.
+    const T* k_thread = k + int64_t(r0) * p.k_row_stride + c * 8;
+    const T* v_thread = v + int64_t(r0) * p.v_row_stride + c * 8;
+    auto load_kv = [&](int t, int st) {
+        if (!c_read) return;
+        const int n0 = t * Tr::BLOCK_N;
+        const T* k_src = k_thread + int64_t(n0) * p.k_row_stride;
+        const T* v_src = v_thread + int64_t(n0) * p.v_row_stride;
 #pragma unroll
-        for (int u = 0; u < DPL; ++u) acc[r][u] = 0.0f;
+        for (int it = 0; it < Tr::BLOCK_N / ROW_STEP; ++it) {
+            const int r = r0 + it * ROW_STEP;
+            const bool valid = c_data && n0 + r < p.kv_len;
+            const int dst = st * Tr::TILE_ELEMS + swizzle<D>(r, c);
+            cp_async_16(k_s + dst, valid ? k_src : k, valid ? 16 : 0);
+            cp_async_16(v_s + dst, valid ? v_src : v, valid ? 16 : 0);
+            k_src += ROW_STEP * p.k_row_stride;
+            v_src += ROW_STEP * p.v_row_stride;
+        }
+    };
+    if (t_lo < t_hi) load_kv(t_lo, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+
+    constexpr int Q_FRAGS = Tr::Q_IN_REGS ? Tr::K_STEPS : 1;
+    uint32_t q_frag[Q_FRAGS][4];  // A fragments of this warp's 16 rows, every k-step of head_dim (Q_IN_REGS)
+    auto load_q_frag = [&](uint32_t(&frag)[4], int ks) {
+        ldmatrix_x4(frag, q_s + swizzle<D>(wm * 16 + lane % 16, ks * 2 + lane / 16));
+    };
+    if constexpr (Tr::Q_IN_REGS) {
+#pragma unroll
+        for (int ks = 0; ks < Tr::K_STEPS; ++ks)
+            if (ks < hd16) load_q_frag(q_frag[ks], ks);
     }
 
-    for (int n0 = 0; n0 < n_end; n0 += Tr::BLOCK_N) {
-        const int n_valid = min(Tr::BLOCK_N, n_end - n0);  // keys of this tile
-        __syncthreads();  // the previous tile is consumed (first tile: Q is staged)
-        for (int r = warp; r < n_valid; r += Tr::WARPS) {
-            const T* k_row = k + (n0 + r) * p.k_row_stride;  // (hd,)
-            const T* v_row = v + (n0 + r) * p.v_row_stride;  // (hd,)
-            for (int d = lane; d < hd; d += WARP_SIZE) {
-                k_s[r * k_stride + d] = k_row[d];
-                v_s[r * hd + d] = v_row[d];
+    float o_acc[Tr::O_TILES][4];  // O of rows g, g + 8; columns 8 dt + 2 t4 + {0, 1}; unnormalized
+#pragma unroll
+    for (int dt = 0; dt < Tr::O_TILES; ++dt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o_acc[dt][e] = 0.0f;
+    float m_run[2] = {-INFINITY, -INFINITY};  // running base-2 max of rows g, g + 8 (quad-uniform)
+    float l_run[2] = {0.0f, 0.0f};            // this lane's share of the running row sums
+    const int pr_lane[2] = {m0 + wm * 16 + g, m0 + wm * 16 + g + 8};  // packed rows of this lane
+
+    // ldmatrix addresses in the main loop. Chunk 8 a + x of a row r with r % 8 = lane % 8 is swizzled to
+    // 8 a + (x ^ (lane % 8)) (x < 8), so the lane's chunk offsets for k-step 4 a + x / 2 are the four
+    // registers below plus a constant; the rows add constants too.
+    int k_chunk[4], v_chunk[4];  // element offsets of the lane's chunk in k-steps 4 a + x, x < 4
+#pragma unroll
+    for (int x = 0; x < 4; ++x) {
+        k_chunk[x] = ((2 * x + lane / 8 % 2) ^ (lane % 8)) * 8;
+        v_chunk[x] = ((2 * x + lane / 16) ^ (lane % 8)) * 8;
+    }
+    const int k_row = (wk * Tr::WARP_N + lane / 16 * 8 + lane % 8) * D;      // + np * 16 rows
+    const int v_row = (wk * Tr::WARP_N + lane / 8 % 2 * 8 + lane % 8) * D;   // + kp * 16 rows
+
+    for (int t = t_lo; t < t_hi; ++t) {
+        const int st = (t - t_lo) % Tr::STAGES;
+        if (t > t_lo) {
+            cp_async_wait<0>();  // tile t (issued last iteration) has landed
+            __syncthreads();     // ... for every thread, and every warp is done with tile t - 1
+        }
+        if (t + 1 < t_hi) load_kv(t + 1, (t + 1 - t_lo) % Tr::STAGES);
+        cp_async_commit();
+        const int n0 = t * Tr::BLOCK_N + wk * Tr::WARP_N;  // first key of this warp's part of the tile
+        const T* k_t = k_s + st * Tr::TILE_ELEMS;
+        const T* v_t = v_s + st * Tr::TILE_ELEMS;
+
+        // 2. S = Q K^T (16 rows x WARP_N keys of this warp).
+        float s[Tr::S_TILES][4];
+#pragma unroll
+        for (int nt = 0; nt < Tr::S_TILES; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[nt][e] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < Tr::K_STEPS; ++ks) {
+            if (ks >= hd16) break;
+            const int qi = Tr::Q_IN_REGS ? ks : 0;
+            if constexpr (!Tr::Q_IN_REGS) load_q_frag(q_frag[0], ks);
+#pragma unroll
+            for (int np = 0; np < Tr::S_TILES / 2; ++np) {
+                uint32_t kf[4];  // b0, b1 of n-tile 2 np, then of 2 np + 1
+                ldmatrix_x4(kf, k_t + k_row + np * 16 * D + ks / 4 * 64 + k_chunk[ks % 4]);
+                mma_16816(s[2 * np], q_frag[qi], kf[0], kf[1], T());
+                mma_16816(s[2 * np + 1], q_frag[qi], kf[2], kf[3], T());
+            }
+        }
+
+        // 3. Logits in base 2, mask, online softmax; s becomes P = exp2(s - m).
+        if (p.softcap > 0.0f) {
+#pragma unroll
+            for (int nt = 0; nt < Tr::S_TILES; ++nt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) s[nt][e] = tanhf(s[nt][e] * p.softcap_input_scale) * p.softcap_output_log2;
+        } else {
+#pragma unroll
+            for (int nt = 0; nt < Tr::S_TILES; ++nt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) s[nt][e] *= p.softmax_scale_log2;
+        }
+        const int tile0 = t * Tr::BLOCK_N;
+        const bool needs_mask = tile0 + Tr::BLOCK_N > p.kv_len ||
+                                (p.window_left >= 0 && tile0 < i_last + p.diag_offset - p.window_left) ||
+                                (p.window_right >= 0 && tile0 + Tr::BLOCK_N - 1 > i_first + p.diag_offset + p.window_right);
+        if (needs_mask) {
+            // Row r sees this warp's local keys jl in [lo, hi] (int32 after clamping to the tile).
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int64_t diag = int64_t(pr_lane[r] / G) + p.diag_offset - n0;
+                int64_t hi = int64_t(p.kv_len) - 1 - n0;
+                if (p.window_right >= 0) hi = min(hi, diag + p.window_right);
+                const int64_t lo = p.window_left >= 0 ? diag - p.window_left : 0;
+                const int lo32 = int(max(int64_t(-1), min(lo, int64_t(Tr::WARP_N)))) - 2 * t4;
+                const int hi32 = int(max(int64_t(-1), min(hi, int64_t(Tr::WARP_N)))) - 2 * t4;
+#pragma unroll
+                for (int nt = 0; nt < Tr::S_TILES; ++nt)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const int jl = nt * 8 + e;  // local key minus 2 t4
+                        if (jl < lo32 || jl > hi32) s[nt][2 * r + e] = -INFINITY;
+                    }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float m_tile = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < Tr::S_TILES; ++nt) m_tile = fmaxf(m_tile, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
+            m_tile = fmaxf(m_tile, __shfl_xor_sync(FULL_MASK, m_tile, 1));
+            m_tile = fmaxf(m_tile, __shfl_xor_sync(FULL_MASK, m_tile, 2));
+            float m_sub;
+            const float rescale = online_softmax_rescale(m_run[r], m_tile, m_sub);
+            l_run[r] *= rescale;
+#pragma unroll
+            for (int dt = 0; dt < Tr::O_TILES; ++dt) {
+                o_acc[dt][2 * r] *= rescale;
+                o_acc[dt][2 * r + 1] *= rescale;
+            }
+#pragma unroll
+            for (int nt = 0; nt < Tr::S_TILES; ++nt)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    float& x = s[nt][2 * r + e];
+                    x = exp2f(x - m_sub);  // masked or -inf: exp2(-inf) = +0
+                    l_run[r] += x;
+                }
+        }
+
+        // 4. O += P V: n-tiles 2 kp and 2 kp + 1 of S are the A fragment of k-step kp.
+#pragma unroll
+        for (int kp = 0; kp < Tr::P_STEPS; ++kp) {
+            const uint32_t pa[4] = {pack2<T>(s[2 * kp][0], s[2 * kp][1]), pack2<T>(s[2 * kp][2], s[2 * kp][3]),
+                                    pack2<T>(s[2 * kp + 1][0], s[2 * kp + 1][1]),
+                                    pack2<T>(s[2 * kp + 1][2], s[2 * kp + 1][3])};
+#pragma unroll
+            for (int dp = 0; dp < Tr::K_STEPS; ++dp) {
+                if (dp >= hd16) break;
+                uint32_t vf[4];  // b0, b1 of O n-tile 2 dp, then of 2 dp + 1
+                ldmatrix_x4_trans(vf, v_t + v_row + kp * 16 * D + dp / 4 * 64 + v_chunk[dp % 4]);
+                mma_16816(o_acc[2 * dp], pa, vf[0], vf[1], T());
+                mma_16816(o_acc[2 * dp + 1], pa, vf[2], vf[3], T());
+            }
+        }
+    }
+
+    // Row sums across the quad.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        l_run[r] += __shfl_xor_sync(FULL_MASK, l_run[r], 1);
+        l_run[r] += __shfl_xor_sync(FULL_MASK, l_run[r], 2);
+    }
+
+    if constexpr (Tr::WARPS_KV == 1) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const int pr = pr_lane[r];
+            if (pr >= rows) continue;
+            const float l = l_run[r];
+            const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;  // NaN l stays NaN
+#pragma unroll
+            for (int dt = 0; dt < Tr::O_TILES; ++dt) {
+                const int d = dt * 8 + 2 * t4;
+                if (d < hd) out.pair<T>(pr, d, o_acc[dt][2 * r] * inv_l, o_acc[dt][2 * r + 1] * inv_l);
+            }
+            if (t4 == 0) out.lse(pr, m_run[r], l);
+        }
+    } else {
+        // Merge the WARPS_KV warps' partial rows in warp order through shared memory (aliases K/V).
+        cp_async_wait<0>();
+        __syncthreads();  // every warp is done with the K/V stages
+        float* o_merge = reinterpret_cast<float*>(k_s);  // (WARPS_KV, BLOCK_M, MERGE_STRIDE)
+        float* ml_merge = o_merge + Tr::WARPS_KV * Tr::BLOCK_M * Tr::MERGE_STRIDE;  // (WARPS_KV, BLOCK_M, 2)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const int row = wm * 16 + g + 8 * r;
+            float* o_row = o_merge + (wk * Tr::BLOCK_M + row) * Tr::MERGE_STRIDE;
+#pragma unroll
+            for (int dt = 0; dt < Tr::O_TILES; ++dt) {
+                if (dt / 2 >= hd16) break;
+                *reinterpret_cast<float2*>(o_row + dt * 8 + 2 * t4) = make_float2(o_acc[dt][2 * r], o_acc[dt][2 * r + 1]);
+            }
+            if (t4 == 0) {
+                ml_merge[(wk * Tr::BLOCK_M + row) * 2] = m_run[r];
+                ml_merge[(wk * Tr::BLOCK_M + row) * 2 + 1] = l_run[r];
             }
         }
         __syncthreads();
-        if (!warp_active) continue;
-
-        // 1. S = Q K^T for keys n0 + lane + 32 t. A lane past n_valid reads the last valid key (its score
-        // is masked below), so every shared read is of staged data.
-        float s[R][KPL];  // (rows, keys of this lane)
-        const T* k_lane[KPL];
+        // Thread per (row, column pair): m = max over warps, each warp's sums rescaled by exp2(m_w - m).
+        const int pairs = hd / 2;
+        for (int idx = tid; idx < Tr::BLOCK_M * pairs; idx += Tr::THREADS) {
+            const int row = idx / pairs;
+            const int d = idx % pairs * 2;
+            const int pr = m0 + row;
+            if (pr >= rows) continue;
+            float m = -INFINITY;
 #pragma unroll
-        for (int t = 0; t < KPL; ++t) k_lane[t] = k_s + min(lane + t * WARP_SIZE, n_valid - 1) * k_stride;
+            for (int w = 0; w < Tr::WARPS_KV; ++w) m = fmaxf(m, ml_merge[(w * Tr::BLOCK_M + row) * 2]);
+            const float m_sub = m == -INFINITY ? 0.0f : m;
+            float l = 0.0f, o0 = 0.0f, o1 = 0.0f;
 #pragma unroll
-        for (int r = 0; r < R; ++r)
-#pragma unroll
-            for (int t = 0; t < KPL; ++t) s[r][t] = 0.0f;
-        for (int d0 = 0; d0 < hd; d0 += Tr::HEAD_DIM_STEP) {
-#pragma unroll
-            for (int d = d0; d < d0 + Tr::HEAD_DIM_STEP; d += 2) {
-                float2 kv[KPL];
-#pragma unroll
-                for (int t = 0; t < KPL; ++t) kv[t] = load_pair_f32(k_lane[t] + d);
-#pragma unroll
-                for (int r = 0; r < R; ++r) {
-                    const float2 qv = *reinterpret_cast<const float2*>(q_w + r * hd + d);
-#pragma unroll
-                    for (int t = 0; t < KPL; ++t) s[r][t] = fmaf(qv.y, kv[t].y, fmaf(qv.x, kv[t].x, s[r][t]));
-                }
+            for (int w = 0; w < Tr::WARPS_KV; ++w) {
+                const float scale = exp2f(ml_merge[(w * Tr::BLOCK_M + row) * 2] - m_sub);
+                l += ml_merge[(w * Tr::BLOCK_M + row) * 2 + 1] * scale;
+                const float2 ow = *reinterpret_cast<const float2*>(o_merge + (w * Tr::BLOCK_M + row) * Tr::MERGE_STRIDE + d);
+                o0 += ow.x * scale;
+                o1 += ow.y * scale;
             }
+            const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
+            out.pair<T>(pr, d, o0 * inv_l, o1 * inv_l);
+            if (d == 0) out.lse(pr, m, l);
         }
+    }
+}
 
-        // 2. Mask, scale to base 2, online softmax per row; s becomes p = exp2(s - m).
+// Split-KV combine: warp per (batch, head, query) row; lane owns column pairs 2 lane + 64 u.
+template <typename T>
+__device__ __forceinline__ void attention_combine_kernel(const AttentionCombineParams& p) {
+    constexpr int WARPS = LK_ATTENTION_COMBINE_THREADS / WARP_SIZE;
+    const int lane = threadIdx.x % WARP_SIZE;
+    const int64_t row = int64_t(blockIdx.x) * WARPS + threadIdx.x / WARP_SIZE;  // (b * n_heads + h) * q_len + i
+    const int64_t rows = int64_t(p.batch) * p.n_heads * p.q_len;
+    if (row >= rows) return;
+    const int i = int(row % p.q_len);
+    const int h = int(row / p.q_len % p.n_heads);
+    const int b = int(row / p.q_len / p.n_heads);
+    float m = -INFINITY;
+    for (int s = 0; s < p.n_splits; ++s) m = fmaxf(m, p.lse_partial[s * rows + row]);
+    const float m_sub = m == -INFINITY ? 0.0f : m;
+    float l = 0.0f;
+    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};  // columns 2 lane + 64 u + {0, 1}
+    for (int s = 0; s < p.n_splits; ++s) {
+        const float w = exp2f(p.lse_partial[s * rows + row] - m_sub);  // empty split: exp2(-inf) = 0
+        l += w;
+        const float* o_s = p.o_partial + (s * rows + row) * p.head_dim;
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-            const int64_t last_visible = p.causal ? int64_t((row0 + r) / G) + p.causal_offset : int64_t(p.kv_len) - 1;
-            float m_tile = -INFINITY;
-#pragma unroll
-            for (int t = 0; t < KPL; ++t) {
-                const int jl = lane + t * WARP_SIZE;
-                const bool visible = jl < n_valid && n0 + jl <= last_visible;
-                s[r][t] = visible ? s[r][t] * p.softmax_scale_log2 : -INFINITY;
-                m_tile = fmaxf(m_tile, s[r][t]);
-            }
-            m_tile = warp_reduce_max(m_tile);
-            float m_sub;
-            const float rescale = online_softmax_rescale(m_run[r], m_tile, m_sub);
-            l_part[r] *= rescale;
-#pragma unroll
-            for (int u = 0; u < DPL; ++u) acc[r][u] *= rescale;
-#pragma unroll
-            for (int t = 0; t < KPL; ++t) {
-                // A masked key or a score of -inf has weight exactly 0, marked -0 (exp2f never gives -0).
-                s[r][t] = s[r][t] == -INFINITY ? -0.0f : exp2f(s[r][t] - m_sub);
-                l_part[r] += s[r][t];
-            }
-        }
-
-        // 3. O += P V: key jl's probabilities come from lane jl % 32, slot jl / 32. A key of weight -0 (not
-        // visible to the row, or of score -inf) is skipped, not multiplied: an inf or NaN in its V row
-        // must not reach the row (0 * inf is NaN).
-#pragma unroll
-        for (int t = 0; t < KPL; ++t) {
-            for (int src = 0; src < WARP_SIZE; ++src) {
-                const int jl = src + t * WARP_SIZE;
-                if (jl >= n_valid) break;  // uniform across the warp
-                float pj[R];
-#pragma unroll
-                for (int r = 0; r < R; ++r) pj[r] = __shfl_sync(FULL_MASK, s[r][t], src);
-                const T* v_row = v_s + jl * hd;
-#pragma unroll
-                for (int u = 0; u < DPL; ++u) {
-                    const int d = lane + u * WARP_SIZE;
-                    if (d < hd) {
-                        const float vd = to_f32(v_row[d]);
-#pragma unroll
-                        for (int r = 0; r < R; ++r)
-                            if (__float_as_uint(pj[r]) != 0x80000000u) acc[r][u] = fmaf(pj[r], vd, acc[r][u]);
-                    }
-                }
+        for (int u = 0; u < 4; ++u) {
+            const int d = 2 * lane + 64 * u;
+            if (d < p.head_dim) {
+                const float2 x = *reinterpret_cast<const float2*>(o_s + d);
+                acc[2 * u] = fmaf(w, x.x, acc[2 * u]);
+                acc[2 * u + 1] = fmaf(w, x.y, acc[2 * u + 1]);
             }
         }
     }
-
-    if (!warp_active) return;
-    // Normalize, round once, store; lse in natural log. A row that saw no key (or only keys of score -inf)
-    // has l = 0: zeros, -inf. A NaN or +inf score makes l NaN, and the NaN reaches both o and lse (a test
-    // l > 0 would turn it into the "no key" marker -inf, which a split-KV merge drops).
+    const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
+    T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + int64_t(i) * p.o_row_stride + h * p.o_head_stride;
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-        const int pr = row0 + r;
-        const float l = warp_reduce_sum(l_part[r]);
-        if (pr >= rows) continue;
-        const int i = pr / G;       // query
-        const int g = pr % G;       // head within the group
-        const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
-        T* o_row = o + int64_t(i) * p.o_row_stride + int64_t(g) * p.o_head_stride;  // (hd,)
-#pragma unroll
-        for (int u = 0; u < DPL; ++u) {
-            const int d = lane + u * WARP_SIZE;
-            if (d < hd) o_row[d] = from_f32<T>(acc[r][u] * inv_l);
-        }
-        if (p.lse != nullptr && lane == 0) {
-            p.lse[(int64_t(b) * p.n_heads + int64_t(hk) * G + g) * p.q_len + i] = l == 0.0f ? -INFINITY : (m_run[r] + log2f(l)) / LOG2E;
-        }
+    for (int u = 0; u < 4; ++u) {
+        const int d = 2 * lane + 64 * u;
+        if (d < p.head_dim) *reinterpret_cast<uint32_t*>(o + d) = pack2<T>(acc[2 * u] * inv_l, acc[2 * u + 1] * inv_l);
     }
+    if (p.lse != nullptr && lane == 0) p.lse[(int64_t(b) * p.n_heads + h) * p.q_len + i] = l == 0.0f ? -INFINITY : (m_sub + log2f(l)) / LOG2E;
 }
 
 }  // namespace lk
 
-// Entry points: attention_<dtype>_d<head-dim bucket>, params by value.
 #define LK_ATTENTION_ENTRY(NAME, T, TRAITS) \
-    extern "C" __global__ void __launch_bounds__(TRAITS::THREADS, TRAITS::MIN_BLOCKS_PER_SM) NAME(const AttentionParams p) { lk::attention_kernel<T, TRAITS>(p); }
-LK_ATTENTION_ENTRY(attention_f32_d64, float, lk::AttentionD64)
-LK_ATTENTION_ENTRY(attention_f32_d128, float, lk::AttentionD128)
-LK_ATTENTION_ENTRY(attention_f32_d256, float, lk::AttentionD256)
-LK_ATTENTION_ENTRY(attention_f16_d64, __half, lk::AttentionD64)
-LK_ATTENTION_ENTRY(attention_f16_d128, __half, lk::AttentionD128)
-LK_ATTENTION_ENTRY(attention_f16_d256, __half, lk::AttentionD256)
-LK_ATTENTION_ENTRY(attention_bf16_d64, __nv_bfloat16, lk::AttentionD64)
-LK_ATTENTION_ENTRY(attention_bf16_d128, __nv_bfloat16, lk::AttentionD128)
-LK_ATTENTION_ENTRY(attention_bf16_d256, __nv_bfloat16, lk::AttentionD256)
+    extern "C" __global__ void __launch_bounds__(TRAITS::THREADS, 1) NAME(const AttentionParams p) { lk::attention_mma_kernel<T, TRAITS>(p); }
+LK_ATTENTION_ENTRY(attention_f16_d64, __half, lk::AttentionPrefillD64)
+LK_ATTENTION_ENTRY(attention_f16_d128, __half, lk::AttentionPrefillD128)
+LK_ATTENTION_ENTRY(attention_f16_d256, __half, lk::AttentionPrefillD256)
+LK_ATTENTION_ENTRY(attention_bf16_d64, __nv_bfloat16, lk::AttentionPrefillD64)
+LK_ATTENTION_ENTRY(attention_bf16_d128, __nv_bfloat16, lk::AttentionPrefillD128)
+LK_ATTENTION_ENTRY(attention_bf16_d256, __nv_bfloat16, lk::AttentionPrefillD256)
+LK_ATTENTION_ENTRY(attention_decode_f16_d64, __half, lk::AttentionDecodeD64)
+LK_ATTENTION_ENTRY(attention_decode_f16_d128, __half, lk::AttentionDecodeD128)
+LK_ATTENTION_ENTRY(attention_decode_f16_d256, __half, lk::AttentionDecodeD256)
+LK_ATTENTION_ENTRY(attention_decode_bf16_d64, __nv_bfloat16, lk::AttentionDecodeD64)
+LK_ATTENTION_ENTRY(attention_decode_bf16_d128, __nv_bfloat16, lk::AttentionDecodeD128)
+LK_ATTENTION_ENTRY(attention_decode_bf16_d256, __nv_bfloat16, lk::AttentionDecodeD256)
+extern "C" __global__ void __launch_bounds__(LK_ATTENTION_COMBINE_THREADS) attention_combine_f16(const AttentionCombineParams p) {
+    lk::attention_combine_kernel<__half>(p);
+}
+extern "C" __global__ void __launch_bounds__(LK_ATTENTION_COMBINE_THREADS) attention_combine_bf16(const AttentionCombineParams p) {
+    lk::attention_combine_kernel<__nv_bfloat16>(p);
+}

@@ -32,7 +32,7 @@
 // |-------------|-----------------|-----------------------------------|
 // | dtype T     | f32             | gemm_f32 (v1, GemmTraits)         |
 // | dtype T     | f16, bf16       | gemm_f16, gemm_bf16 (v2, GemmMmaTraits) |
-#include "common.cuh"
+#include "mma.cuh"
 
 namespace lk {
 
@@ -213,28 +213,6 @@ __device__ __forceinline__ void stage_operand(T (*dst)[Tr::SMEM_K], const T* src
             for (int e = 0; e < VEC; ++e) dst[r + e][kk] = run[e];
         }
     }
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&frag)[4], const void* smem_row) {
-    const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(frag[0]), "=r"(frag[1]), "=r"(frag[2]), "=r"(frag[3])
-                 : "r"(addr));
-}
-
-// c += a * b for one m16n8k16 tile, f32 accumulators (PTX ISA fragment layouts).
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, __half) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-                 "{%0, %1, %2, %3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1,
-                                          __nv_bfloat16) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-                 "{%0, %1, %2, %3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 template <typename T, typename Tr>

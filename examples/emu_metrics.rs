@@ -35,6 +35,8 @@ fn main() -> Result<(), llama_kernels::Error> {
     let emu = EmuBackend::with_options(options);
     let e = std::mem::size_of::<T>() as u64;
     let mut rows: Vec<Row> = Vec::new();
+    // Rows whose op may launch two kernels (split-KV attention: the split kernel, then the combine).
+    let mut split_ops: Vec<usize> = Vec::new();
 
     // RMSNorm and the fused residual add, 16 tokens of LLaMA-3-8B (hidden 4096).
     let (tokens, hidden) = (16usize, 4096usize);
@@ -150,6 +152,7 @@ fn main() -> Result<(), llama_kernels::Error> {
         let v = emu.upload(&random_vec::<T>(kv_n, 12, 1.0))?;
         let mut o = emu.alloc_poisoned::<T>(q_n)?;
         attention::attention(&emu, &q, &k, &v, &mut o, s, AttentionConfig::default())?;
+        split_ops.push(rows.len());
         rows.push(Row {
             op: name.into(),
             shape: format!(
@@ -160,7 +163,24 @@ fn main() -> Result<(), llama_kernels::Error> {
         });
     }
 
-    let metrics = emu.take_metrics();
+    // One entry per op: the launches of a split-KV attention call are summed under "split + combine".
+    let mut metrics: Vec<(String, Metrics)> = Vec::new();
+    let mut launches = emu.take_metrics().into_iter().peekable();
+    for i in 0..rows.len() {
+        let Some((mut name, mut m)) = launches.next() else {
+            break;
+        };
+        if split_ops.contains(&i) {
+            if let Some((combine, _)) = launches.peek() {
+                if combine.starts_with("attention_combine") {
+                    let (combine, cm) = launches.next().expect("peeked");
+                    m.add(&cm);
+                    name = format!("{name} + {combine}");
+                }
+            }
+        }
+        metrics.push((name, m));
+    }
     println!("| op (bf16) | kernel | shape | thread-instr | global bytes requested / minimum | sectors per request | shared bank conflicts per request | barriers |");
     println!("|---|---|---|---:|---:|---:|---:|---:|");
     for (row, (kernel, m)) in rows.iter().zip(&metrics) {

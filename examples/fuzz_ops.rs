@@ -342,9 +342,13 @@ fn run_typed<T: Elem + DeviceValue>(backend: &EmuBackend, case: &Case) -> std::r
                 n_kv_heads: d(4),
                 head_dim: d(5),
             };
+            // Windows and soft caps ride on the case's other draws (a bad cap is an error case).
             let cfg = AttentionConfig {
                 causal: case.flag,
                 softmax_scale: case.scalar,
+                window_left: (d(0) % 3 == 1).then_some(d(2) / 2),
+                window_right: (!case.flag && d(1) % 3 == 1).then_some(d(1) / 2),
+                softcap: (d(3) % 4 == 1).then(|| case.scalar.map_or(20.0, f32::abs)),
             };
             let q_n = n_of(&[shape.batch, shape.q_len, shape.n_heads, shape.head_dim]);
             let kv_n = n_of(&[shape.batch, shape.kv_len, shape.n_kv_heads, shape.head_dim]);

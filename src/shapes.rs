@@ -108,14 +108,22 @@ pub struct AttentionShape {
     pub head_dim: usize,
 }
 
-/// Attention's configuration. Causal masking is bottom-right aligned: query `i` of a `q_len` block sees
-/// keys `0..=kv_len - q_len + i` (the KV-cache case), and a query that sees no key gives zeros and
-/// LSE = -inf.
+/// Attention's configuration. Masks are bottom-right aligned: query `i` of a `q_len` block has diagonal
+/// key `d = kv_len - q_len + i` (the KV-cache case) and sees the keys `j < kv_len` with
+/// `d - window_left <= j <= d + window_right` (a `None` side is unbounded; `causal` is `window_right = 0`,
+/// FlashAttention's `window_size`). A query that sees no key gives zeros and LSE = -inf.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionConfig {
     pub causal: bool,
     /// Defaults to `1/sqrt(head_dim)`.
     pub softmax_scale: Option<f32>,
+    /// Keys before the diagonal a query sees (`None`: all). Sliding-window attention (Mistral, Gemma 2).
+    pub window_left: Option<usize>,
+    /// Keys after the diagonal a query sees (`None`: all). Must be `None` or `Some(0)` when `causal`.
+    pub window_right: Option<usize>,
+    /// Logit soft-capping (Gemma 2, FlashAttention's `softcap`): the score `x = scale · q·k` becomes
+    /// `softcap · tanh(x / softcap)`. `None`: off; otherwise finite and `> 0`.
+    pub softcap: Option<f32>,
 }
 
 impl Default for AttentionConfig {
@@ -123,6 +131,9 @@ impl Default for AttentionConfig {
         AttentionConfig {
             causal: true,
             softmax_scale: None,
+            window_left: None,
+            window_right: None,
+            softcap: None,
         }
     }
 }
@@ -148,6 +159,46 @@ impl AttentionConfig {
             ));
         }
         Ok((scale, scale_log2))
+    }
+
+    /// The window `(left, right)` the mask uses (`None` = unbounded), with `causal` folded in as
+    /// `right = 0`, once checked: `Err` when `causal` comes with a `window_right` other than 0.
+    pub fn checked_window(&self) -> Result<(Option<usize>, Option<usize>), String> {
+        if self.causal {
+            if let Some(r) = self.window_right.filter(|&r| r != 0) {
+                return Err(format!(
+                    "window_right = {r} contradicts causal (which is window_right = 0)"
+                ));
+            }
+            return Ok((self.window_left, Some(0)));
+        }
+        Ok((self.window_left, self.window_right))
+    }
+
+    /// The soft cap once checked: `None` (off), or a finite `softcap > 0` for which `scale / softcap`
+    /// and `softcap · log2 e` are finite and non-zero in f32 (the kernel's two factors).
+    pub fn checked_softcap(&self, head_dim: usize) -> Result<Option<f32>, String> {
+        let Some(cap) = self.softcap else { return Ok(None) };
+        if !cap.is_finite() || cap <= 0.0 {
+            return Err(format!("softcap must be finite and > 0, got {cap}"));
+        }
+        let (scale, _) = self.checked_scale(head_dim)?;
+        let (input, output) = (scale / cap, cap * std::f32::consts::LOG2_E);
+        if !input.is_finite() || input == 0.0 || !output.is_finite() {
+            return Err(format!(
+                "softcap {cap} with softmax_scale {scale} leaves f32's range (scale / softcap = {input}, softcap · log2 e = {output})"
+            ));
+        }
+        Ok(Some(cap))
+    }
+
+    /// Whether query `i` of `shape` sees key `j` (see the type's docs), for a checked window.
+    pub fn sees(window: (Option<usize>, Option<usize>), shape: AttentionShape, i: usize, j: usize) -> bool {
+        let diag = shape.kv_len as i64 - shape.q_len as i64 + i as i64;
+        let j = j as i64;
+        j < shape.kv_len as i64
+            && window.0.is_none_or(|l| j >= diag - l.min(i64::MAX as usize / 4) as i64)
+            && window.1.is_none_or(|r| j <= diag + r.min(i64::MAX as usize / 4) as i64)
     }
 }
 

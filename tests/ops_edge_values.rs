@@ -369,12 +369,25 @@ fn attention_case<T: Elem + DeviceValue, B: Backend>(
     v: &[T],
     cfg: AttentionConfig,
 ) {
-    let (want_o, want_lse) = reference::attention(q, k, v, ATTN, cfg).unwrap();
+    // v2 (f16/bf16) rounds P where the tiled reference does; v1 (f32) keeps it in f32.
+    let (want_o, want_lse, slack) = if T::DTYPE == DType::F32 {
+        let (o, lse) = reference::attention(q, k, v, ATTN, cfg).unwrap();
+        (o, lse, vec![0.0; q.len()])
+    } else {
+        let tiling = attention::plan(backend, ATTN, T::DTYPE, attention::SplitKv::Auto)
+            .unwrap()
+            .tiling();
+        reference::attention_tiled(q, k, v, ATTN, cfg, tiling).unwrap()
+    };
     let mut o = backend.alloc_poisoned::<T>(q.len()).unwrap();
     let mut lse = backend.alloc_poisoned::<f32>(ATTN.n_heads * ATTN.q_len).unwrap();
     let (q_d, k_d, v_d) = (upload(backend, q), upload(backend, k), upload(backend, v));
     attention::attention_with_lse(backend, &q_d, &k_d, &v_d, &mut o, &mut lse, ATTN, cfg).unwrap();
-    check_edges(&format!("attention o, {what}"), &backend.download(&o).unwrap(), &want_o);
+    let (got, want) = (to_f64_vec(&backend.download(&o).unwrap()), to_f64_vec(&want_o));
+    Tolerance::for_elem::<T>()
+        .check_with_slack(&got, &want, &slack)
+        .and_then(|_| check_same_class(T::DTYPE, &got, &want))
+        .unwrap_or_else(|e| panic!("attention o, {what} ({}): {e}", T::DTYPE));
     let (got_lse, want_lse) = (
         backend
             .download(&lse)
@@ -434,8 +447,11 @@ fn attention_edge_values<B: Backend>(backend: &B) {
         let v_tiny: Vec<f32> = v.iter().map(|x| x * e.tiny).collect();
         run("subnormal v", &q, &k, &v_tiny, causal);
         run("v = -0", &q, &k, &vec![-0.0; kv_n], causal);
-        if T::DTYPE != DType::F16 {
-            // q·k past f32's range: the score is +inf or -inf by its sign.
+        if T::DTYPE == DType::F32 {
+            // q·k past f32's range: the score is +inf or -inf by its sign, or NaN, as v1's f32 fma chain
+            // in d order gives it. (v2, f16/bf16, sums on the tensor core: partial sums past f32's range
+            // follow its accumulation order and width, exact on the emulator, so there is no one answer
+            // to pin; the module docs say so.)
             let q_big: Vec<f32> = q.iter().map(|x| x.signum() * e.big).collect();
             let k_big: Vec<f32> = k.iter().map(|x| x.signum() * e.big).collect();
             run("q·k overflows f32", &q_big, &k_big, &v, causal);
@@ -460,8 +476,8 @@ fn attention_huge_softmax_scale<B: Backend>(backend: &B) {
     );
     for scale in [1e30f32, -1e30, 1e-30, 1e38, -1e38] {
         let cfg = AttentionConfig {
-            causal: true,
             softmax_scale: Some(scale),
+            ..AttentionConfig::default()
         };
         let (o, _) = reference::attention(&q, &k, &v, ATTN, cfg).unwrap();
         let nan_rows = o.iter().filter(|x| x.is_nan()).count();

@@ -76,15 +76,24 @@ typedef struct SwigluParams {
     int32_t vectorized;      /* 1: all pointers and row strides are 16-byte aligned; use 16-byte accesses */
 } SwigluParams;
 
-/* Attention: O = softmax(scale * Q K^T + causal mask) V per (batch, head), with the log-sum-exp of
- * each row. Query head h reads kv head h / heads_per_kv_head. Causal mask bottom-right aligned: query i
- * sees keys j <= i + causal_offset. */
+/* Attention: O = softmax(S) V per (batch, query head), with the log-sum-exp of each row, where
+ *   S[i, j] = softcap > 0 ? softcap * tanh(softmax_scale * q_i.k_j / softcap) : softmax_scale * q_i.k_j
+ * over the keys j that query i sees: j < kv_len and, with d = i + diag_offset (the diagonal key of query
+ * i, bottom-right aligned: diag_offset = kv_len - q_len),
+ *   j >= d - window_left  (window_left >= 0; -1 = unlimited)  and  j <= d + window_right (-1 = unlimited).
+ * Causal attention is window_right = 0 (FlashAttention's window_size). Query head h reads kv head
+ * h / heads_per_kv_head.
+ * Split-KV (n_splits > 1): split s covers keys [s * keys_per_split, (s + 1) * keys_per_split) and writes
+ * its normalized partial output and base-2 LSE to o_partial / lse_partial instead of o / lse; the
+ * combine kernel (AttentionCombineParams) merges the splits. */
 typedef struct AttentionParams {
     void* o;                  /* (batch, q_len, n_heads, head_dim) */
     float* lse;               /* (batch, n_heads, q_len) natural-log LSE, f32; NULL = not written */
     const void* q;            /* (batch, q_len, n_heads, head_dim) */
     const void* k;            /* (batch, kv_len, n_kv_heads, head_dim) */
     const void* v;            /* (batch, kv_len, n_kv_heads, head_dim) */
+    float* o_partial;         /* split-KV: (n_splits, batch, n_heads, q_len, head_dim) f32; NULL when unsplit */
+    float* lse_partial;       /* split-KV: (n_splits, batch, n_heads, q_len) f32, base 2; NULL when unsplit */
     int64_t q_batch_stride;   /* elements between batches of q */
     int64_t q_row_stride;     /* elements between tokens of q */
     int64_t q_head_stride;    /* elements between heads of q */
@@ -104,12 +113,61 @@ typedef struct AttentionParams {
     int32_t n_kv_heads;        /* key/value heads; n_heads % n_kv_heads == 0 */
     int32_t head_dim;          /* elements per head */
     int32_t heads_per_kv_head; /* n_heads / n_kv_heads */
-    int32_t causal;            /* 1: bottom-right causal mask; 0: every query sees every key */
-    int32_t causal_offset;     /* kv_len - q_len (may be negative: then the first rows see no key) */
+    int32_t diag_offset;       /* kv_len - q_len: query i's diagonal key is i + diag_offset (may be negative) */
+    int32_t window_left;       /* keys before the diagonal a query sees; -1 = unlimited */
+    int32_t window_right;      /* keys after the diagonal a query sees; -1 = unlimited, 0 = causal */
+    int32_t n_splits;          /* KV splits (1 = unsplit: o and lse are written directly) */
+    int32_t keys_per_split;    /* keys of one split, a multiple of the kernel's BLOCK_N (kv_len when unsplit) */
     float softmax_scale;       /* scale on q.k (natural base) */
     float softmax_scale_log2;  /* softmax_scale * log2(e): scores go through exp2 */
+    float softcap;             /* > 0: logits soft-capped at +-softcap; 0 = off */
+    float softcap_input_scale; /* softmax_scale / softcap (0 when off) */
+    float softcap_output_log2; /* softcap * log2(e) (0 when off) */
     int32_t reserved0;         /* 0; keeps the struct free of padding */
 } AttentionParams;
+
+/* Split-KV combine: per (batch, head, query) row, merges the n_splits partial outputs and base-2 LSEs
+ * that the attention kernel left in the workspace, in split order, into o (rounded to the storage dtype)
+ * and the natural-log lse. */
+typedef struct AttentionCombineParams {
+    void* o;                  /* (batch, q_len, n_heads, head_dim) */
+    float* lse;               /* (batch, n_heads, q_len) natural-log LSE; NULL = not written */
+    const float* o_partial;   /* (n_splits, batch, n_heads, q_len, head_dim) */
+    const float* lse_partial; /* (n_splits, batch, n_heads, q_len), base 2 */
+    int64_t o_batch_stride;
+    int64_t o_row_stride;
+    int64_t o_head_stride;
+    int32_t batch;
+    int32_t q_len;
+    int32_t n_heads;
+    int32_t head_dim;
+    int32_t n_splits;
+    int32_t reserved0;        /* 0; keeps the struct free of padding */
+} AttentionCombineParams;
+
+/* Tile configurations of the tensor-core attention kernels (cuda/attention.cu), per head-dim bucket
+ * (head_dim <= 64, 128, 256) and kind: the kernels build their traits from these and the host sizes
+ * grids, shared memory and splits from them (src/ops/attention.rs), so there is one source of truth.
+ *   WARPS_M:  warps along the query rows, 16 packed rows each (BLOCK_M = 16 * WARPS_M)
+ *   WARPS_KV: warps along the keys of a tile, each BLOCK_N / WARPS_KV keys, merged at the end
+ *   BLOCK_N:  keys per shared-memory tile (K and V each, LK_ATTENTION_STAGES stages)
+ * Prefill keeps every warp on its own rows; decode (at most 16 packed rows) spreads the warps over keys. */
+#define LK_ATTENTION_STAGES 2
+#define LK_ATTENTION_ROWS_PER_WARP 16
+#define LK_ATTENTION_PREFILL_D64_WARPS_M 4
+#define LK_ATTENTION_PREFILL_D64_BLOCK_N 64
+#define LK_ATTENTION_PREFILL_D128_WARPS_M 4
+#define LK_ATTENTION_PREFILL_D128_BLOCK_N 64
+#define LK_ATTENTION_PREFILL_D256_WARPS_M 4
+#define LK_ATTENTION_PREFILL_D256_BLOCK_N 32
+#define LK_ATTENTION_DECODE_D64_WARPS_KV 4
+#define LK_ATTENTION_DECODE_D64_BLOCK_N 64
+#define LK_ATTENTION_DECODE_D128_WARPS_KV 4
+#define LK_ATTENTION_DECODE_D128_BLOCK_N 64
+#define LK_ATTENTION_DECODE_D256_WARPS_KV 2
+#define LK_ATTENTION_DECODE_D256_BLOCK_N 32
+/* Threads per block of the split-KV combine kernel (one warp per output row). */
+#define LK_ATTENTION_COMBINE_THREADS 128
 
 /* GEMM: C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C, row-major, f32 accumulation.
  * A is stored (m, k), or (k, m) when trans_a; B is stored (k, n), or (n, k) when trans_b.
@@ -141,7 +199,8 @@ LK_STATIC_ASSERT(sizeof(void*) == 8, "llama-kernels needs a 64-bit target");
 LK_STATIC_ASSERT(sizeof(RmsNormParams) == 4 * 8 + 3 * 8 + 6 * 4, "RmsNormParams has padding");
 LK_STATIC_ASSERT(sizeof(RopeParams) == 4 * 8 + 2 * 8 + 6 * 4, "RopeParams has padding");
 LK_STATIC_ASSERT(sizeof(SwigluParams) == 3 * 8 + 3 * 8 + 4 * 4, "SwigluParams has padding");
-LK_STATIC_ASSERT(sizeof(AttentionParams) == 5 * 8 + 12 * 8 + 12 * 4, "AttentionParams has padding");
+LK_STATIC_ASSERT(sizeof(AttentionParams) == 7 * 8 + 12 * 8 + 18 * 4, "AttentionParams has padding");
+LK_STATIC_ASSERT(sizeof(AttentionCombineParams) == 4 * 8 + 3 * 8 + 6 * 4, "AttentionCombineParams has padding");
 LK_STATIC_ASSERT(sizeof(GemmParams) == 3 * 8 + 3 * 8 + 8 * 4, "GemmParams has padding");
 
 /* Field offsets, generated from the Rust mirror (tests/build_artifacts.rs). */

@@ -6,7 +6,7 @@ pub mod module;
 pub mod params;
 
 pub use module::{find_kernel_resources, module_image, KernelResources, ModuleImage, MODULE_IMAGES, PTXAS_REPORT};
-pub use params::{AttentionParams, GemmParams, RmsNormParams, RopeParams, SwigluParams};
+pub use params::{AttentionCombineParams, AttentionParams, GemmParams, RmsNormParams, RopeParams, SwigluParams};
 
 /// A kernel parameter struct from `params.h`, passed by value as the kernel's only argument.
 ///
@@ -38,7 +38,8 @@ macro_rules! kernel_params {
 kernel_params!(RmsNormParams, ptrs: 4, i64s: 3, i32s: 6);
 kernel_params!(RopeParams, ptrs: 4, i64s: 2, i32s: 6);
 kernel_params!(SwigluParams, ptrs: 3, i64s: 3, i32s: 4);
-kernel_params!(AttentionParams, ptrs: 5, i64s: 12, i32s: 12);
+kernel_params!(AttentionParams, ptrs: 7, i64s: 12, i32s: 18);
+kernel_params!(AttentionCombineParams, ptrs: 4, i64s: 3, i32s: 6);
 kernel_params!(GemmParams, ptrs: 3, i64s: 3, i32s: 8);
 
 /// The `lk_rounding` value of a [`crate::Rounding`].

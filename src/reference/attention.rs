@@ -6,8 +6,10 @@
 //! reads kv head `h / (n_heads / n_kv_heads)`. For batch `b`, head `h`, query `i`:
 //!
 //! ```text
-//! visible(i) = { j : j <= kv_len - q_len + i }   (causal, bottom-right aligned; all j when not causal)
-//! s_j        = scale * sum_d q[i, d] * k[j, d]    for j in visible(i)
+//! d          = kv_len - q_len + i                 (query i's diagonal key, bottom-right aligned)
+//! visible(i) = { j < kv_len : d - window_left <= j <= d + window_right }   (None = unbounded; causal: right 0)
+//! x_j        = scale * sum_d q[i, d] * k[j, d]    for j in visible(i)
+//! s_j        = softcap ? softcap * tanh(x_j / softcap) : x_j
 //! m          = max_j s_j
 //! p_j        = exp(s_j - m) / l,  l = sum_j exp(s_j - m)
 //! o[i, d]    = sum_j p_j * v[j, d]
@@ -30,7 +32,8 @@
 //!
 //! | function | precision | rounding |
 //! |---|---|---|
-//! | [`attention`] | scores, softmax and `P·V` in f64 | `o` rounded to `T` once, `lse` to f32 once (the first kernel keeps P in f32) |
+//! | [`attention`] | scores, softmax and `P·V` in f64 | `o` rounded to `T` once, `lse` to f32 once (v1, the f32 kernel, keeps P in f32) |
+//! | [`attention_tiled`] | as [`attention`], but each `P` term rounded to `T` where the tensor-core kernel rounds it | `P`, then `o` to `T`, `lse` to f32 |
 //! | [`attention_f64`] | f64 | none |
 //! | [`attention_naive`] | `T` | every product, partial sum, score, softmax term and division rounded to `T` |
 
@@ -41,8 +44,15 @@ use crate::shapes::{AttentionConfig, AttentionShape};
 
 const OP: &str = "attention";
 
-/// Checks the dimensions, the GQA ratio, the slice lengths and the scale; returns the scale.
-fn validate(q: usize, k: usize, v: usize, shape: AttentionShape, cfg: AttentionConfig) -> Result<f64> {
+/// The checked scalars of a configuration: the scale and the soft cap.
+#[derive(Clone, Copy, Debug)]
+struct Checked {
+    scale: f64,
+    softcap: Option<f64>,
+}
+
+/// Checks the dimensions, the GQA ratio, the slice lengths, the scale, the window and the soft cap.
+fn validate(q: usize, k: usize, v: usize, shape: AttentionShape, cfg: AttentionConfig) -> Result<Checked> {
     let s = shape;
     check_positive(
         OP,
@@ -64,26 +74,49 @@ fn validate(q: usize, k: usize, v: usize, shape: AttentionShape, cfg: AttentionC
     check_len(OP, "q", q, &[s.batch, s.q_len, s.n_heads, s.head_dim])?;
     check_len(OP, "k", k, &[s.batch, s.kv_len, s.n_kv_heads, s.head_dim])?;
     check_len(OP, "v", v, &[s.batch, s.kv_len, s.n_kv_heads, s.head_dim])?;
-    let (scale, _) = cfg
-        .checked_scale(s.head_dim)
-        .map_err(|reason| Error::InvalidArgument { op: OP, reason })?;
-    Ok(scale as f64)
+    let bad = |reason| Error::InvalidArgument { op: OP, reason };
+    let (scale, _) = cfg.checked_scale(s.head_dim).map_err(bad)?;
+    cfg.checked_window().map_err(bad)?; // visible_range applies it
+    let softcap = cfg.checked_softcap(s.head_dim).map_err(bad)?;
+    Ok(Checked {
+        scale: scale as f64,
+        softcap: softcap.map(f64::from),
+    })
 }
 
-/// The number of keys query `i` sees: `j` in `0..visible_keys`.
+/// The keys query `i` sees, `visible(i)` of the module docs (an interval, possibly empty).
+pub fn visible_range(shape: AttentionShape, cfg: AttentionConfig, i: usize) -> std::ops::Range<usize> {
+    let window = cfg.checked_window().unwrap_or((cfg.window_left, Some(0)));
+    let diag = shape.kv_len as i128 - shape.q_len as i128 + i as i128;
+    let lo = window.0.map_or(0, |l| diag - l as i128).clamp(0, shape.kv_len as i128) as usize;
+    let hi = window
+        .1
+        .map_or(shape.kv_len as i128, |r| diag + r as i128 + 1)
+        .clamp(0, shape.kv_len as i128) as usize;
+    lo..hi.max(lo)
+}
+
+/// The number of keys query `i` sees without a window: `j` in `0..visible_keys`.
 pub fn visible_keys(shape: AttentionShape, causal: bool, i: usize) -> usize {
-    if !causal {
-        return shape.kv_len;
-    }
-    // j <= kv_len - q_len + i, i.e. j < kv_len + i + 1 - q_len (clamped to 0..=kv_len).
-    (shape.kv_len + i + 1).saturating_sub(shape.q_len).min(shape.kv_len)
+    let cfg = AttentionConfig {
+        causal,
+        ..AttentionConfig::default()
+    };
+    visible_range(shape, cfg, i).end
 }
 
 /// The score `scale · q·k`, exact (f64) while the kernel's f32 computation of it stays within f32's range.
 /// The kernel sums `q·k` as an f32 fma chain over `d` from +0 and multiplies by `scale·log2 e` (an f32);
 /// when a product, a partial sum or the scaled score leaves f32's range, this evaluates that same chain in
 /// f32, so the infinities and NaN it gives (by sign and by order of the terms) are the kernel's.
-fn kernel_range_score<T: Elem>(q: &[T], k: &[T], scale: f64) -> f64 {
+fn kernel_range_score<T: Elem>(q: &[T], k: &[T], c: Checked) -> f64 {
+    let x = kernel_range_dot(q, k, c.scale);
+    // tanh(+-inf) = +-1: a score past f32's range is capped, as the kernel's tanhf caps it.
+    c.softcap.map_or(x, |cap| cap * (x / cap).tanh())
+}
+
+/// `scale · q·k` held to the kernel's f32 range (see [`kernel_range_score`]).
+fn kernel_range_dot<T: Elem>(q: &[T], k: &[T], scale: f64) -> f64 {
     let fits = |v: f64| !(v as f32).is_infinite();
     let mut dot = 0.0f64;
     let mut in_range = true;
@@ -147,28 +180,44 @@ fn for_each_head<'a, T>(
     }
 }
 
-/// Exact attention in f64: `(o, lse)` with the layouts of the module docs.
+/// Where the tensor-core kernel (v2) rounds `P`, for [`attention_tiled`]: each key belongs to one stream
+/// (its split, and the warp of its tile that holds it), and a stream rounds `exp(s_j - m)` to `T` against
+/// its running max `m` over the tiles it has seen so far. `ops::attention::plan` gives the kernel's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionTiling {
+    /// Keys per tile (`BLOCK_N`); tiles start at multiples of it.
+    pub block_n: usize,
+    /// Warps that split each tile's keys (`WARPS_KV`): warp `w` holds keys `w · block_n / warps_kv..`.
+    pub warps_kv: usize,
+    /// Keys per split, a multiple of `block_n` (`kv_len` or more when unsplit).
+    pub keys_per_split: usize,
+}
+
+/// Exact attention in f64: `(o, lse)` with the layouts of the module docs; with `tiling`, each P term
+/// rounded to `T` as the tensor-core kernel rounds it.
 fn attention_exact<T: Elem>(
     q: &[T],
     k: &[T],
     v: &[T],
     s: AttentionShape,
-    causal: bool,
-    scale: f64,
-) -> (Vec<f64>, Vec<f64>) {
+    cfg: AttentionConfig,
+    c: Checked,
+    tiling: Option<AttentionTiling>,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let hd = s.head_dim;
     let mut o = vec![0.0f64; s.batch * s.q_len * s.n_heads * hd]; // (batch, q_len, n_heads, head_dim)
+    let mut slack = vec![0.0f64; o.len()]; // (batch, q_len, n_heads, head_dim)
     let mut lse = vec![f64::NEG_INFINITY; s.batch * s.n_heads * s.q_len]; // (batch, n_heads, q_len)
     for_each_head(q, k, v, s, |b, h, head| {
         for (i, qi) in head.q.iter().enumerate() {
-            let n_vis = visible_keys(s, causal, i);
-            if n_vis == 0 {
+            let vis = visible_range(s, cfg, i);
+            if vis.is_empty() {
                 continue; // o stays 0, lse stays -inf
             }
-            // scores: (n_vis,), held to f32's range as the kernel's are
-            let scores: Vec<f64> = head.k[..n_vis]
+            // scores: (visible keys,), held to f32's range as the kernel's are
+            let scores: Vec<f64> = head.k[vis.clone()]
                 .iter()
-                .map(|kj| kernel_range_score(qi, kj, scale))
+                .map(|kj| kernel_range_score(qi, kj, c))
                 .collect();
             let m = nan_max(&scores);
             if m == f64::NEG_INFINITY {
@@ -176,20 +225,64 @@ fn attention_exact<T: Elem>(
             }
             let p: Vec<f64> = scores.iter().map(|sj| (sj - m).exp()).collect();
             let l: f64 = p.iter().sum();
-            let out = &mut o[((b * s.q_len + i) * s.n_heads + h) * hd..][..hd];
-            for ((pj, vj), sj) in p.iter().zip(&head.v[..n_vis]).zip(&scores) {
+            // The weight of each key in P·V: p_j, or (tiled, m finite) round_T(exp(s_j - m_stream)) ·
+            // exp(m_stream - m), m_stream the running max of the key's stream when its tile came.
+            let (weights, ambiguity) = match tiling {
+                Some(t) if m.is_finite() => tiled_weights::<T>(&scores, vis.start, m, t),
+                _ => (p.clone(), vec![0.0; p.len()]),
+            };
+            let row = ((b * s.q_len + i) * s.n_heads + h) * hd;
+            let out = &mut o[row..][..hd];
+            let out_slack = &mut slack[row..][..hd];
+            for (((wj, aj), vj), sj) in weights.iter().zip(&ambiguity).zip(&head.v[vis.clone()]).zip(&scores) {
                 if *sj == f64::NEG_INFINITY {
                     continue; // weight exactly 0: its v row (even inf or NaN) does not count
                 }
-                for (od, vd) in out.iter_mut().zip(*vj) {
-                    *od += pj * vd.to_f64();
+                for ((od, sd), vd) in out.iter_mut().zip(out_slack.iter_mut()).zip(*vj) {
+                    *od += wj * vd.to_f64();
+                    *sd += aj * vd.to_f64().abs();
                 }
             }
             out.iter_mut().for_each(|od| *od /= l);
+            out_slack.iter_mut().for_each(|sd| *sd /= l);
             lse[(b * s.n_heads + h) * s.q_len + i] = m + l.ln();
         }
     });
-    (o, lse)
+    (o, lse, slack)
+}
+
+/// Relative distance from a rounding boundary of T within which the kernel's P (from an f32 score and
+/// exp2f, about 2^-20 relative off the exact value for scores of order 10) may round the other way.
+const P_AMBIGUITY: f64 = 1.0 / (1u64 << 18) as f64;
+
+/// The P·V weights of one row under `t` (see [`attention_exact`]); `scores[n]` is key `first + n`. Also
+/// returns each weight's ambiguity: how far the rounded term may move when the exact term lies within
+/// [`P_AMBIGUITY`] of a rounding boundary of T (0 otherwise).
+fn tiled_weights<T: Elem>(scores: &[f64], first: usize, m: f64, t: AttentionTiling) -> (Vec<f64>, Vec<f64>) {
+    let warp_n = t.block_n / t.warps_kv;
+    let stream = |j: usize| (j / t.keys_per_split, j % t.block_n / warp_n);
+    let mut running: std::collections::HashMap<(usize, usize), f64> = Default::default();
+    let mut weights = vec![0.0; scores.len()];
+    let mut ambiguity = vec![0.0; scores.len()];
+    // Tiles in order; within a tile, a stream's max first takes in all its keys of the tile.
+    let mut n = 0;
+    while n < scores.len() {
+        let tile = (first + n) / t.block_n;
+        let end = ((tile + 1) * t.block_n - first).min(scores.len());
+        for (dn, sj) in scores[n..end].iter().enumerate() {
+            let m_s = running.entry(stream(first + n + dn)).or_insert(f64::NEG_INFINITY);
+            *m_s = m_s.max(*sj);
+        }
+        for (dn, sj) in scores[n..end].iter().enumerate() {
+            let m_s = running[&stream(first + n + dn)];
+            let (p, back) = ((sj - m_s).exp(), (m_s - m).exp());
+            let rt = |x: f64| round_t::<T>(x).to_f64();
+            weights[n + dn] = rt(p) * back;
+            ambiguity[n + dn] = (rt(p * (1.0 + P_AMBIGUITY)) - rt(p * (1.0 - P_AMBIGUITY))).abs() * back;
+        }
+        n = end;
+    }
+    (weights, ambiguity)
 }
 
 /// Attention reference: scores, softmax and `P·V` in f64, `o` rounded once to `T` and `lse` once to f32.
@@ -198,7 +291,8 @@ fn attention_exact<T: Elem>(
 /// # Errors
 /// `InvalidShape` for a zero `n_heads`, `n_kv_heads` or `head_dim`, or `n_heads % n_kv_heads != 0`; `ShapeMismatch` for a wrong
 /// `q`/`k`/`v` length; `InvalidArgument` for a `softmax_scale` that is not finite, is zero, or overflows
-/// f32 times `log2 e`.
+/// f32 times `log2 e`, a `softcap` that is not finite and positive, or `causal` with `window_right` other
+/// than 0.
 pub fn attention<T: Elem>(
     q: &[T],
     k: &[T],
@@ -206,11 +300,50 @@ pub fn attention<T: Elem>(
     shape: AttentionShape,
     cfg: AttentionConfig,
 ) -> Result<(Vec<T>, Vec<f32>)> {
-    let scale = validate(q.len(), k.len(), v.len(), shape, cfg)?;
-    let (o, lse) = attention_exact(q, k, v, shape, cfg.causal, scale);
+    let c = validate(q.len(), k.len(), v.len(), shape, cfg)?;
+    let (o, lse, _) = attention_exact(q, k, v, shape, cfg, c, None);
     Ok((
         o.into_iter().map(round_t::<T>).collect(),
         lse.into_iter().map(|x| x as f32).collect(),
+    ))
+}
+
+/// [`attention`] with each `P` term rounded to `T` where the tensor-core kernel rounds it (before the
+/// `P·V` matmul, against its stream's running max; see [`AttentionTiling`]); the row sum `l` stays
+/// unrounded, as the kernel's. For f32 `T` the rounding is exact and this is [`attention`]. Returns
+/// `(o, lse, slack)`: `slack` (the layout of `o`) bounds how far `o` may move from terms whose exact
+/// value lies so close to a rounding boundary of `T` that the kernel's f32 score may round them the other
+/// way; add it to the tolerance ([`crate::reference::Tolerance::check_with_slack`]).
+///
+/// # Errors
+/// As [`attention`]; `InvalidArgument` for a tiling with `block_n` or `warps_kv` 0, `block_n` not a
+/// multiple of `warps_kv`, or `keys_per_split` not a positive multiple of `block_n`.
+pub fn attention_tiled<T: Elem>(
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    shape: AttentionShape,
+    cfg: AttentionConfig,
+    tiling: AttentionTiling,
+) -> Result<(Vec<T>, Vec<f32>, Vec<f64>)> {
+    let c = validate(q.len(), k.len(), v.len(), shape, cfg)?;
+    let t = tiling;
+    if t.block_n == 0
+        || t.warps_kv == 0
+        || t.block_n % t.warps_kv != 0
+        || t.keys_per_split == 0
+        || t.keys_per_split % t.block_n != 0
+    {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            reason: format!("tiling {t:?}: block_n must be a positive multiple of warps_kv, keys_per_split of block_n"),
+        });
+    }
+    let (o, lse, slack) = attention_exact(q, k, v, shape, cfg, c, Some(t));
+    Ok((
+        o.into_iter().map(round_t::<T>).collect(),
+        lse.into_iter().map(|x| x as f32).collect(),
+        slack,
     ))
 }
 
@@ -225,8 +358,9 @@ pub fn attention_f64<T: Elem>(
     shape: AttentionShape,
     cfg: AttentionConfig,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let scale = validate(q.len(), k.len(), v.len(), shape, cfg)?;
-    Ok(attention_exact(q, k, v, shape, cfg.causal, scale))
+    let c = validate(q.len(), k.len(), v.len(), shape, cfg)?;
+    let (o, lse, _) = attention_exact(q, k, v, shape, cfg, c, None);
+    Ok((o, lse))
 }
 
 /// Attention computed in the storage precision, as PyTorch's
@@ -236,7 +370,8 @@ pub fn attention_f64<T: Elem>(
 /// Every intermediate is rounded to `T` (`rt` below); sums run left to right over `d` or `j`:
 ///
 /// ```text
-/// s_j = rt(rt(sum_d rt(q_d * k_jd)) * scale)   every partial sum rounded
+/// x_j = rt(rt(sum_d rt(q_d * k_jd)) * scale)   every partial sum rounded
+/// s_j = softcap ? rt(softcap * rt(tanh(rt(x_j / softcap)))) : x_j
 /// m   = max_j s_j
 /// e_j = rt(exp(rt(s_j - m)))
 /// l   = sum_j e_j                               every partial sum rounded
@@ -257,25 +392,26 @@ pub fn attention_naive<T: Elem>(
     shape: AttentionShape,
     cfg: AttentionConfig,
 ) -> Result<Vec<T>> {
-    let scale = validate(q.len(), k.len(), v.len(), shape, cfg)?;
+    let c = validate(q.len(), k.len(), v.len(), shape, cfg)?;
     let s = shape;
     let hd = s.head_dim;
     let rt = |x: f64| round_t::<T>(x).to_f64();
     let mut o = vec![T::from_f32(0.0); s.batch * s.q_len * s.n_heads * hd]; // (batch, q_len, n_heads, head_dim)
     for_each_head(q, k, v, s, |b, h, head| {
         for (i, qi) in head.q.iter().enumerate() {
-            let n_vis = visible_keys(s, cfg.causal, i);
-            if n_vis == 0 {
+            let vis = visible_range(s, cfg, i);
+            if vis.is_empty() {
                 continue;
             }
-            let scores: Vec<f64> = head.k[..n_vis]
+            let scores: Vec<f64> = head.k[vis.clone()]
                 .iter()
                 .map(|kj| {
                     let dot = qi
                         .iter()
                         .zip(*kj)
                         .fold(0.0, |acc, (a, b)| rt(acc + rt(a.to_f64() * b.to_f64())));
-                    rt(dot * scale)
+                    let x = rt(dot * c.scale);
+                    c.softcap.map_or(x, |cap| rt(cap * rt(rt(x / cap).tanh())))
                 })
                 .collect();
             let m = nan_max(&scores);
@@ -289,7 +425,7 @@ pub fn attention_naive<T: Elem>(
             for (d, od) in out.iter_mut().enumerate() {
                 let acc = p
                     .iter()
-                    .zip(&head.v[..n_vis])
+                    .zip(&head.v[vis.clone()])
                     .zip(&scores)
                     .filter(|(_, sj)| **sj != f64::NEG_INFINITY)
                     .fold(0.0, |acc, ((pj, vj), _)| rt(acc + rt(pj * vj[d].to_f64())));

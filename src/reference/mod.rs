@@ -41,7 +41,7 @@ pub mod rope;
 pub mod swiglu;
 pub mod tolerance;
 
-pub use attention::{attention, attention_f64, attention_naive};
+pub use attention::{attention, attention_f64, attention_naive, attention_tiled, AttentionTiling};
 pub use gemm::{gemm, gemm_abs_bound, gemm_error_bound, gemm_f64, gemm_naive};
 pub use rms_norm::{fused_add_rms_norm, fused_add_rms_norm_f64, rms_norm, rms_norm_f64};
 pub use rope::{rope, rope_f64, rope_inv_freq, rope_inv_freq_f64};

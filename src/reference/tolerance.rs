@@ -87,6 +87,24 @@ impl Tolerance {
         Tolerance::new(dtype, atol, n_ulps * eps)
     }
 
+    /// [`Tolerance::check`] with a per-element `slack` added to each bound: what a reference that cannot
+    /// pin an intermediate rounding (the attention kernel's P) says that rounding may move the element.
+    pub fn check_with_slack(&self, actual: &[f64], expected: &[f64], slack: &[f64]) -> Result<(), String> {
+        check_lengths("Tolerance::check_with_slack", actual, expected)?;
+        check_lengths("Tolerance::check_with_slack (slack)", slack, expected)?;
+        let floor = rounding_floor(self.dtype);
+        let bounds: Vec<f64> = at_edges(self.dtype, expected)
+            .iter()
+            .zip(slack)
+            .map(|(e, sl)| self.atol + floor + self.rtol * e.abs() + sl)
+            .collect();
+        let rule = format!(
+            "atol {:e} + floor {floor:e} + rtol {:e}·|expected| + the reference's slack, {}",
+            self.atol, self.rtol, self.dtype
+        );
+        check_elementwise(Some(self.dtype), actual, expected, &bounds, &rule)
+    }
+
     /// Every element within this tolerance (see the module docs for infinities, NaN and the floor).
     pub fn check(&self, actual: &[f64], expected: &[f64]) -> Result<(), String> {
         check_lengths("Tolerance::check", actual, expected)?;

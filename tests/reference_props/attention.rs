@@ -32,7 +32,11 @@ fn attn_case() -> impl Strategy<Value = AttnCase> {
                     n_kv_heads,
                     head_dim,
                 },
-                cfg: AttentionConfig { causal, softmax_scale },
+                cfg: AttentionConfig {
+                    causal,
+                    softmax_scale,
+                    ..AttentionConfig::default()
+                },
                 seed,
             },
         )
@@ -236,7 +240,7 @@ fn naive_baselines_carry_the_same_precision_error() {
         shape: s,
         cfg: AttentionConfig {
             causal: false,
-            softmax_scale: None,
+            ..AttentionConfig::default()
         },
         seed: 42,
     };
