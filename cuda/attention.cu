@@ -2,6 +2,14 @@
 // bf16, prefill and split-KV decode, and the split-KV combine kernel. f32 runs v1 (cuda/attention_f32.cu,
 // the first rung of the ladder in dev/attention/). What v2 changed and measured: dev/attention/README.md.
 //
+// Changed from v1: both matmuls on tensor cores; Q in registers; cp.async K/V in 2 swizzled stages; P
+// rounded to T for P V; the decode kind and split-KV. Measured (`cargo run --release --example
+// attention_v2`): ptx-emu, prefill q 1024 causal GQA 4:1 d128: mma.sync carries 98.8% of the floating-point
+// work (97.6% counting every f32 instruction as an FMA), 0 bank conflicts, K/V 1.03x the keys each block
+// sees; decode kv 8192 GQA 32/8: K/V 1.01x (b1, 344 blocks) and 1.001x (b16, 512 blocks). Model, prefill
+// seq 4096 causal GQA 32/8 d128: 119 TFLOP/s on an A100-SXM4-80GB (75% of FlashAttention-2's 159), 211 on
+// an H100 SXM (66% of FA2's 319); decode b16 kv 8192: 78% / 89% of HBM; b1: 50% / 48% (two launches).
+//
 // Per batch b, query head h (kv head hk = h / G, G = heads_per_kv_head), query row i, visible keys j
 // (j < kv_len, d - window_left <= j <= d + window_right with d = i + diag_offset; -1 = unbounded;
 // causal is window_right = 0):
@@ -83,6 +91,9 @@ struct AttentionMmaTraits {
     // 8-float pad spreading a fragment store's 8 rows over the banks, and (m, l) per warp and row.
     static constexpr int MERGE_STRIDE = HEAD_DIM_MAX + 8;
     static constexpr int MERGE_FLOATS = WARPS_KV * BLOCK_M * (MERGE_STRIDE + 2);
+    // __launch_bounds__'s second argument: decode caps registers so that more blocks stay resident
+    // (its grid is sized to the SMs, and latency, not issue, bounds it); prefill keeps what O needs.
+    static constexpr int MIN_BLOCKS_PER_SM = WARPS_KV > 1 && HEAD_DIM_MAX <= 128 ? 3 : 1;
 
     static_assert(LK_ATTENTION_ROWS_PER_WARP == 16, "one m16 mma row block per warp");
     static_assert(ROW_CHUNKS >= 8, "the XOR swizzle needs rows of at least 128 bytes");
@@ -283,7 +294,9 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
             }
         }
 
-        // 3. Logits in base 2, mask, online softmax; s becomes P = exp2(s - m).
+        // 3. Logits in base 2, mask, online softmax; s becomes P = exp2(s - m). (Folding the scale into the
+        // exp's FMA, exp2(fma(x, c, -m)), would save one multiply per score, but for a large scale the
+        // FMA's exact residue c x - round(c x) at the maximum is itself large and exp2 of it is 0 or inf.)
         if (p.softcap > 0.0f) {
 #pragma unroll
             for (int nt = 0; nt < Tr::S_TILES; ++nt)
@@ -328,10 +341,13 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
             float m_sub;
             const float rescale = online_softmax_rescale(m_run[r], m_tile, m_sub);
             l_run[r] *= rescale;
+            // Once the row maxima settle, most tiles leave them unchanged: skip the O rescale (x 1) then.
+            if (!__all_sync(FULL_MASK, rescale == 1.0f)) {
 #pragma unroll
-            for (int dt = 0; dt < Tr::O_TILES; ++dt) {
-                o_acc[dt][2 * r] *= rescale;
-                o_acc[dt][2 * r + 1] *= rescale;
+                for (int dt = 0; dt < Tr::O_TILES; ++dt) {
+                    o_acc[dt][2 * r] *= rescale;
+                    o_acc[dt][2 * r + 1] *= rescale;
+                }
             }
 #pragma unroll
             for (int nt = 0; nt < Tr::S_TILES; ++nt)
@@ -373,11 +389,15 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
             const int pr = pr_lane[r];
             if (pr >= rows) continue;
             const float l = l_run[r];
-            const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;  // NaN l stays NaN
+            // A row no key gave weight (l == 0) stores exact zeros, whatever 0 * v of masked keys left in
+            // its accumulator (NaN from an inf or NaN v row); a NaN l stays NaN.
+            const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
 #pragma unroll
             for (int dt = 0; dt < Tr::O_TILES; ++dt) {
                 const int d = dt * 8 + 2 * t4;
-                if (d < hd) out.pair<T>(pr, d, o_acc[dt][2 * r] * inv_l, o_acc[dt][2 * r + 1] * inv_l);
+                if (d < hd)
+                    out.pair<T>(pr, d, l == 0.0f ? 0.0f : o_acc[dt][2 * r] * inv_l,
+                                l == 0.0f ? 0.0f : o_acc[dt][2 * r + 1] * inv_l);
             }
             if (t4 == 0) out.lse(pr, m_run[r], l);
         }
@@ -422,57 +442,84 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
                 o0 += ow.x * scale;
                 o1 += ow.y * scale;
             }
-            const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
-            out.pair<T>(pr, d, o0 * inv_l, o1 * inv_l);
+            const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;  // l == 0: exact zeros (see above)
+            out.pair<T>(pr, d, l == 0.0f ? 0.0f : o0 * inv_l, l == 0.0f ? 0.0f : o1 * inv_l);
             if (d == 0) out.lse(pr, m, l);
         }
     }
 }
 
-// Split-KV combine: warp per (batch, head, query) row; lane owns column pairs 2 lane + 64 u.
+// Split-KV combine: warp per (batch, head, query) row; lane owns column pairs 2 lane + 64 u. The split
+// weights are computed once, lanes across the splits, and kept in shared memory, so the loop over the
+// splits has no dependent global load and its partial-O loads can all be in flight at once (a serial
+// lse -> weight -> O chain per split was one DRAM round trip per split).
 template <typename T>
 __device__ __forceinline__ void attention_combine_kernel(const AttentionCombineParams& p) {
     constexpr int WARPS = LK_ATTENTION_COMBINE_THREADS / WARP_SIZE;
+    __shared__ float weight_s[WARPS][LK_ATTENTION_MAX_SPLITS];
     const int lane = threadIdx.x % WARP_SIZE;
-    const int64_t row = int64_t(blockIdx.x) * WARPS + threadIdx.x / WARP_SIZE;  // (b * n_heads + h) * q_len + i
+    const int warp = threadIdx.x / WARP_SIZE;
+    const int64_t row = int64_t(blockIdx.x) * WARPS + warp;  // (b * n_heads + h) * q_len + i
     const int64_t rows = int64_t(p.batch) * p.n_heads * p.q_len;
     if (row >= rows) return;
     const int i = int(row % p.q_len);
     const int h = int(row / p.q_len % p.n_heads);
     const int b = int(row / p.q_len / p.n_heads);
+    // m = max over splits (fmaxf skips NaN: a NaN split's weight below is NaN and reaches o and lse).
     float m = -INFINITY;
-    for (int s = 0; s < p.n_splits; ++s) m = fmaxf(m, p.lse_partial[s * rows + row]);
+    for (int s = lane; s < p.n_splits; s += WARP_SIZE) m = fmaxf(m, p.lse_partial[s * rows + row]);
+    m = warp_reduce_max(m);
     const float m_sub = m == -INFINITY ? 0.0f : m;
+    // Weights exp2(lse_s - m) (an empty split: exp2(-inf) = 0), and their sum in a fixed tree order.
     float l = 0.0f;
-    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};  // columns 2 lane + 64 u + {0, 1}
-    for (int s = 0; s < p.n_splits; ++s) {
-        const float w = exp2f(p.lse_partial[s * rows + row] - m_sub);  // empty split: exp2(-inf) = 0
+    for (int s = lane; s < p.n_splits; s += WARP_SIZE) {
+        const float w = exp2f(p.lse_partial[s * rows + row] - m_sub);
+        weight_s[warp][s] = w;
         l += w;
-        const float* o_s = p.o_partial + (s * rows + row) * p.head_dim;
+    }
+    l = warp_reduce_sum(l);
+    __syncwarp();
+    // Partial O in batches of BATCH splits: all of a batch's loads issue before its first FMA (a warp
+    // issues in order, so an FMA waiting on its load would hold back the next split's loads).
+    constexpr int BATCH = 8;
+    bool col[4];  // column pair u of this lane is inside head_dim
 #pragma unroll
-        for (int u = 0; u < 4; ++u) {
-            const int d = 2 * lane + 64 * u;
-            if (d < p.head_dim) {
-                const float2 x = *reinterpret_cast<const float2*>(o_s + d);
-                acc[2 * u] = fmaf(w, x.x, acc[2 * u]);
-                acc[2 * u + 1] = fmaf(w, x.y, acc[2 * u + 1]);
+    for (int u = 0; u < 4; ++u) col[u] = 2 * lane + 64 * u < p.head_dim;
+    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};  // columns 2 lane + 64 u + {0, 1}
+    for (int s0 = 0; s0 < p.n_splits; s0 += BATCH) {
+        float2 x[BATCH][4];
+#pragma unroll
+        for (int j = 0; j < BATCH; ++j) {
+            const bool split_ok = s0 + j < p.n_splits;
+            const float* o_s = p.o_partial + (int64_t(s0 + j) * rows + row) * p.head_dim + 2 * lane;
+#pragma unroll
+            for (int u = 0; u < 4; ++u)
+                x[j][u] = split_ok && col[u] ? *reinterpret_cast<const float2*>(o_s + 64 * u) : make_float2(0.0f, 0.0f);
+        }
+#pragma unroll
+        for (int j = 0; j < BATCH; ++j) {
+            const float w = s0 + j < p.n_splits ? weight_s[warp][s0 + j] : 0.0f;
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                acc[2 * u] = fmaf(w, x[j][u].x, acc[2 * u]);
+                acc[2 * u + 1] = fmaf(w, x[j][u].y, acc[2 * u + 1]);
             }
         }
     }
-    const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
+    const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;  // every split empty: zeros (their partials are 0)
     T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + int64_t(i) * p.o_row_stride + h * p.o_head_stride;
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
-        const int d = 2 * lane + 64 * u;
-        if (d < p.head_dim) *reinterpret_cast<uint32_t*>(o + d) = pack2<T>(acc[2 * u] * inv_l, acc[2 * u + 1] * inv_l);
-    }
+    for (int u = 0; u < 4; ++u)
+        if (col[u]) *reinterpret_cast<uint32_t*>(o + 2 * lane + 64 * u) = pack2<T>(acc[2 * u] * inv_l, acc[2 * u + 1] * inv_l);
     if (p.lse != nullptr && lane == 0) p.lse[(int64_t(b) * p.n_heads + h) * p.q_len + i] = l == 0.0f ? -INFINITY : (m_sub + log2f(l)) / LOG2E;
 }
 
 }  // namespace lk
 
 #define LK_ATTENTION_ENTRY(NAME, T, TRAITS) \
-    extern "C" __global__ void __launch_bounds__(TRAITS::THREADS, 1) NAME(const AttentionParams p) { lk::attention_mma_kernel<T, TRAITS>(p); }
+    extern "C" __global__ void __launch_bounds__(TRAITS::THREADS, TRAITS::MIN_BLOCKS_PER_SM) NAME(const AttentionParams p) { \
+        lk::attention_mma_kernel<T, TRAITS>(p); \
+    }
 LK_ATTENTION_ENTRY(attention_f16_d64, __half, lk::AttentionPrefillD64)
 LK_ATTENTION_ENTRY(attention_f16_d128, __half, lk::AttentionPrefillD128)
 LK_ATTENTION_ENTRY(attention_f16_d256, __half, lk::AttentionPrefillD256)

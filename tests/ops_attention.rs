@@ -13,6 +13,7 @@ use half::{bf16, f16};
 use llama_kernels::backend::{Backend, DeviceValue, EmuBackend};
 use llama_kernels::ops::attention::{
     self as ops_attention, attention, attention_kv_cache, attention_with_lse, attention_with_workspace, SplitKv,
+    MAX_SPLITS,
 };
 use llama_kernels::reference::{self, check_2x_rule, check_close, random_vec, to_f64_vec, Tolerance};
 use llama_kernels::{AttentionConfig, AttentionShape, DType, Elem, Error};
@@ -349,8 +350,8 @@ fn attention_windows_and_softcap<B: Backend>(backend: &B) {
     run_case::<f32, B>(backend, long, capped, 64).unwrap();
 }
 
-/// Split-KV at decode (kv 300 = 5 tiles of 64, GQA 4, d128): every split count from 1 to 7 (6 and 7
-/// have splits past the last key, which see none) against the tiled reference and the 2x rule; reruns
+/// Split-KV at decode (kv 300 = 5 tiles of 64, GQA 4, d128): every split count from 1 to 7, and
+/// MAX_SPLITS (6, 7 and MAX_SPLITS have splits past the last key, which see none) against the tiled reference and the 2x rule; reruns
 /// are bitwise equal; each split count agrees with the unsplit kernel within the 2x rule.
 fn attention_split_kv<B: Backend>(backend: &B) {
     let shape = AttentionShape {
@@ -371,7 +372,7 @@ fn attention_split_kv<B: Backend>(backend: &B) {
         random_vec::<bf16>(kv_n, seed ^ 0x22, 1.0),
     );
     let naive = to_f64_vec(&reference::attention_naive(&q, &k, &v, shape, cfg).unwrap());
-    for n in 1..=7 {
+    for n in (1..=7).chain([MAX_SPLITS]) {
         let plan = ops_attention::plan(backend, shape, DType::BF16, SplitKv::Fixed(n)).unwrap();
         assert_eq!(plan.n_splits, n);
         let (o1, l1) = run_case_split::<bf16, B>(backend, shape, cfg, seed, SplitKv::Fixed(n)).unwrap();

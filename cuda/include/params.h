@@ -156,7 +156,7 @@ typedef struct AttentionCombineParams {
 #define LK_ATTENTION_ROWS_PER_WARP 16
 #define LK_ATTENTION_PREFILL_D64_WARPS_M 4
 #define LK_ATTENTION_PREFILL_D64_BLOCK_N 64
-#define LK_ATTENTION_PREFILL_D128_WARPS_M 4
+#define LK_ATTENTION_PREFILL_D128_WARPS_M 8
 #define LK_ATTENTION_PREFILL_D128_BLOCK_N 64
 #define LK_ATTENTION_PREFILL_D256_WARPS_M 4
 #define LK_ATTENTION_PREFILL_D256_BLOCK_N 32
@@ -168,6 +168,8 @@ typedef struct AttentionCombineParams {
 #define LK_ATTENTION_DECODE_D256_BLOCK_N 32
 /* Threads per block of the split-KV combine kernel (one warp per output row). */
 #define LK_ATTENTION_COMBINE_THREADS 128
+/* The most KV splits of one call (the combine kernel keeps one weight per split in shared memory). */
+#define LK_ATTENTION_MAX_SPLITS 256
 
 /* GEMM: C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C, row-major, f32 accumulation.
  * A is stored (m, k), or (k, m) when trans_a; B is stored (k, n), or (n, k) when trans_b.

@@ -490,9 +490,10 @@ mod tests {
         let p = plan(OP, shape(64), DType::F32, 132, 48 * 1024, SplitKv::Auto).unwrap();
         assert_eq!((p.dims.grid, p.kernel.name), ([3, 2, 2], "attention_f32_d64")); // 66 packed rows / 32
         let p = plan(OP, shape(72), DType::BF16, 132, 227 * 1024, SplitKv::Auto).unwrap();
+        // 66 packed rows in one 128-row tile (d128 prefill: 8 warps).
         assert_eq!(
-            (p.kernel.name, p.dims.grid[0], p.block_m),
-            ("attention_bf16_d128", 2, 64)
+            (p.kernel.name, p.dims.grid[0], p.block_m, p.dims.block[0]),
+            ("attention_bf16_d128", 1, 128, 256)
         );
         let decode = AttentionShape { q_len: 1, ..shape(256) };
         let p = plan(OP, decode, DType::F16, 132, 227 * 1024, SplitKv::Auto).unwrap();

@@ -30,8 +30,9 @@ use crate::shapes::AttentionShape;
 const MODULE_V2: &str = "attention";
 const MODULE_F32: &str = "attention_f32";
 
-/// The most KV splits of one call (`grid.x = row tiles · n_splits` stays far from its limit).
-pub const MAX_SPLITS: usize = 256;
+/// The most KV splits of one call (params.h; the combine kernel keeps one weight per split in shared
+/// memory).
+pub const MAX_SPLITS: usize = tiles::LK_ATTENTION_MAX_SPLITS as usize;
 /// `head_dim` must be a multiple of this.
 pub const HEAD_DIM_STEP: usize = 8;
 /// The largest supported `head_dim`.
