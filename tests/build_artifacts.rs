@@ -222,3 +222,57 @@ fn ptxas_reports_every_kernel_on_every_arch_with_zero_spills() {
         "the TSV and the Rust table disagree"
     );
 }
+
+/// The SASS of the tensor-core kernels shows what their headers claim, on every arch: HMMA (mma.sync
+/// m16n8k16 with f32 accumulators), LDSM (ldmatrix; .MT88 is the transposed V load), for attention v2
+/// LDGSTS (16-byte cp.async bypassing L1), and no local memory (LDL/STL: spills or stack arrays).
+#[test]
+fn tensor_core_kernels_show_hmma_ldsm_and_ldgsts_in_their_sass() {
+    let Some(tool) = cuobjdump() else {
+        return skip_or_fail(
+            "tensor_core_kernels_show_hmma_ldsm_and_ldgsts_in_their_sass",
+            "cuobjdump not found beside nvcc (`python3 -m pip install nvidia-cuda-cuobjdump==13.2.86`)",
+        );
+    };
+    let attention_v2 = [
+        "HMMA.16816.F32",
+        "LDSM.16.M88.4",
+        "LDSM.16.MT88.4",
+        "LDGSTS.E.BYPASS.128",
+    ];
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("attention", "attention_bf16_d128", &attention_v2),
+        ("attention", "attention_f16_d64", &attention_v2),
+        ("attention", "attention_bf16_d256", &attention_v2),
+        ("attention", "attention_decode_bf16_d128", &attention_v2),
+        ("gemm", "gemm_bf16", &["HMMA.16816.F32.BF16", "LDSM.16.M88.4"]),
+    ];
+    for (module, kernel, wanted) in cases {
+        let image = llama_kernels::raw::module_image(module).unwrap();
+        let path = std::env::temp_dir().join(format!("llama-kernels-sass-{}-{kernel}.fatbin", std::process::id()));
+        std::fs::write(&path, image.fatbin).unwrap();
+        for arch in llama_kernels::raw::module::SASS_ARCHS {
+            let out = std::process::Command::new(&tool)
+                .args(["-sass", "-arch", arch, "-fun", kernel])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "cuobjdump failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let sass = String::from_utf8_lossy(&out.stdout);
+            for w in *wanted {
+                assert!(sass.contains(w), "{kernel} on {arch}: no {w} in its SASS");
+            }
+            for banned in ["LDL", "STL"] {
+                assert!(
+                    !sass.split_whitespace().any(|t| t.starts_with(banned)),
+                    "{kernel} on {arch}: local memory ({banned}) in its SASS"
+                );
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+}
