@@ -113,8 +113,7 @@ where
     B: Backend,
 {
     let s = shape;
-    let (lse_addr, _lse_guard) = validate::addr_of_mut(OP, "lse", lse, backend, &[s.batch, s.n_heads, s.q_len])?;
-    let lse_bytes = validate::checked_product(OP, "lse bytes", &[s.batch, s.n_heads, s.q_len, 4])?;
+    let (lse_addr, lse_bytes, _lse_guard) = lse_region(backend, lse, s)?;
     launch_allocating::<T, B>(
         backend,
         q,
@@ -183,8 +182,7 @@ where
     B: Backend,
 {
     let s = shape;
-    let (lse_addr, _lse_guard) = validate::addr_of_mut(OP, "lse", lse, backend, &[s.batch, s.n_heads, s.q_len])?;
-    let lse_bytes = validate::checked_product(OP, "lse bytes", &[s.batch, s.n_heads, s.q_len, 4])?;
+    let (lse_addr, lse_bytes, _lse_guard) = lse_region(backend, lse, s)?;
     check_shape(s, kv_capacity)?;
     let p = plan::plan(
         OP,
@@ -223,6 +221,17 @@ where
         kv_capacity,
         cfg,
     )
+}
+
+/// The address and byte length of `lse: (batch, n_heads, q_len)` once its length is checked, with its guard.
+fn lse_region<'a, B: Backend>(
+    backend: &'a B,
+    lse: &'a mut impl DeviceSliceMut<f32, B>,
+    s: AttentionShape,
+) -> Result<(u64, usize, B::Guard<'a>)> {
+    let (addr, guard) = validate::addr_of_mut(OP, "lse", lse, backend, &[s.batch, s.n_heads, s.q_len])?;
+    let bytes = validate::checked_product(OP, "lse bytes", &[s.batch, s.n_heads, s.q_len, 4])?;
+    Ok((addr, bytes, guard))
 }
 
 /// Plans, allocates the workspace when the plan splits, and launches.
