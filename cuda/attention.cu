@@ -7,8 +7,9 @@
 // attention_v2`): ptx-emu, prefill q 1024 causal GQA 4:1 d128: mma.sync carries 98.8% of the floating-point
 // work (97.6% counting every f32 instruction as an FMA), 0 bank conflicts, K/V 1.03x the keys each block
 // sees; decode kv 8192 GQA 32/8: K/V 1.01x (b1, 344 blocks) and 1.001x (b16, 512 blocks). Model, prefill
-// seq 4096 causal GQA 32/8 d128: 119 TFLOP/s on an A100-SXM4-80GB (75% of FlashAttention-2's 159), 211 on
-// an H100 SXM (66% of FA2's 319); decode b16 kv 8192: 78% / 89% of HBM; b1: 50% / 48% (two launches).
+// seq 4096 causal GQA 32/8 d128: 231 TFLOP/s on an A100-SXM4-80GB (145% of FlashAttention-2's 159; the
+// model runs 20-40% fast on A100 tensor-core GEMMs, docs/perf-model.md), 402 on an H100 SXM (126% of FA2's
+// 319); decode b16 kv 8192: 86% / 90% of HBM; b1: 54% / 48% (two launches).
 //
 // Per batch b, query head h (kv head hk = h / G, G = heads_per_kv_head), query row i, visible keys j
 // (j < kv_len, d - window_left <= j <= d + window_right with d = i + diag_offset; -1 = unbounded;
@@ -39,7 +40,9 @@
 //   2. S = Q K^T: Q's A fragments sit in registers for the whole loop (ldmatrix once), K's B fragments
 //      come by ldmatrix (K rows are B's n-major "col" operand);
 //   3. softcap, scale, mask, online softmax on the accumulator fragments (each lane holds rows g and
-//      g + 8; row max and sum across the lane quad by two xor-shuffles);
+//      g + 8, both reduced together as trees; row max across the lane quad by two xor-shuffles, the
+//      sums per lane until the end); in buckets 64 and 128 every k-step of the bucket runs (columns past
+//      head_dim are zeros), so each matmul is one branch-free block;
 //   4. O += P V: the S accumulator layout of two adjacent n-tiles is the A-fragment layout of one k-step,
 //      so P is rounded to T and packed in registers; V's B fragments come by ldmatrix.trans.
 // Prefill: WARPS_KV = 1. Decode (q_len * G <= 16): WARPS_M = 1 and the warps split each tile's keys; at
@@ -71,6 +74,10 @@ struct AttentionMmaTraits {
     // 64 registers next to O's 128 would spill: there each k-step reloads them from q_s by ldmatrix
     // (FlashAttention-2's default for every head dim).
     static constexpr bool Q_IN_REGS = HEAD_DIM_MAX_ <= 128;
+    // Every k-step of the bucket runs, data or zero padding, in one branch-free block that ptxas can
+    // schedule ahead. At 256 the O accumulators leave no registers for loads hoisted across steps
+    // (ptxas spills), so there the steps past head_dim are skipped one branch at a time.
+    static constexpr bool ALL_STEPS = HEAD_DIM_MAX_ <= 128;
     static constexpr int HEAD_DIM_MAX = HEAD_DIM_MAX_;
     static constexpr int WARPS_M = WARPS_M_;
     static constexpr int WARPS_KV = WARPS_KV_;
@@ -192,25 +199,23 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
     static_assert(Tr::THREADS % Tr::ROW_CHUNKS == 0, "a thread stages one chunk column");
     const int c = tid % Tr::ROW_CHUNKS;
     const int r0 = tid / Tr::ROW_CHUNKS;
-    const bool c_read = c < 2 * hd16;  // chunks past 16 * hd16 are never read by ldmatrix: not staged
-    const bool c_data = c * 8 < hd;    // chunks in [hd, 16 * hd16) are zero-filled
+    // Chunks at or past hd are zero-filled: where the main loop runs every k-step of the bucket
+    // (ALL_STEPS) the zero columns add exact zeros to S and only touch O columns that are never stored.
+    const bool c_data = c * 8 < hd;
 
     // Q tile: packed rows past `rows` and columns past hd are zero.
-    if (c_read) {
 #pragma unroll
-        for (int it = 0; it < Tr::BLOCK_M / ROW_STEP; ++it) {
-            const int r = r0 + it * ROW_STEP;
-            const int pr = m0 + r;
-            const bool valid = c_data && pr < rows;
-            const T* src = valid ? q + int64_t(pr / G) * p.q_row_stride + int64_t(pr % G) * p.q_head_stride + c * 8 : q;
-            cp_async_16(q_s + swizzle<D>(r, c), src, valid ? 16 : 0);
-        }
+    for (int it = 0; it < Tr::BLOCK_M / ROW_STEP; ++it) {
+        const int r = r0 + it * ROW_STEP;
+        const int pr = m0 + r;
+        const bool valid = c_data && pr < rows;
+        const T* src = valid ? q + int64_t(pr / G) * p.q_row_stride + int64_t(pr % G) * p.q_head_stride + c * 8 : q;
+        cp_async_16(q_s + swizzle<D>(r, c), src, valid ? 16 : 0);
     }
     // K and V of tile t into stage `st`; keys at or past kv_len are zero-filled and never read.
     const T* k_thread = k + int64_t(r0) * p.k_row_stride + c * 8;
     const T* v_thread = v + int64_t(r0) * p.v_row_stride + c * 8;
     auto load_kv = [&](int t, int st) {
-        if (!c_read) return;
         const int n0 = t * Tr::BLOCK_N;
         const T* k_src = k_thread + int64_t(n0) * p.k_row_stride;
         const T* v_src = v_thread + int64_t(n0) * p.v_row_stride;
@@ -238,7 +243,7 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
     if constexpr (Tr::Q_IN_REGS) {
 #pragma unroll
         for (int ks = 0; ks < Tr::K_STEPS; ++ks)
-            if (ks < hd16) load_q_frag(q_frag[ks], ks);
+            load_q_frag(q_frag[ks], ks);
     }
 
     float o_acc[Tr::O_TILES][4];  // O of rows g, g + 8; columns 8 dt + 2 t4 + {0, 1}; unnormalized
@@ -282,7 +287,7 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
             for (int e = 0; e < 4; ++e) s[nt][e] = 0.0f;
 #pragma unroll
         for (int ks = 0; ks < Tr::K_STEPS; ++ks) {
-            if (ks >= hd16) break;
+            if (!Tr::ALL_STEPS && ks >= hd16) break;
             const int qi = Tr::Q_IN_REGS ? ks : 0;
             if constexpr (!Tr::Q_IN_REGS) load_q_frag(q_frag[0], ks);
 #pragma unroll
@@ -331,32 +336,49 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
                     }
             }
         }
+        // Both rows together, as trees, so their reductions and exps overlap: one tile's softmax is a
+        // few dependent steps rather than a chain per row (fmaxf ignores NaN whatever the order; the
+        // NaN comes back through exp2 into P and l).
+        float m_tile[2], m_sub[2], rescale[2];
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            float m_tile = -INFINITY;
+            float mx[Tr::S_TILES];
 #pragma unroll
-            for (int nt = 0; nt < Tr::S_TILES; ++nt) m_tile = fmaxf(m_tile, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
-            m_tile = fmaxf(m_tile, __shfl_xor_sync(FULL_MASK, m_tile, 1));
-            m_tile = fmaxf(m_tile, __shfl_xor_sync(FULL_MASK, m_tile, 2));
-            float m_sub;
-            const float rescale = online_softmax_rescale(m_run[r], m_tile, m_sub);
-            l_run[r] *= rescale;
-            // Once the row maxima settle, most tiles leave them unchanged: skip the O rescale (x 1) then.
-            if (!__all_sync(FULL_MASK, rescale == 1.0f)) {
+            for (int nt = 0; nt < Tr::S_TILES; ++nt) mx[nt] = fmaxf(s[nt][2 * r], s[nt][2 * r + 1]);
 #pragma unroll
-                for (int dt = 0; dt < Tr::O_TILES; ++dt) {
-                    o_acc[dt][2 * r] *= rescale;
-                    o_acc[dt][2 * r + 1] *= rescale;
-                }
-            }
+            for (int w = 1; w < Tr::S_TILES; w *= 2)
 #pragma unroll
-            for (int nt = 0; nt < Tr::S_TILES; ++nt)
+                for (int nt = 0; nt + w < Tr::S_TILES; nt += 2 * w) mx[nt] = fmaxf(mx[nt], mx[nt + w]);
+            m_tile[r] = mx[0];
+        }
 #pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    float& x = s[nt][2 * r + e];
-                    x = exp2f(x - m_sub);  // masked or -inf: exp2(-inf) = +0
-                    l_run[r] += x;
-                }
+        for (int x = 1; x <= 2; x *= 2)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) m_tile[r] = fmaxf(m_tile[r], __shfl_xor_sync(FULL_MASK, m_tile[r], x));
+#pragma unroll
+        for (int r = 0; r < 2; ++r) rescale[r] = online_softmax_rescale(m_run[r], m_tile[r], m_sub[r]);
+        // Once the row maxima settle, most tiles leave them unchanged: skip the O rescale (x 1) then.
+        if (!__all_sync(FULL_MASK, rescale[0] == 1.0f && rescale[1] == 1.0f)) {
+#pragma unroll
+            for (int dt = 0; dt < Tr::O_TILES; ++dt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) o_acc[dt][e] *= rescale[e / 2];
+        }
+        // Every exp first, then the sums: a sum waiting on its exp does not hold up the exps behind it.
+#pragma unroll
+        for (int nt = 0; nt < Tr::S_TILES; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[nt][e] = exp2f(s[nt][e] - m_sub[e / 2]);  // masked or -inf: +0
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float sum[Tr::S_TILES];
+#pragma unroll
+            for (int nt = 0; nt < Tr::S_TILES; ++nt) sum[nt] = s[nt][2 * r] + s[nt][2 * r + 1];
+#pragma unroll
+            for (int w = 1; w < Tr::S_TILES; w *= 2)
+#pragma unroll
+                for (int nt = 0; nt + w < Tr::S_TILES; nt += 2 * w) sum[nt] += sum[nt + w];
+            l_run[r] = l_run[r] * rescale[r] + sum[0];
         }
 
         // 4. O += P V: n-tiles 2 kp and 2 kp + 1 of S are the A fragment of k-step kp.
@@ -367,7 +389,7 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
                                     pack2<T>(s[2 * kp + 1][2], s[2 * kp + 1][3])};
 #pragma unroll
             for (int dp = 0; dp < Tr::K_STEPS; ++dp) {
-                if (dp >= hd16) break;
+                if (!Tr::ALL_STEPS && dp >= hd16) break;
                 uint32_t vf[4];  // b0, b1 of O n-tile 2 dp, then of 2 dp + 1
                 ldmatrix_x4_trans(vf, v_t + v_row + kp * 16 * D + dp / 4 * 64 + v_chunk[dp % 4]);
                 mma_16816(o_acc[2 * dp], pa, vf[0], vf[1], T());

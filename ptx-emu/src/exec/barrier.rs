@@ -50,7 +50,7 @@ pub(crate) fn arrive(
         });
     }
     if let Some(t) = env.trace.as_mut() {
-        t.bar_arrive(w.id, id, kind != BarKind::Arrive);
+        t.bar_arrive(w.id, id, kind != BarKind::Arrive, inst.line);
     }
     if kind == BarKind::Arrive {
         return false;

@@ -91,7 +91,8 @@ pub(crate) fn lower_tensor(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<(S
                         space: access_space(Some(space), sym),
                     },
                     guard,
-                    Class::Tensor,
+                    // LDSM/STSM issue to the shared-memory (MIO) pipe, not the tensor cores.
+                    Class::Shared,
                 );
             } else {
                 let (addr, sym) = ctx.addr(&x[0])?;
@@ -108,7 +109,8 @@ pub(crate) fn lower_tensor(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<(S
                         space: access_space(Some(space), sym),
                     },
                     guard,
-                    Class::Tensor,
+                    // LDSM/STSM issue to the shared-memory (MIO) pipe, not the tensor cores.
+                    Class::Shared,
                 );
             }
         }

@@ -372,6 +372,30 @@ fn with_probe(mut t: cache::Traffic, probe: &cache::Traffic) -> cache::Traffic {
     t
 }
 
+/// `PTX_EMU_PROFILE`: the slowest warp's timeline (L2 level) per basic block, by the PTX line that
+/// starts it, largest first, on stderr.
+fn print_profile(arch: &str, traces: &[BlockTrace]) {
+    let Some((b, w)) = traces
+        .iter()
+        .flat_map(|t| t.warps.iter().map(move |w| (t.block, w)))
+        .max_by(|x, y| x.1.t[1].total_cmp(&y.1.t[1]))
+    else {
+        return;
+    };
+    let mut rows = w.profile.clone();
+    rows.sort_by(|x, y| y.1.total_cmp(&x.1));
+    eprintln!(
+        "profile {arch}: block {b}, slowest warp's timeline {:.0} cycles (barrier waits {:.0})",
+        w.t[1], w.bar_wait
+    );
+    for (line, c) in rows.iter().take(40) {
+        eprintln!(
+            "  ptx line {line:>6}: {c:>10.0} cycles {:>5.1}%",
+            100.0 * c / w.t[1].max(1.0)
+        );
+    }
+}
+
 /// Predicts a launch of `blocks` blocks of `threads` threads (`shared` bytes each) from the traces of
 /// the blocks that ran, and, for a sampled launch, the traces of the wave probe ([`wave_probe`]).
 pub fn predict(
@@ -395,6 +419,9 @@ pub fn predict(
         traffic = with_probe(traffic, &cache::simulate(probe, k as usize, l1, a.l2_bytes));
     }
     let avg = average(traces, &traffic);
+    if timeline::profiling() {
+        print_profile(a.name, traces);
+    }
     let full = blocks / per_wave;
     let tail = blocks % per_wave;
     let dram_clk = a.dram_bytes_s * a.dram_efficiency / a.clock_hz();

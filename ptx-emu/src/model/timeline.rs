@@ -160,6 +160,25 @@ pub struct WarpTrace {
     async_open: T,
     async_groups: VecDeque<T>,
     waiting_bar: bool,
+    /// With `PTX_EMU_PROFILE` set: timeline cycles (L2 level) per basic block, keyed by the PTX line of
+    /// the block's first instruction (a barrier's wait is keyed by the barrier's line).
+    pub profile: Vec<(u32, f64)>,
+    prof_t: f64,
+    prof_first: Option<u32>,
+    prof_bar: Option<u32>,
+}
+
+/// `PTX_EMU_PROFILE` is set: the model keeps a per-basic-block profile of every warp's timeline.
+pub fn profiling() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PTX_EMU_PROFILE").is_some())
+}
+
+fn profile_add(profile: &mut Vec<(u32, f64)>, line: u32, cycles: f64) {
+    match profile.iter_mut().find(|e| e.0 == line) {
+        Some(e) => e.1 += cycles,
+        None => profile.push((line, cycles)),
+    }
 }
 
 /// One block's trace.
@@ -195,6 +214,10 @@ impl WarpTrace {
             self.block_last[i] = self.t[i];
         }
         self.block_n = 0.0;
+        if let Some(line) = self.prof_first.take() {
+            profile_add(&mut self.profile, line, self.t[1] - self.prof_t);
+            self.prof_t = self.t[1];
+        }
     }
 }
 
@@ -313,6 +336,9 @@ impl BlockTrace {
         let lat = timing.lat;
         let w = &mut self.warps[wid as usize];
         let pipe = Pipe::of(inst.class);
+        if w.prof_first.is_none() && profiling() {
+            w.prof_first = Some(inst.line);
+        }
         w.issued += 1;
         w.pipe[pipe as usize] += 1;
         let mut busy = timing.cost[pipe as usize];
@@ -423,8 +449,11 @@ impl BlockTrace {
     }
 
     /// Warp `wid` arrived at barrier `id` (`sync`: it waits there).
-    pub(crate) fn bar_arrive(&mut self, wid: u32, id: usize, sync: bool) {
+    pub(crate) fn bar_arrive(&mut self, wid: u32, id: usize, sync: bool, line: u32) {
         let w = &mut self.warps[wid as usize];
+        if profiling() && sync {
+            w.prof_bar = Some(line);
+        }
         for i in 0..LEVELS {
             self.bar_t[id][i] = self.bar_t[id][i].max(w.t[i]);
         }
@@ -444,6 +473,10 @@ impl BlockTrace {
                     w.block_last[k] = w.t[k];
                 }
                 w.waiting_bar = false;
+                if let Some(line) = w.prof_bar.take() {
+                    profile_add(&mut w.profile, line, w.t[1] - w.prof_t);
+                    w.prof_t = w.t[1];
+                }
             }
         }
     }
