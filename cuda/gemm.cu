@@ -1,240 +1,187 @@
-// GEMM: v1 (shared-memory tiled, CUDA cores) for f32, v2 (tensor cores, mma.sync m16n8k16) for f16/bf16.
+// GEMM, version v3: tensor cores (mma.sync m16n8k16, f32 accumulators) for f16 and bf16, a 4-stage
+// cp.async ring, XOR-swizzled shared memory, fragments double-buffered in registers, grouped rasterization
+// and an epilogue staged through shared memory with 16-byte stores. f32 runs v1 and operands that are not
+// 16-byte aligned run v2 (cuda/gemm_f32.cu, cuda/gemm_v2.cu: the lower rungs of the ladder in dev/gemm/,
+// whose README has each rung's figures).
 //
 //   C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C        row-major, f32 accumulation
-//   op(A)[i, p] = trans_a ? A[p * lda + i] : A[i * lda + p]          A stored (m, k), or (k, m) if trans_a
-//   op(B)[p, j] = trans_b ? B[j * ldb + p] : B[p * ldb + j]          B stored (k, n), or (n, k) if trans_b
-//   beta == 0: C is never read (an uninitialised C is fine).
+//   op(A)[i, p] = A_KMAJOR ? A[i * lda + p] : A[p * lda + i]         A stored (m, k), or (k, m) (trans_a)
+//   op(B)[p, j] = B_KMAJOR ? B[j * ldb + p] : B[p * ldb + j]         B stored (n, k) (trans_b), or (k, n)
+//   beta == 0: C is never read.
 //
-// v1 work mapping (gemm_f32): one block of 256 threads per (BLOCK_M x BLOCK_N) tile of C; grid = (ceil(n / BLOCK_N),
-// ceil(m / BLOCK_M)). The k loop stages one (BLOCK_M, BLOCK_K) slice of op(A) and one (BLOCK_K, BLOCK_N)
-// slice of op(B) in shared memory, both k-major and converted to f32 at the load; out-of-range elements
-// (edges of m, n, k) are zero-filled, so the inner product needs no bounds checks. The global loads follow
-// the stored layout (consecutive threads read consecutive addresses whatever the transpose flags).
-// Thread (ty, tx) of the 16x16 thread grid owns the THREAD_M x THREAD_N register tile of C at rows
-// ty + 16 * r and columns tx + 16 * c (strided, so a warp's stores of C cover 16 consecutive columns).
+// Work mapping. One block of WARPS_M x WARPS_N warps per BLOCK_M x BLOCK_N tile of C (128 x 256, 128 x 128 or
+// 64 x 64; warp tiles 64 x 64 or 32 x 32); a 1-D grid, the
+// block index rasterized in groups of GROUP_M row tiles (consecutive blocks walk down a group's rows for
+// one column tile, so B's column tile and the group's A rows stay in L2). Warp (wm, wn) owns the
+// WARP_M x WARP_N sub-tile at (wm * WARP_M, wn * WARP_N): M_TILES x N_TILES accumulators of m16n8.
+// Per k-tile of BLOCK_K = 32 (two k-steps of 16):
+//   - the ring: STAGES shared stages; tile kt + STAGES - 1 is issued (16-byte cp.async, .cg, zero-filled
+//     past m, n and k) into the stage tile kt - 1 used, after the barrier that opens tile kt;
+//   - each k-step loads the warp's A fragments (ldmatrix.x4 per m16 tile; .trans when A is stored (k, m))
+//     and B fragments (ldmatrix.x4 per pair of n8 tiles; .trans when B is stored (k, n)) for the next
+//     k-step while the mma of this one run (double-buffered fragments).
+// Shared tiles keep the stored contiguous axis contiguous, so cp.async copies 16-byte chunks as they
+// lie in global memory and the transposes happen in ldmatrix: a k-major tile is (rows, 32) with 4 chunks
+// a row, chunk c of row r at c ^ ((r / 2) % 4); an m- or n-major tile is (32, BLOCK) with BLOCK / 8
+// chunks a row, chunk c at c ^ (r % 8). Both put the 8 rows of every ldmatrix phase and the 8 chunks of
+// every cp.async quarter-warp on distinct bank groups (0 conflicts). Fragment addresses are computed once
+// before the main loop: the swizzle terms depend only on the lane.
 //
-// v2 work mapping (gemm_f16, gemm_bf16): one block of 4 warps (2 x 2) per 64 x 64 tile of C, k-step 32.
-// Each k-step stages op(A)[m0.., k0..] as a_s[i][k] and op(B)[k0.., n0..] as b_s[j][k] (both k-contiguous,
-// rows padded to 40 elements = 80 bytes so the 8 row addresses of every ldmatrix hit distinct banks), in
-// the storage type, zero-filled outside (m, n, k). The global reads walk the stored contiguous axis, as 16-
-// byte vectors when the base and the leading dimension allow it (8-element aligned rows, whole vector in range),
-// else element by element. Warp (wm, wn) owns the 32 x 32 sub-tile at rows 32 wm, columns 32 wn: per
-// 16-wide k slice it loads 2 A fragments (ldmatrix.x4: rows lane % 16, k-half lane / 16) and 4 B fragments
-// (2 x ldmatrix.x4 over b_s rows, non-transposed: b_s[j][k] is B "col" for mma .row.col) and issues 2 x 4
-// mma.sync.m16n8k16 with f32 accumulators (PTX ISA fragment layouts; c0,c1 at row lane/4, columns
-// 2 (lane%4) + {0,1}; c2,c3 eight rows below).
+// Epilogue: the ring is drained, then in WARPS_M passes the warps of one row of warps write alpha * acc in
+// f32 to shared memory (row stride BLOCK_N + 8 floats: conflict-free float2 stores) and every thread
+// turns 8 consecutive columns into one 16-byte store of C (reading C first when beta != 0), element by
+// element at the n edge or when C is not 16-byte aligned.
 //
-// Rounding: the products and sums are f32 (v1: fma in k order; v2: the tensor core's f32 accumulation);
-// alpha * acc + beta * C in f32; C rounded to T once.
+// Rounding: products and sums in f32 on the tensor cores, k-tiles in k order; alpha * acc + beta * C in
+// f32 (fma); C rounded to T once. Accumulators start at +0.
 //
-// Compile-time axes (one table):
-// | axis        | values          | entry point                       |
-// |-------------|-----------------|-----------------------------------|
-// | dtype T     | f32             | gemm_f32 (v1, GemmTraits)         |
-// | dtype T     | f16, bf16       | gemm_f16, gemm_bf16 (v2, GemmMmaTraits) |
+// Compile-time axes (one table; the host picks a row from (m, n, k, SM count), src/ops/gemm.rs):
+// | axis    | values                     | entry point                                  |
+// |---------|----------------------------|----------------------------------------------|
+// | dtype T | f16, bf16                  | gemm_<dtype>_<layout>_<config>               |
+// | layout  | nn, nt, tn, tt             | <trans_a ? t : n><trans_b ? t : n>           |
+// | config  | wide, large, small         | tiles: LK_GEMM_<CONFIG>_* in params.h        |
 #include "mma.cuh"
 
 namespace lk {
 
-// One tile configuration: a 64x64 C tile per block, k-step 16, 4x4 C elements per thread.
-struct GemmTraits {
-    static constexpr int BLOCK_M = 64;
-    static constexpr int BLOCK_N = 64;
-    static constexpr int BLOCK_K = 16;
-    static constexpr int THREADS_M = 16;  // thread grid rows (ty)
-    static constexpr int THREADS_N = 16;  // thread grid columns (tx)
-    static constexpr int THREADS = THREADS_M * THREADS_N;
-    static constexpr int THREAD_M = BLOCK_M / THREADS_M;  // C rows per thread
-    static constexpr int THREAD_N = BLOCK_N / THREADS_N;  // C columns per thread
-    // One float of padding per shared row: an odd row stride (in 4-byte words) keeps the transposing
-    // stores into the k-major tiles free of bank conflicts.
-    static constexpr int SMEM_PAD = 1;
-    static constexpr int A_LOADS = BLOCK_M * BLOCK_K / THREADS;  // elements of A each thread stages
-    static constexpr int B_LOADS = BLOCK_K * BLOCK_N / THREADS;  // elements of B each thread stages
+template <int BLOCK_M_, int BLOCK_N_, int WARPS_M_, int WARPS_N_>
+struct GemmV3Traits {
+    static constexpr int BLOCK_M = BLOCK_M_;
+    static constexpr int BLOCK_N = BLOCK_N_;
+    static constexpr int BLOCK_K = LK_GEMM_BLOCK_K;
+    static constexpr int STAGES = LK_GEMM_STAGES;
+    static constexpr int WARPS_M = WARPS_M_;
+    static constexpr int WARPS_N = WARPS_N_;
+    static constexpr int THREADS = WARPS_M * WARPS_N * WARP_SIZE;
+    static constexpr int WARP_M = BLOCK_M / WARPS_M;
+    static constexpr int WARP_N = BLOCK_N / WARPS_N;
+    static constexpr int M_TILES = WARP_M / 16;
+    static constexpr int N_TILES = WARP_N / 8;
+    static constexpr int N_PAIRS = N_TILES / 2;
+    static constexpr int K_STEPS = BLOCK_K / 16;
+    static constexpr int A_ELEMS = BLOCK_M * BLOCK_K;
+    static constexpr int STAGE_ELEMS = (BLOCK_M + BLOCK_N) * BLOCK_K;
+    static constexpr int C_STRIDE = BLOCK_N + 8;  // floats per staged C row
+    static constexpr int PIPE_BYTES = STAGES * STAGE_ELEMS * 2;
+    static constexpr int EPI_BYTES = WARP_M * C_STRIDE * 4;  // one row of warps at a time
+    static constexpr int SMEM_BYTES = PIPE_BYTES > EPI_BYTES ? PIPE_BYTES : EPI_BYTES;
 
-    static_assert(BLOCK_M % THREADS_M == 0 && BLOCK_N % THREADS_N == 0, "thread tile must divide block tile");
-    static_assert(THREADS % WARP_SIZE == 0, "whole warps");
-    static_assert((BLOCK_M * BLOCK_K) % THREADS == 0 && (BLOCK_K * BLOCK_N) % THREADS == 0,
-                  "each thread stages the same number of elements");
-    static_assert(THREADS % BLOCK_K == 0 && THREADS % BLOCK_M == 0 && THREADS % BLOCK_N == 0,
-                  "the staging index maps below need these divisibilities");
-    static_assert((BLOCK_M + SMEM_PAD) % 2 == 1 && (BLOCK_N + SMEM_PAD) % 2 == 1, "odd shared row stride");
+    static_assert(BLOCK_K == 32, "k-major tiles are 4 chunks a row (the swizzle below)");
+    static_assert(BLOCK_M % 64 == 0 && BLOCK_N % 64 == 0, "mn-major tiles need a multiple of 8 chunks a row");
+    static_assert(WARP_M % 16 == 0 && N_TILES % 2 == 0, "whole m16 tiles and pairs of n8 tiles per warp");
+    static_assert((BLOCK_M * BLOCK_K / 8) % THREADS == 0 && (BLOCK_N * BLOCK_K / 8) % THREADS == 0,
+                  "every thread stages the same number of chunks");
+    static_assert((WARP_M * BLOCK_N / 8) % THREADS == 0, "every thread stores the same number of C chunks");
 };
 
-// op(X)[row, col] of a row-major matrix X stored with leading dimension ld, transposed or not, as f32;
-// 0 outside (rows, cols).
-template <typename T>
-__device__ __forceinline__ float load_op(const T* __restrict__ x, int64_t ld, bool trans, int row, int col, int rows,
-                                         int cols) {
-    if (row >= rows || col >= cols) return 0.0f;
-    const int64_t idx = trans ? int64_t(col) * ld + row : int64_t(row) * ld + col;
-    return to_f32(x[idx]);
+// Element offset of 16-byte chunk c of row r in a swizzled tile of CHUNKS chunks per row.
+template <int CHUNKS>
+__device__ __forceinline__ int gemm_swizzle(int r, int c) {
+    if constexpr (CHUNKS == 4) {
+        return r * 32 + (c ^ ((r >> 1) & 3)) * 8;
+    } else {
+        static_assert(CHUNKS % 8 == 0, "8 or more chunks a row");
+        return r * CHUNKS * 8 + (c ^ (r & 7)) * 8;
+    }
 }
 
-// The kernel body; the extern "C" __global__ entry points below instantiate it per dtype with
-// __launch_bounds__(Tr::THREADS) (a template cannot carry an unmangled name itself).
-template <typename T, typename Tr>
-__device__ __forceinline__ void gemm_kernel(const GemmParams& p) {
-    const T* __restrict__ a = static_cast<const T*>(p.a);  // (m, k) or (k, m) if trans_a
-    const T* __restrict__ b = static_cast<const T*>(p.b);  // (k, n) or (n, k) if trans_b
-    T* __restrict__ c = static_cast<T*>(p.c);              // (m, n)
+// Bytes of the 16-byte chunk at element `col` of a stored row of `cols` elements that lie in range (0: none).
+__device__ __forceinline__ int gemm_chunk_bytes(int col, int cols) {
+    return max(0, min(16, (cols - col) * 2));
+}
 
-    __shared__ float a_tile[Tr::BLOCK_K][Tr::BLOCK_M + Tr::SMEM_PAD];  // (BLOCK_K, BLOCK_M): op(A) slice, k-major
-    __shared__ float b_tile[Tr::BLOCK_K][Tr::BLOCK_N + Tr::SMEM_PAD];  // (BLOCK_K, BLOCK_N): op(B) slice
+// One operand's tile of one stage: ROWS x BLOCK_K when K_MAJOR (stored (rows, k)), BLOCK_K x ROWS
+// otherwise (stored (k, rows)). A thread stages the chunks tid + THREADS * i.
+template <typename Tr, int ROWS, bool K_MAJOR>
+struct GemmTileLoader {
+    static constexpr int CHUNKS = K_MAJOR ? Tr::BLOCK_K / 8 : ROWS / 8;  // per shared row
+    static constexpr int PER_THREAD = ROWS * Tr::BLOCK_K / 8 / Tr::THREADS;
+    static constexpr int ROW_STEP = Tr::THREADS / CHUNKS;  // shared rows between a thread's chunks
+    const char* src;    // the thread's first chunk of k-tile 0 (row r0, column c0 * 8 of the stored tile)
+    int64_t row_bytes;  // bytes between stored rows (ld * 2)
+    int dst;            // element offset of the thread's first chunk in a stage
+    int r0, c0;         // the thread's first shared row and chunk
+    int outer0;         // first stored row / column of the block (m0 or n0)
+
+    __device__ GemmTileLoader(const void* base, int64_t ld, int outer0_) {
+        const int tid = threadIdx.x;
+        r0 = tid / CHUNKS;
+        c0 = tid % CHUNKS;
+        outer0 = outer0_;
+        row_bytes = ld * 2;
+        dst = gemm_swizzle<CHUNKS>(r0, c0);
+        static_assert(Tr::THREADS % CHUNKS == 0, "a thread keeps its chunk column");
+        // Stored coordinates of the first chunk: K_MAJOR (row outer0 + r0, k c0 * 8); else (k r0, outer0 + c0 * 8).
+        const int64_t row = K_MAJOR ? outer0 + r0 : r0;
+        const int64_t col = K_MAJOR ? c0 * 8 : outer0 + c0 * 8;
+        src = static_cast<const char*>(base) + row * row_bytes + col * 2;
+    }
+
+    // Issues k-tile kt into the stage at `stage` (element offset); zero past `outer` (m or n) and `k`.
+    __device__ __forceinline__ void load(const void* base, void* smem, int stage, int kt, int outer, int k) const {
+        const int k0 = kt * Tr::BLOCK_K;
+        const char* s = src + (K_MAJOR ? int64_t(k0) * 2 : int64_t(k0) * row_bytes);
+        char* d = static_cast<char*>(smem) + (stage + dst) * 2;
+#pragma unroll
+        for (int i = 0; i < PER_THREAD; ++i) {
+            const int r = r0 + i * ROW_STEP;
+            // Rows i * ROW_STEP apart keep the swizzle's row terms (ROW_STEP is a multiple of 8): the
+            // shared offset moves by whole rows.
+            static_assert(ROW_STEP % 8 == 0, "the chunk's swizzled column is the same in every row it stages");
+            const int bytes = K_MAJOR ? (outer0 + r < outer ? gemm_chunk_bytes(k0 + c0 * 8, k) : 0)
+                                      : (k0 + r < k ? gemm_chunk_bytes(outer0 + c0 * 8, outer) : 0);
+            cp_async_16(d + i * ROW_STEP * CHUNKS * 16, bytes > 0 ? s + i * ROW_STEP * row_bytes : base, bytes);
+        }
+    }
+};
+
+template <typename T, typename Tr, bool A_KMAJOR, bool B_KMAJOR>
+__device__ __forceinline__ void gemm_v3_kernel(const GemmParams& p) {
+    extern __shared__ __align__(128) unsigned char gemm_smem[];
+    T* smem = reinterpret_cast<T*>(gemm_smem);
 
     const int tid = threadIdx.x;
-    const int tx = tid % Tr::THREADS_N;
-    const int ty = tid / Tr::THREADS_N;
-    const int m0 = blockIdx.y * Tr::BLOCK_M;  // first C row of this block
-    const int n0 = blockIdx.x * Tr::BLOCK_N;  // first C column of this block
-    const bool trans_a = p.trans_a != 0;
-    const bool trans_b = p.trans_b != 0;
-
-    float acc[Tr::THREAD_M][Tr::THREAD_N];  // C rows ty + 16 r, columns tx + 16 c
-#pragma unroll
-    for (int r = 0; r < Tr::THREAD_M; ++r)
-#pragma unroll
-        for (int cc = 0; cc < Tr::THREAD_N; ++cc) acc[r][cc] = 0.0f;
-
-    for (int k0 = 0; k0 < p.k; k0 += Tr::BLOCK_K) {
-        // Stage op(A)[m0.., k0..] into a_tile[kk][i]. Consecutive threads walk the stored contiguous axis:
-        // k for A (m, k), m for A stored (k, m).
-#pragma unroll
-        for (int s = 0; s < Tr::A_LOADS; ++s) {
-            const int e = tid + s * Tr::THREADS;
-            const int i = trans_a ? e % Tr::BLOCK_M : e / Tr::BLOCK_K;
-            const int kk = trans_a ? e / Tr::BLOCK_M : e % Tr::BLOCK_K;
-            a_tile[kk][i] = load_op(a, p.lda, trans_a, m0 + i, k0 + kk, p.m, p.k);
-        }
-        // Stage op(B)[k0.., n0..] into b_tile[kk][j]: n contiguous for B (k, n), k for B stored (n, k).
-#pragma unroll
-        for (int s = 0; s < Tr::B_LOADS; ++s) {
-            const int e = tid + s * Tr::THREADS;
-            const int j = trans_b ? e / Tr::BLOCK_K : e % Tr::BLOCK_N;
-            const int kk = trans_b ? e % Tr::BLOCK_K : e / Tr::BLOCK_N;
-            b_tile[kk][j] = load_op(b, p.ldb, trans_b, k0 + kk, n0 + j, p.k, p.n);
-        }
-        __syncthreads();
-
-#pragma unroll
-        for (int kk = 0; kk < Tr::BLOCK_K; ++kk) {
-            float a_frag[Tr::THREAD_M];  // op(A)[rows of this thread, k0 + kk]
-            float b_frag[Tr::THREAD_N];  // op(B)[k0 + kk, columns of this thread]
-#pragma unroll
-            for (int r = 0; r < Tr::THREAD_M; ++r) a_frag[r] = a_tile[kk][ty + r * Tr::THREADS_M];
-#pragma unroll
-            for (int cc = 0; cc < Tr::THREAD_N; ++cc) b_frag[cc] = b_tile[kk][tx + cc * Tr::THREADS_N];
-#pragma unroll
-            for (int r = 0; r < Tr::THREAD_M; ++r)
-#pragma unroll
-                for (int cc = 0; cc < Tr::THREAD_N; ++cc) acc[r][cc] = fmaf(a_frag[r], b_frag[cc], acc[r][cc]);
-        }
-        __syncthreads();  // the tiles are overwritten by the next k step
-    }
-
-    // Epilogue: alpha * acc + beta * C in f32, one rounding to T; C read only when beta != 0.
-    const bool read_c = p.beta != 0.0f;
-#pragma unroll
-    for (int r = 0; r < Tr::THREAD_M; ++r) {
-        const int i = m0 + ty + r * Tr::THREADS_M;
-        if (i >= p.m) continue;
-#pragma unroll
-        for (int cc = 0; cc < Tr::THREAD_N; ++cc) {
-            const int j = n0 + tx + cc * Tr::THREADS_N;
-            if (j >= p.n) continue;
-            T* dst = c + int64_t(i) * p.ldc + j;
-            float v = p.alpha * acc[r][cc];
-            if (read_c) v = fmaf(p.beta, to_f32(*dst), v);
-            *dst = from_f32<T>(v);
-        }
-    }
-}
-
-// ---- v2: tensor cores (f16, bf16) ----
-
-// A 64x64 C tile per block of 4 warps (2 x 2, each 32 x 32), k-step 32, mma.sync m16n8k16.
-struct GemmMmaTraits {
-    static constexpr int BLOCK_M = 64;
-    static constexpr int BLOCK_N = 64;
-    static constexpr int BLOCK_K = 32;
-    static constexpr int WARPS_M = 2;
-    static constexpr int WARPS_N = 2;
-    static constexpr int THREADS = WARPS_M * WARPS_N * WARP_SIZE;
-    static constexpr int WARP_M = BLOCK_M / WARPS_M;  // 32 rows of C per warp
-    static constexpr int WARP_N = BLOCK_N / WARPS_N;  // 32 columns of C per warp
-    static constexpr int MMA_M = 16, MMA_N = 8, MMA_K = 16;
-    static constexpr int M_TILES = WARP_M / MMA_M;  // 2
-    static constexpr int N_TILES = WARP_N / MMA_N;  // 4
-    static constexpr int VEC = 8;                   // elements per 16-byte staging vector
-    // 40 elements = 80 bytes per shared row: 16-byte aligned rows for ldmatrix, and the 8 rows one
-    // ldmatrix reads start 20 words apart, which covers all 32 banks once (no conflict).
-    static constexpr int SMEM_K = BLOCK_K + 8;
-    static constexpr int VECS_PER_THREAD = BLOCK_M * BLOCK_K / VEC / THREADS;  // per operand and k-step
-
-    static_assert(BLOCK_M == BLOCK_N, "one staging routine serves both operands");
-    static_assert(N_TILES % 2 == 0, "B fragments are loaded two n-tiles per ldmatrix.x4");
-    static_assert((BLOCK_M * BLOCK_K / VEC) % THREADS == 0, "whole staging vectors per thread");
-    static_assert((SMEM_K * 2) % 16 == 0, "ldmatrix rows must be 16-byte aligned");
-};
-
-// Stages one operand's (BLOCK_M rows, BLOCK_K) slice into dst[r][k] (k contiguous), zero outside
-// (rows, kdim). The stored matrix has its contiguous axis along k (`k_contiguous`: A (m, k), B^T (n, k)) or
-// along the rows (A^T stored (k, m), B stored (k, n)); each thread moves VECS_PER_THREAD runs of 8 stored-
-// contiguous elements: one 16-byte load when `vec_ok` and the run is in range, else 8 guarded scalar loads.
-template <typename T, typename Tr>
-__device__ __forceinline__ void stage_operand(T (*dst)[Tr::SMEM_K], const T* src, int64_t ld, bool k_contiguous,
-                                              int r0, int k0, int rows, int kdim, bool vec_ok) {
-    constexpr int VEC = Tr::VEC;
-#pragma unroll
-    for (int s = 0; s < Tr::VECS_PER_THREAD; ++s) {
-        const int v = threadIdx.x + s * Tr::THREADS;
-        // Tile coordinates of the run's first element; the run goes along k or along r.
-        const int r = k_contiguous ? v / (Tr::BLOCK_K / VEC) : v % (Tr::BLOCK_M / VEC) * VEC;
-        const int kk = k_contiguous ? v % (Tr::BLOCK_K / VEC) * VEC : v / (Tr::BLOCK_M / VEC);
-        const int gr = r0 + r;
-        const int gk = k0 + kk;
-        const bool full = k_contiguous ? (gr < rows && gk + VEC <= kdim) : (gk < kdim && gr + VEC <= rows);
-        alignas(16) T run[VEC];
-        if (vec_ok && full) {
-            const T* p = k_contiguous ? src + int64_t(gr) * ld + gk : src + int64_t(gk) * ld + gr;
-            *reinterpret_cast<uint4*>(run) = *reinterpret_cast<const uint4*>(p);
-        } else {
-#pragma unroll
-            for (int e = 0; e < VEC; ++e) {
-                const bool in = k_contiguous ? (gr < rows && gk + e < kdim) : (gk < kdim && gr + e < rows);
-                run[e] = in ? (k_contiguous ? src[int64_t(gr) * ld + gk + e] : src[int64_t(gk) * ld + gr + e])
-                            : from_f32<T>(0.0f);
-            }
-        }
-        if (k_contiguous) {
-            *reinterpret_cast<uint4*>(&dst[r][kk]) = *reinterpret_cast<const uint4*>(run);
-        } else {
-#pragma unroll
-            for (int e = 0; e < VEC; ++e) dst[r + e][kk] = run[e];
-        }
-    }
-}
-
-template <typename T, typename Tr>
-__device__ __forceinline__ void gemm_mma_kernel(const GemmParams& p) {
-    const T* __restrict__ a = static_cast<const T*>(p.a);  // (m, k) or (k, m) if trans_a
-    const T* __restrict__ b = static_cast<const T*>(p.b);  // (k, n) or (n, k) if trans_b
-    T* __restrict__ c = static_cast<T*>(p.c);              // (m, n)
-
-    __shared__ __align__(16) T a_s[Tr::BLOCK_M][Tr::SMEM_K];  // op(A)[m0 + i, k0 + k]
-    __shared__ __align__(16) T b_s[Tr::BLOCK_N][Tr::SMEM_K];  // op(B)[k0 + k, n0 + j], stored [j][k]
-
-    const int lane = threadIdx.x % WARP_SIZE;
-    const int warp = threadIdx.x / WARP_SIZE;
+    const int lane = tid % WARP_SIZE;
+    const int warp = tid / WARP_SIZE;
     const int wm = warp / Tr::WARPS_N;
     const int wn = warp % Tr::WARPS_N;
-    const int m0 = blockIdx.y * Tr::BLOCK_M;
-    const int n0 = blockIdx.x * Tr::BLOCK_N;
-    // A's stored contiguous axis is k unless transposed; B's is k only when transposed (B stored (n, k)).
-    const bool a_k_contiguous = p.trans_a == 0;
-    const bool b_k_contiguous = p.trans_b != 0;
-    const bool a_vec = reinterpret_cast<uintptr_t>(a) % 16 == 0 && p.lda % Tr::VEC == 0;
-    const bool b_vec = reinterpret_cast<uintptr_t>(b) % 16 == 0 && p.ldb % Tr::VEC == 0;
+
+    // Grouped rasterization of the 1-D grid.
+    const int tiles_m = (p.m + Tr::BLOCK_M - 1) / Tr::BLOCK_M;
+    const int tiles_n = (p.n + Tr::BLOCK_N - 1) / Tr::BLOCK_N;
+    const int per_group = LK_GEMM_GROUP_M * tiles_n;
+    const int group = blockIdx.x / per_group;
+    const int first_m = group * LK_GEMM_GROUP_M;
+    const int group_rows = min(tiles_m - first_m, LK_GEMM_GROUP_M);
+    const int in_group = blockIdx.x % per_group;
+    const int m0 = (first_m + in_group % group_rows) * Tr::BLOCK_M;
+    const int n0 = (in_group / group_rows) * Tr::BLOCK_N;
+
+    const GemmTileLoader<Tr, Tr::BLOCK_M, A_KMAJOR> a_load(p.a, p.lda, m0);
+    const GemmTileLoader<Tr, Tr::BLOCK_N, B_KMAJOR> b_load(p.b, p.ldb, n0);
+    const int k_tiles = (p.k + Tr::BLOCK_K - 1) / Tr::BLOCK_K;
+
+    // Fragment offsets within a stage (elements), per k-step and m16 tile / n8 pair.
+    constexpr int A_CH = A_KMAJOR ? 4 : Tr::BLOCK_M / 8;
+    constexpr int B_CH = B_KMAJOR ? 4 : Tr::BLOCK_N / 8;
+    int a_off[Tr::K_STEPS][Tr::M_TILES], b_off[Tr::K_STEPS][Tr::N_PAIRS];
+#pragma unroll
+    for (int ks = 0; ks < Tr::K_STEPS; ++ks) {
+#pragma unroll
+        for (int mt = 0; mt < Tr::M_TILES; ++mt) {
+            const int m = wm * Tr::WARP_M + mt * 16;
+            a_off[ks][mt] = A_KMAJOR ? gemm_swizzle<A_CH>(m + lane % 16, ks * 2 + lane / 16)
+                                     : gemm_swizzle<A_CH>(ks * 16 + lane / 16 * 8 + lane % 8, m / 8 + lane / 8 % 2);
+        }
+#pragma unroll
+        for (int np = 0; np < Tr::N_PAIRS; ++np) {
+            const int n = wn * Tr::WARP_N + np * 16;
+            b_off[ks][np] = Tr::A_ELEMS +
+                            (B_KMAJOR ? gemm_swizzle<B_CH>(n + lane / 16 * 8 + lane % 8, ks * 2 + lane / 8 % 2)
+                                      : gemm_swizzle<B_CH>(ks * 16 + lane / 8 % 2 * 8 + lane % 8, n / 8 + lane / 16));
+        }
+    }
 
     float acc[Tr::M_TILES][Tr::N_TILES][4];
 #pragma unroll
@@ -244,59 +191,145 @@ __device__ __forceinline__ void gemm_mma_kernel(const GemmParams& p) {
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[mt][nt][e] = 0.0f;
 
-    for (int k0 = 0; k0 < p.k; k0 += Tr::BLOCK_K) {
-        __syncthreads();  // the previous slice is consumed
-        stage_operand<T, Tr>(a_s, a, p.lda, a_k_contiguous, m0, k0, p.m, p.k, a_vec);
-        stage_operand<T, Tr>(b_s, b, p.ldb, b_k_contiguous, n0, k0, p.n, p.k, b_vec);
-        __syncthreads();
+    // Prologue: tiles 0 .. STAGES - 2, one commit group each (empty past the last tile).
 #pragma unroll
-        for (int ks = 0; ks < Tr::BLOCK_K; ks += Tr::MMA_K) {
-            uint32_t af[Tr::M_TILES][4];
-            uint32_t bf[Tr::N_TILES / 2][4];  // per pair of n-tiles: b0, b1 of the first, b0, b1 of the second
+    for (int s = 0; s < Tr::STAGES - 1; ++s) {
+        if (s < k_tiles) {
+            a_load.load(p.a, smem, s * Tr::STAGE_ELEMS, s, p.m, p.k);
+            b_load.load(p.b, smem + Tr::A_ELEMS, s * Tr::STAGE_ELEMS, s, p.n, p.k);
+        }
+        cp_async_commit();
+    }
+
+    for (int kt = 0; kt < k_tiles; ++kt) {
+        cp_async_wait<Tr::STAGES - 2>();  // tile kt has landed for this thread ...
+        __syncthreads();                  // ... for every thread, and tile kt - 1 is consumed
+        const int next = kt + Tr::STAGES - 1;
+        if (next < k_tiles) {
+            const int st = (next % Tr::STAGES) * Tr::STAGE_ELEMS;
+            a_load.load(p.a, smem, st, next, p.m, p.k);
+            b_load.load(p.b, smem + Tr::A_ELEMS, st, next, p.n, p.k);
+        }
+        cp_async_commit();
+
+        const T* stage = smem + (kt % Tr::STAGES) * Tr::STAGE_ELEMS;
+        uint32_t af[2][Tr::M_TILES][4], bf[2][Tr::N_PAIRS][4];
+        auto load_frags = [&](int buf, int ks) {
 #pragma unroll
-            for (int mt = 0; mt < Tr::M_TILES; ++mt)
-                ldmatrix_x4(af[mt], &a_s[wm * Tr::WARP_M + mt * Tr::MMA_M + lane % 16][ks + lane / 16 * 8]);
+            for (int mt = 0; mt < Tr::M_TILES; ++mt) {
+                if constexpr (A_KMAJOR)
+                    ldmatrix_x4(af[buf][mt], stage + a_off[ks][mt]);
+                else
+                    ldmatrix_x4_trans(af[buf][mt], stage + a_off[ks][mt]);
+            }
 #pragma unroll
-            for (int np = 0; np < Tr::N_TILES / 2; ++np)
-                ldmatrix_x4(bf[np], &b_s[wn * Tr::WARP_N + np * 16 + lane / 16 * 8 + lane % 8][ks + lane / 8 % 2 * 8]);
+            for (int np = 0; np < Tr::N_PAIRS; ++np) {
+                if constexpr (B_KMAJOR)
+                    ldmatrix_x4(bf[buf][np], stage + b_off[ks][np]);
+                else
+                    ldmatrix_x4_trans(bf[buf][np], stage + b_off[ks][np]);
+            }
+        };
+        load_frags(0, 0);
+#pragma unroll
+        for (int ks = 0; ks < Tr::K_STEPS; ++ks) {
+            if (ks + 1 < Tr::K_STEPS) load_frags((ks + 1) % 2, ks + 1);
 #pragma unroll
             for (int mt = 0; mt < Tr::M_TILES; ++mt)
 #pragma unroll
                 for (int nt = 0; nt < Tr::N_TILES; ++nt)
-                    mma_16816(acc[mt][nt], af[mt], bf[nt / 2][nt % 2 * 2], bf[nt / 2][nt % 2 * 2 + 1], T());
+                    mma_16816(acc[mt][nt], af[ks % 2][mt], bf[ks % 2][nt / 2][nt % 2 * 2],
+                              bf[ks % 2][nt / 2][nt % 2 * 2 + 1], T());
         }
     }
 
-    // Epilogue: alpha * acc + beta * C in f32, one rounding to T; C read only when beta != 0.
+    // Epilogue, one row of warps at a time through shared memory (aliases the drained ring).
+    cp_async_wait<0>();
+    float* c_s = reinterpret_cast<float*>(gemm_smem);  // (WARP_M, C_STRIDE)
+    T* c = static_cast<T*>(p.c);
     const bool read_c = p.beta != 0.0f;
-    const int g = lane / 4;  // fragment row within the 8-row half
-    const int t = lane % 4;  // fragment column pair
+    const bool c_vec = reinterpret_cast<uintptr_t>(c) % 16 == 0 && p.ldc % 8 == 0;
+    const int g = lane / 4;
+    const int t4 = lane % 4;
+    constexpr int ROW_CHUNKS = Tr::BLOCK_N / 8;
+    constexpr int STORES = Tr::WARP_M * ROW_CHUNKS / Tr::THREADS;
 #pragma unroll
-    for (int mt = 0; mt < Tr::M_TILES; ++mt)
+    for (int pass = 0; pass < Tr::WARPS_M; ++pass) {
+        __syncthreads();  // the ring (first pass) or the previous pass is consumed
+        if (wm == pass) {
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            const int i = m0 + wm * Tr::WARP_M + mt * Tr::MMA_M + half * 8 + g;
-            if (i >= p.m) continue;
+            for (int mt = 0; mt < Tr::M_TILES; ++mt)
 #pragma unroll
-            for (int nt = 0; nt < Tr::N_TILES; ++nt)
+                for (int nt = 0; nt < Tr::N_TILES; ++nt)
 #pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    const int j = n0 + wn * Tr::WARP_N + nt * Tr::MMA_N + t * 2 + e;
-                    if (j >= p.n) continue;
-                    T* dst = c + int64_t(i) * p.ldc + j;
-                    float v = p.alpha * acc[mt][nt][half * 2 + e];
-                    if (read_c) v = fmaf(p.beta, to_f32(*dst), v);
-                    *dst = from_f32<T>(v);
-                }
+                    for (int h = 0; h < 2; ++h) {
+                        float* dst = c_s + (mt * 16 + h * 8 + g) * Tr::C_STRIDE + wn * Tr::WARP_N + nt * 8 + 2 * t4;
+                        *reinterpret_cast<float2*>(dst) =
+                            make_float2(p.alpha * acc[mt][nt][2 * h], p.alpha * acc[mt][nt][2 * h + 1]);
+                    }
         }
+        __syncthreads();
+#pragma unroll
+        for (int it = 0; it < STORES; ++it) {
+            const int id = tid + it * Tr::THREADS;
+            const int r = id / ROW_CHUNKS;
+            const int ch = id % ROW_CHUNKS;
+            const int i = m0 + pass * Tr::WARP_M + r;
+            const int j = n0 + ch * 8;
+            if (i >= p.m || j >= p.n) continue;
+            // Two 16-byte shared reads, in the order that keeps a quarter-warp on distinct banks.
+            const float* src = c_s + r * Tr::C_STRIDE + ch * 8;
+            const bool h = (ch >> 2) & 1;
+            const float4 first = *reinterpret_cast<const float4*>(src + (h ? 4 : 0));
+            const float4 second = *reinterpret_cast<const float4*>(src + (h ? 0 : 4));
+            const float4 lo = h ? second : first;
+            const float4 hi = h ? first : second;
+            float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+            T* out = c + int64_t(i) * p.ldc + j;
+            if (c_vec && j + 8 <= p.n) {
+                uint4 packed;
+                uint32_t* w = reinterpret_cast<uint32_t*>(&packed);
+                if (read_c) {
+                    const uint4 old = *reinterpret_cast<const uint4*>(out);
+                    const T* o = reinterpret_cast<const T*>(&old);
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) v[e] = fmaf(p.beta, to_f32(o[e]), v[e]);
+                }
+#pragma unroll
+                for (int e = 0; e < 4; ++e) w[e] = pack2<T>(v[2 * e], v[2 * e + 1]);
+                *reinterpret_cast<uint4*>(out) = packed;
+            } else {
+#pragma unroll
+                for (int e = 0; e < 8; ++e) {
+                    if (j + e >= p.n) break;
+                    const float x = read_c ? fmaf(p.beta, to_f32(out[e]), v[e]) : v[e];
+                    out[e] = from_f32<T>(x);
+                }
+            }
+        }
+    }
 }
 
 }  // namespace lk
 
-extern "C" __global__ void __launch_bounds__(lk::GemmTraits::THREADS) gemm_f32(const GemmParams p) { lk::gemm_kernel<float, lk::GemmTraits>(p); }
-extern "C" __global__ void __launch_bounds__(lk::GemmMmaTraits::THREADS) gemm_f16(const GemmParams p) {
-    lk::gemm_mma_kernel<__half, lk::GemmMmaTraits>(p);
-}
-extern "C" __global__ void __launch_bounds__(lk::GemmMmaTraits::THREADS) gemm_bf16(const GemmParams p) {
-    lk::gemm_mma_kernel<__nv_bfloat16, lk::GemmMmaTraits>(p);
-}
+using GemmWide = lk::GemmV3Traits<LK_GEMM_WIDE_BLOCK_M, LK_GEMM_WIDE_BLOCK_N, LK_GEMM_WIDE_WARPS_M, LK_GEMM_WIDE_WARPS_N>;
+using GemmLarge =
+    lk::GemmV3Traits<LK_GEMM_LARGE_BLOCK_M, LK_GEMM_LARGE_BLOCK_N, LK_GEMM_LARGE_WARPS_M, LK_GEMM_LARGE_WARPS_N>;
+using GemmSmall =
+    lk::GemmV3Traits<LK_GEMM_SMALL_BLOCK_M, LK_GEMM_SMALL_BLOCK_N, LK_GEMM_SMALL_WARPS_M, LK_GEMM_SMALL_WARPS_N>;
+
+#define LK_GEMM_V3(dtype, T, layout, A_KMAJOR, B_KMAJOR, config, Tr)                                              \
+    extern "C" __global__ void __launch_bounds__(Tr::THREADS) gemm_##dtype##_##layout##_##config(const GemmParams p) { \
+        lk::gemm_v3_kernel<T, Tr, A_KMAJOR, B_KMAJOR>(p);                                                         \
+    }
+#define LK_GEMM_V3_LAYOUTS(dtype, T, config, Tr)            \
+    LK_GEMM_V3(dtype, T, nn, true, false, config, Tr)       \
+    LK_GEMM_V3(dtype, T, nt, true, true, config, Tr)        \
+    LK_GEMM_V3(dtype, T, tn, false, false, config, Tr)      \
+    LK_GEMM_V3(dtype, T, tt, false, true, config, Tr)
+LK_GEMM_V3_LAYOUTS(f16, __half, wide, GemmWide)
+LK_GEMM_V3_LAYOUTS(f16, __half, large, GemmLarge)
+LK_GEMM_V3_LAYOUTS(f16, __half, small, GemmSmall)
+LK_GEMM_V3_LAYOUTS(bf16, __nv_bfloat16, wide, GemmWide)
+LK_GEMM_V3_LAYOUTS(bf16, __nv_bfloat16, large, GemmLarge)
+LK_GEMM_V3_LAYOUTS(bf16, __nv_bfloat16, small, GemmSmall)

@@ -224,8 +224,9 @@ fn ptxas_reports_every_kernel_on_every_arch_with_zero_spills() {
 }
 
 /// The SASS of the tensor-core kernels shows what their headers claim, on every arch: HMMA (mma.sync
-/// m16n8k16 with f32 accumulators), LDSM (ldmatrix; .MT88 is the transposed V load), for attention v2
-/// LDGSTS (16-byte cp.async bypassing L1), and no local memory (LDL/STL: spills or stack arrays).
+/// m16n8k16 with f32 accumulators), LDSM (ldmatrix; .MT88 is the transposed load: attention's V, GEMM
+/// operands stored mn-major), for attention v2 and GEMM v3 LDGSTS (16-byte cp.async bypassing L1), for
+/// GEMM v3 16-byte stores of C, and no local memory (LDL/STL: spills or stack arrays).
 #[test]
 fn tensor_core_kernels_show_hmma_ldsm_and_ldgsts_in_their_sass() {
     let Some(tool) = cuobjdump() else {
@@ -240,12 +241,18 @@ fn tensor_core_kernels_show_hmma_ldsm_and_ldgsts_in_their_sass() {
         "LDSM.16.MT88.4",
         "LDGSTS.E.BYPASS.128",
     ];
+    // GEMM v3: 16-byte cp.async, 16-byte stores of C; B by LDSM.MT88 when stored (k, n).
+    let gemm_v3_kmajor = ["HMMA.16816.F32", "LDSM.16.M88.4", "LDGSTS.E.BYPASS.128", "STG.E.128"];
+    let gemm_v3_nmajor = ["HMMA.16816.F32", "LDSM.16.MT88.4", "LDGSTS.E.BYPASS.128", "STG.E.128"];
     let cases: &[(&str, &str, &[&str])] = &[
         ("attention", "attention_bf16_d128", &attention_v2),
         ("attention", "attention_f16_d64", &attention_v2),
         ("attention", "attention_bf16_d256", &attention_v2),
         ("attention", "attention_decode_bf16_d128", &attention_v2),
-        ("gemm", "gemm_bf16", &["HMMA.16816.F32.BF16", "LDSM.16.M88.4"]),
+        ("gemm", "gemm_bf16_nt_large", &gemm_v3_kmajor),
+        ("gemm", "gemm_f16_nn_large", &gemm_v3_nmajor),
+        ("gemm", "gemm_bf16_tt_small", &gemm_v3_nmajor),
+        ("gemm_v2", "gemm_v2_bf16", &["HMMA.16816.F32.BF16", "LDSM.16.M88.4"]),
     ];
     for (module, kernel, wanted) in cases {
         let image = llama_kernels::raw::module_image(module).unwrap();

@@ -1,7 +1,10 @@
 //! GEMM on every backend against the reference, and every error path of `ops::gemm::gemm`.
 //!
 //! Kernel tests: random shapes that straddle the 64x64x16 tile (1, odd sizes, 63..=65, 17), all four
-//! transpose combinations, alpha/beta including `beta == 0` on a poisoned (never written) C. Every dtype
+//! transpose combinations, alpha/beta including `beta == 0` on a poisoned (never written) C; for v3
+//! (leading dimensions multiples of 8) shapes straddling its 64x64, 128x128 and 128x256 tiles, each
+//! configuration forced and the op's own choice, and k not a multiple of 32; v2 for unaligned leading
+//! dimensions. Every dtype
 //! is checked against the f64 oracle with the classical bound (`reference::gemm_error_bound`: f32
 //! accumulation, `γ_(k+3)(f32)·Σ|a·b|` plus the underflow floor, then the final rounding), and f16/bf16
 //! also with FlashAttention's 2x rule against the naive same-precision GEMM.
@@ -10,7 +13,7 @@ mod common;
 
 use half::{bf16, f16};
 use llama_kernels::backend::{Backend, EmuBackend};
-use llama_kernels::ops::gemm::gemm;
+use llama_kernels::ops::gemm::{gemm, gemm_with_tiles, Config, Plan, Tiles};
 use llama_kernels::reference::{self, check_2x_rule, check_abs_bound, random_vec, to_f64_vec};
 use llama_kernels::{Elem, Error, GemmConfig, GemmShape};
 use proptest::prelude::*;
@@ -54,12 +57,13 @@ fn run_case<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(
     shape: GemmShape,
     cfg: GemmConfig,
     seed: u64,
+    tiles: Tiles,
 ) -> Result<(), String> {
     let GemmShape { m, n, k } = shape;
     let a = random_vec::<T>(m * k, seed, 1.0);
     let b = random_vec::<T>(k * n, seed ^ 0x55, 1.0);
     let c0 = random_vec::<T>(m * n, seed ^ 0xaa, 1.0);
-    check_case(backend, &a, &b, &c0, shape, cfg)
+    check_case(backend, &a, &b, &c0, shape, cfg, tiles)
 }
 
 /// Runs one GEMM of the given data on `backend` and checks it against the f64 oracle (the classical
@@ -71,6 +75,7 @@ fn check_case<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(
     c0: &[T],
     shape: GemmShape,
     cfg: GemmConfig,
+    tiles: Tiles,
 ) -> Result<(), String> {
     let GemmShape { m, n, .. } = shape;
     let err = |e: Error| format!("{shape:?} {cfg:?}: {e}");
@@ -82,7 +87,7 @@ fn check_case<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(
     } else {
         backend.upload(c0).map_err(err)?
     };
-    gemm(backend, &a_d, &b_d, &mut c_d, shape, cfg).map_err(err)?;
+    gemm_with_tiles(backend, &a_d, &b_d, &mut c_d, shape, cfg, tiles).map_err(err)?;
     let got = to_f64_vec(&backend.download(&c_d).map_err(err)?);
 
     let oracle = reference::gemm_f64(a, b, c0, shape, cfg).map_err(err)?;
@@ -99,8 +104,105 @@ fn check_case<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(
 
 fn random_shapes<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(backend: &B, cases: u32) {
     common::run_cases(cases, case(), |(shape, cfg, seed)| {
-        run_case::<T, B>(backend, shape, cfg, seed)
+        run_case::<T, B>(backend, shape, cfg, seed, Tiles::Auto)
     });
+}
+
+/// GEMM v3's cases: every leading dimension a multiple of 8 (the op's condition for the cp.async path;
+/// `m` and `n` are rounded up where they are one), shapes straddling both block tiles (64 and 128: 1, tile ± 1,
+/// odd sizes where free) and k that is not a multiple of the 32-element k-tile.
+fn v3_case() -> impl Strategy<Value = (GemmShape, GemmConfig, u64)> {
+    let mn = || prop::sample::select(vec![1usize, 8, 63, 64, 65, 127, 128, 129, 200]);
+    (
+        mn(),
+        mn(),
+        prop::sample::select(vec![8usize, 16, 24, 40, 64, 96, 136]),
+        any::<bool>(),
+        any::<bool>(),
+        prop::sample::select(vec![1.0f32, -0.5, 1.7]),
+        prop::sample::select(vec![0.0f32, 1.0, -0.75]),
+        any::<u64>(),
+    )
+        .prop_map(|(m, n, k, trans_a, trans_b, alpha, beta, seed)| {
+            let up8 = |x: usize| x.div_ceil(8) * 8;
+            let m = if trans_a { up8(m) } else { m }; // A stored (k, m): lda = m
+            let n = if trans_b { n } else { up8(n) }; // B stored (k, n): ldb = n
+            let cfg = GemmConfig {
+                trans_a,
+                trans_b,
+                alpha,
+                beta,
+            };
+            (GemmShape { m, n, k }, cfg, seed)
+        })
+}
+
+/// v3 cases on `backend` with `tiles`, each asserted to plan v3 (uploads are 16-byte aligned).
+fn v3_shapes<T: Elem + llama_kernels::backend::DeviceValue, B: Backend>(backend: &B, cases: u32, tiles: Tiles) {
+    common::run_cases(cases, v3_case(), |(shape, cfg, seed)| {
+        let plan = llama_kernels::ops::gemm::plan(shape, T::DTYPE, true, backend.sm_count());
+        if !matches!(plan, Plan::V3(_)) {
+            return Err(format!("{shape:?} plans {plan:?}"));
+        }
+        run_case::<T, B>(backend, shape, cfg, seed, tiles)
+    });
+}
+/// The op's own choice, then every configuration forced.
+fn gemm_v3_bf16<B: Backend>(backend: &B) {
+    v3_shapes::<bf16, B>(backend, 12, Tiles::Auto);
+    for config in Config::ALL {
+        v3_shapes::<bf16, B>(backend, 10, Tiles::Fixed(config));
+    }
+}
+fn gemm_v3_f16<B: Backend>(backend: &B) {
+    for config in Config::ALL {
+        v3_shapes::<f16, B>(backend, 6, Tiles::Fixed(config));
+    }
+}
+
+/// The rule picks each configuration where it should (an emulator of 1 SM fills with any tile).
+#[test]
+fn gemm_v3_plan_reaches_every_config() {
+    let p = |m, n, sms| llama_kernels::ops::gemm::plan(GemmShape { m, n, k: 8 }, llama_kernels::DType::BF16, true, sms);
+    assert_eq!(p(129, 257, 1), Plan::V3(Config::Wide));
+    assert_eq!(p(1, 1, 1), Plan::V3(Config::Large));
+    assert_eq!(p(200, 200, 132), Plan::V3(Config::Small));
+    let backend = EmuBackend::new().with_sm_count(1);
+    v3_shapes::<bf16, _>(&backend, 12, Tiles::Auto);
+}
+
+/// `Tiles::Fixed` where v3 does not run is an error, not a silent v2.
+#[test]
+fn gemm_fixed_tiles_need_the_v3_path() {
+    let backend = EmuBackend::new();
+    let shape = GemmShape { m: 4, n: 4, k: 5 }; // k = 5: A's rows are not 16-byte multiples
+    let a = backend.upload(&[bf16::from_f32(0.5); 20]).unwrap();
+    let b = backend.upload(&[bf16::from_f32(0.5); 20]).unwrap();
+    let mut c = backend.alloc_poisoned::<bf16>(16).unwrap();
+    let fixed = Tiles::Fixed(Config::Large);
+    let e = gemm_with_tiles(&backend, &a, &b, &mut c, shape, GemmConfig::default(), fixed).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+    let a = backend.upload(&[0.5f32; 20]).unwrap();
+    let b = backend.upload(&[0.5f32; 20]).unwrap();
+    let mut c = backend.alloc_poisoned::<f32>(16).unwrap();
+    let e = gemm_with_tiles(&backend, &a, &b, &mut c, shape, GemmConfig::default(), fixed).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+}
+
+/// A leading dimension that is not a multiple of 8 (k = 13 with A stored (m, k)) plans v2, and v2 is right.
+fn gemm_unaligned_runs_v2<B: Backend>(backend: &B) {
+    for (trans_a, trans_b) in [(false, false), (false, true), (true, false), (true, true)] {
+        let shape = GemmShape { m: 70, n: 9, k: 13 };
+        let cfg = GemmConfig {
+            trans_a,
+            trans_b,
+            alpha: 1.0,
+            beta: 0.5,
+        };
+        let plan = llama_kernels::ops::gemm::plan(shape, llama_kernels::DType::BF16, false, backend.sm_count());
+        assert_eq!(plan, Plan::V2);
+        run_case::<bf16, B>(backend, shape, cfg, 11, Tiles::Auto).unwrap();
+    }
 }
 
 fn gemm_f32_random<B: Backend>(backend: &B) {
@@ -121,7 +223,7 @@ fn gemm_bf16_llama_projection<B: Backend>(backend: &B) {
         alpha: 1.0,
         beta: 0.0,
     };
-    run_case::<bf16, B>(backend, shape, cfg, 7).unwrap();
+    run_case::<bf16, B>(backend, shape, cfg, 7, Tiles::Auto).unwrap();
 }
 
 /// Regression (CI failed on it with a random seed): k = 1 products of order 2e-5 are f16 subnormals; a
@@ -147,7 +249,7 @@ fn gemm_f16_subnormal_outputs<B: Backend>(backend: &B) {
             want.iter().all(|v| v.abs() < 2f64.powi(-14)),
             "every output is an f16 subnormal"
         );
-        check_case(backend, &a, &b, &c0, shape, cfg).unwrap();
+        check_case(backend, &a, &b, &c0, shape, cfg, Tiles::Auto).unwrap();
     }
 }
 
@@ -164,7 +266,7 @@ fn gemm_f32_subnormal_products_scaled_by_alpha<B: Backend>(backend: &B) {
             beta,
             ..GemmConfig::default()
         };
-        check_case(backend, &a, &b, &c0, shape, cfg).unwrap();
+        check_case(backend, &a, &b, &c0, shape, cfg, Tiles::Auto).unwrap();
     }
 }
 
@@ -174,6 +276,9 @@ backend_tests!(gemm_f16_subnormal, gemm_f16_subnormal_outputs);
 backend_tests!(gemm_f16, gemm_f16_random);
 backend_tests!(gemm_bf16, gemm_bf16_random);
 backend_tests!(gemm_bf16_projection, gemm_bf16_llama_projection);
+backend_tests!(gemm_v3_bf16_shapes, gemm_v3_bf16);
+backend_tests!(gemm_v3_f16_shapes, gemm_v3_f16);
+backend_tests!(gemm_v2_unaligned, gemm_unaligned_runs_v2);
 
 // ---- error paths (on the emulator: validation happens before any launch, identically on CUDA) ----
 

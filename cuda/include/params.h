@@ -171,6 +171,28 @@ typedef struct AttentionCombineParams {
 /* The most KV splits of one call (the combine kernel keeps one weight per split in shared memory). */
 #define LK_ATTENTION_MAX_SPLITS 256
 
+/* Tile configurations of GEMM v3 (cuda/gemm.cu, f16/bf16 tensor cores): one source for the kernels'
+ * traits and the host's grids and shared memory (src/ops/gemm.rs).
+ *   BLOCK_K: k elements per pipeline stage; STAGES: depth of the cp.async ring;
+ *   GROUP_M: row tiles per rasterization group (consecutive blocks share B's column tiles in L2);
+ *   per config BLOCK_M x BLOCK_N block tiles of WARPS_M x WARPS_N warps:
+ *   WIDE 128 x 256 (8 warps of 64 x 64), LARGE 128 x 128 (4 of 64 x 64), SMALL 64 x 64 (4 of 32 x 32). */
+#define LK_GEMM_BLOCK_K 32
+#define LK_GEMM_STAGES 4
+#define LK_GEMM_GROUP_M 8
+#define LK_GEMM_WIDE_BLOCK_M 128
+#define LK_GEMM_WIDE_BLOCK_N 256
+#define LK_GEMM_WIDE_WARPS_M 2
+#define LK_GEMM_WIDE_WARPS_N 4
+#define LK_GEMM_LARGE_BLOCK_M 128
+#define LK_GEMM_LARGE_BLOCK_N 128
+#define LK_GEMM_LARGE_WARPS_M 2
+#define LK_GEMM_LARGE_WARPS_N 2
+#define LK_GEMM_SMALL_BLOCK_M 64
+#define LK_GEMM_SMALL_BLOCK_N 64
+#define LK_GEMM_SMALL_WARPS_M 2
+#define LK_GEMM_SMALL_WARPS_N 2
+
 /* GEMM: C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C, row-major, f32 accumulation.
  * A is stored (m, k), or (k, m) when trans_a; B is stored (k, n), or (n, k) when trans_b.
  * beta == 0: C is not read. */

@@ -4,73 +4,215 @@
 //! |---|---|
 //! | dtypes | `f32`, `f16`, `bf16` (A, B and C share the dtype) |
 //! | layouts | `A: (m, k)`, or `(k, m)` when `trans_a`; `B: (k, n)`, or `(n, k)` when `trans_b`; `C: (m, n)`; contiguous |
-//! | kernel | `cuda/gemm.cu`. f16/bf16, v2: tensor cores (`mma.sync.m16n8k16`, `ldmatrix`), 64x64 block tile of 4 warps, k-step 32, 16-byte staging loads where aligned. f32, v1: CUDA cores, 64x64 block tile, k-step 16, 4x4 register tile per thread |
-//! | numerics | products and sums in f32 (v1: fma in k order; v2: tensor-core f32 accumulation), `alpha·acc + beta·C` in f32, one rounding to `T` |
+//! | kernel | f16/bf16, v3 (`cuda/gemm.cu`): tensor cores (`mma.sync.m16n8k16`, `ldmatrix`), a 4-stage 16-byte `cp.async` ring into XOR-swizzled shared memory, 128x128 or 64x64 block tiles of 2x2 warps ([`Config`], chosen by [`plan`]), grouped rasterization, 16-byte stores of C. Operands v3 cannot stage (a base or leading dimension of `a` or `b` not 16-byte aligned): v2 (`dev/gemm/v2_mma.cu`, 64x64x32, one stage). f32: v1 (`dev/gemm/v1_cuda_cores.cu`, CUDA cores, 64x64 block tile, k-step 16, 4x4 register tile per thread) |
+//! | numerics | products and sums in f32 (v1: fma in k order; v2, v3: tensor-core f32 accumulation, k-tiles in k order), `alpha·acc + beta·C` in f32, one rounding to `T` |
 //! | `beta == 0` | `C` is write-only: never read, so it may be uninitialised |
 //! | zero sizes | `m == 0` or `n == 0`: a no-op; `k == 0`: `C = beta·C` (`alpha·0` with `beta == 0`) |
-//! | limits | `m ≤ 65535·64` (grid rows), `m, n, k ≤ i32::MAX - 64` |
+//! | limits | v1, v2: `m ≤ 65535·64` (grid rows); v3: at most 2³¹ - 1 block tiles; `m, n, k ≤ i32::MAX - 128` |
 
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::ops::validate;
+use crate::raw::params as tiles;
 use crate::raw::GemmParams;
 use crate::shapes::{GemmConfig, GemmShape};
 
 const OP: &str = "gemm";
 
-/// The GEMM entry points, one per dtype.
-pub const KERNELS: &[Kernel<'static>] = &[
-    Kernel {
-        module: "gemm",
-        name: "gemm_f32",
-    },
-    Kernel {
-        module: "gemm",
-        name: "gemm_f16",
-    },
-    Kernel {
-        module: "gemm",
-        name: "gemm_bf16",
-    },
+/// Modules of the three rungs: v3 (f16/bf16), v2 (f16/bf16 operands not 16-byte aligned), v1 (f32).
+const MODULE_V3: &str = "gemm";
+const MODULE_V2: &str = "gemm_v2";
+const MODULE_F32: &str = "gemm_f32";
+
+macro_rules! kernels {
+    ($($module:expr => $name:literal),* $(,)?) => {
+        &[$(Kernel { module: $module, name: $name }),*]
+    };
+}
+
+/// Every GEMM entry point: v1 (f32), v2 (f16, bf16) and v3 (dtype x layout x config, `cuda/gemm.cu`'s table).
+pub const KERNELS: &[Kernel<'static>] = kernels![
+    MODULE_F32 => "gemm_f32",
+    MODULE_V2 => "gemm_v2_f16",
+    MODULE_V2 => "gemm_v2_bf16",
+    MODULE_V3 => "gemm_f16_nn_wide", MODULE_V3 => "gemm_f16_nt_wide",
+    MODULE_V3 => "gemm_f16_tn_wide", MODULE_V3 => "gemm_f16_tt_wide",
+    MODULE_V3 => "gemm_f16_nn_large", MODULE_V3 => "gemm_f16_nt_large",
+    MODULE_V3 => "gemm_f16_tn_large", MODULE_V3 => "gemm_f16_tt_large",
+    MODULE_V3 => "gemm_f16_nn_small", MODULE_V3 => "gemm_f16_nt_small",
+    MODULE_V3 => "gemm_f16_tn_small", MODULE_V3 => "gemm_f16_tt_small",
+    MODULE_V3 => "gemm_bf16_nn_wide", MODULE_V3 => "gemm_bf16_nt_wide",
+    MODULE_V3 => "gemm_bf16_tn_wide", MODULE_V3 => "gemm_bf16_tt_wide",
+    MODULE_V3 => "gemm_bf16_nn_large", MODULE_V3 => "gemm_bf16_nt_large",
+    MODULE_V3 => "gemm_bf16_tn_large", MODULE_V3 => "gemm_bf16_tt_large",
+    MODULE_V3 => "gemm_bf16_nn_small", MODULE_V3 => "gemm_bf16_nt_small",
+    MODULE_V3 => "gemm_bf16_tn_small", MODULE_V3 => "gemm_bf16_tt_small",
 ];
 
-/// `GemmTraits` (v1, f32) and `GemmMmaTraits` (v2, f16/bf16) of `cuda/gemm.cu`: both tile C by 64x64
-/// per block; v1 runs 256 threads (16x16, 4x4 elements each), v2 4 warps (32x32 each).
-const BLOCK_M: usize = 64;
-const BLOCK_N: usize = 64;
+/// v1 and v2 tile C by 64x64 per block; v1 runs 256 threads (16x16, 4x4 elements each), v2 4 warps
+/// (32x32 each), with static shared memory.
+const BLOCK_V1_V2: usize = 64;
 const THREADS_V1: u32 = 256;
 const THREADS_V2: u32 = 128;
 /// The kernel adds up to one tile to a row, column or k index in `int`: keep that from overflowing.
-const MAX_DIM: usize = i32::MAX as usize - 64;
-/// CUDA's limit on `gridDim.y` (the row tiles).
+const MAX_DIM: usize = i32::MAX as usize - 128;
+/// CUDA's limit on `gridDim.y` (v1/v2's row tiles).
 const MAX_GRID_Y: usize = 65535;
 
-/// Grid and block of one GEMM launch: one block per 64x64 tile of C, column tiles on `grid.x` (no
-/// practical limit), row tiles on `grid.y` (at most 65535). f32 (v1): 256 threads, 8 KB of static shared
-/// memory, 80 registers. f16/bf16 (v2): 128 threads (4 warps of 32x32), 10 KB of static shared memory,
-/// ~122 registers: several blocks per SM either way.
-fn launch_config(shape: GemmShape, dtype: DType) -> Result<LaunchDims> {
-    let tiles_n = shape.n.div_ceil(BLOCK_N);
-    let tiles_m = shape.m.div_ceil(BLOCK_M);
+/// v3's block-tile configurations (`LK_GEMM_*` in params.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Config {
+    /// 128x256, 2x4 warps of 64x64.
+    Wide,
+    /// 128x128, 2x2 warps of 64x64.
+    Large,
+    /// 64x64, 2x2 warps of 32x32.
+    Small,
+}
+
+impl Config {
+    /// Every configuration, largest first.
+    pub const ALL: [Config; 3] = [Config::Wide, Config::Large, Config::Small];
+
+    /// `(BLOCK_M, BLOCK_N)`.
+    pub fn block(self) -> (usize, usize) {
+        let (m, n) = match self {
+            Config::Wide => (tiles::LK_GEMM_WIDE_BLOCK_M, tiles::LK_GEMM_WIDE_BLOCK_N),
+            Config::Large => (tiles::LK_GEMM_LARGE_BLOCK_M, tiles::LK_GEMM_LARGE_BLOCK_N),
+            Config::Small => (tiles::LK_GEMM_SMALL_BLOCK_M, tiles::LK_GEMM_SMALL_BLOCK_N),
+        };
+        (m as usize, n as usize)
+    }
+
+    /// `(WARPS_M, WARPS_N)`.
+    pub fn warps(self) -> (usize, usize) {
+        let (m, n) = match self {
+            Config::Wide => (tiles::LK_GEMM_WIDE_WARPS_M, tiles::LK_GEMM_WIDE_WARPS_N),
+            Config::Large => (tiles::LK_GEMM_LARGE_WARPS_M, tiles::LK_GEMM_LARGE_WARPS_N),
+            Config::Small => (tiles::LK_GEMM_SMALL_WARPS_M, tiles::LK_GEMM_SMALL_WARPS_N),
+        };
+        (m as usize, n as usize)
+    }
+
+    /// Block tiles covering an `m x n` C.
+    pub fn tiles(self, m: usize, n: usize) -> usize {
+        let (bm, bn) = self.block();
+        m.div_ceil(bm).saturating_mul(n.div_ceil(bn))
+    }
+
+    fn threads(self) -> u32 {
+        let (wm, wn) = self.warps();
+        (wm * wn * 32) as u32
+    }
+
+    /// Dynamic shared memory of one block: the cp.async ring, or the epilogue's f32 staging of one row of
+    /// warps (`WARP_M x (BLOCK_N + 8)`), whichever is larger (they alias).
+    pub fn shared_bytes(self) -> usize {
+        let (bm, bn) = self.block();
+        let ring = (tiles::LK_GEMM_STAGES * tiles::LK_GEMM_BLOCK_K) as usize * (bm + bn) * 2;
+        let epilogue = bm / self.warps().0 * (bn + 8) * 4;
+        ring.max(epilogue)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Config::Wide => "wide",
+            Config::Large => "large",
+            Config::Small => "small",
+        }
+    }
+}
+
+/// Which rung and tile a call runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// f32: CUDA cores.
+    V1,
+    /// f16/bf16 with an operand v3 cannot stage by 16-byte `cp.async`.
+    V2,
+    /// f16/bf16 tensor-core pipeline.
+    V3(Config),
+}
+
+/// The rung and tile for a GEMM of `shape` in `dtype` whose operands are (`aligned`) 16-byte aligned with
+/// leading dimensions that are multiples of 8 elements, on a device of `sm_count` SMs.
+///
+/// Rule: f32 runs v1; unaligned f16/bf16 runs v2; otherwise v3 with the largest tile that still makes
+/// enough blocks: 128x256 when that gives at least 2 blocks per SM (`Config::Wide.tiles(m, n) ≥ 2 ·
+/// sm_count`: a whole wave and a tail that is at most a third of the work), else 128x128 when that gives
+/// at least one per SM, else 64x64 (4x the blocks of 128x128, for problems too small to fill the GPU).
+/// Larger tiles move fewer bytes per FLOP through L2 and shared memory; smaller ones fill more SMs. The
+/// model's figure for every choice at LLaMA shapes: docs/performance.md ("GEMM v3").
+pub fn plan(shape: GemmShape, dtype: DType, aligned: bool, sm_count: u32) -> Plan {
+    if dtype == DType::F32 {
+        return Plan::V1;
+    }
+    if !aligned {
+        return Plan::V2;
+    }
+    let sms = sm_count as usize;
+    Plan::V3(if Config::Wide.tiles(shape.m, shape.n) >= 2 * sms {
+        Config::Wide
+    } else if Config::Large.tiles(shape.m, shape.n) >= sms {
+        Config::Large
+    } else {
+        Config::Small
+    })
+}
+
+/// Grid and block of one GEMM launch. v1/v2: one block per 64x64 tile of C, column tiles on `grid.x`,
+/// row tiles on `grid.y` (at most 65535); f32 (v1): 256 threads, 8 KB of static shared memory; v2: 128
+/// threads, 10 KB. v3: a 1-D grid of one block per tile (rasterized in the kernel), 128 or 256 threads,
+/// [`Config::shared_bytes`] of dynamic shared memory.
+fn launch_config(shape: GemmShape, plan: Plan) -> Result<LaunchDims> {
+    if let Plan::V3(config) = plan {
+        let tiles = config.tiles(shape.m, shape.n);
+        return Ok(LaunchDims {
+            grid: [validate::to_i32(OP, "block tiles", tiles)? as u32, 1, 1],
+            block: [config.threads(), 1, 1],
+            shared_bytes: config.shared_bytes() as u32,
+        });
+    }
+    let tiles_n = shape.n.div_ceil(BLOCK_V1_V2);
+    let tiles_m = shape.m.div_ceil(BLOCK_V1_V2);
     if tiles_m > MAX_GRID_Y {
         return Err(Error::SizeOverflow {
             op: OP,
             what: format!(
-                "m = {} needs {tiles_m} row tiles of {BLOCK_M}, over the grid limit {MAX_GRID_Y}",
+                "m = {} needs {tiles_m} row tiles of {BLOCK_V1_V2}, over the grid limit {MAX_GRID_Y}",
                 shape.m
             ),
         });
     }
     Ok(LaunchDims {
         grid: [validate::to_i32(OP, "n tiles", tiles_n)? as u32, tiles_m as u32, 1],
-        block: [if dtype == DType::F32 { THREADS_V1 } else { THREADS_V2 }, 1, 1],
+        block: [if plan == Plan::V1 { THREADS_V1 } else { THREADS_V2 }, 1, 1],
         shared_bytes: 0,
     })
 }
 
-fn kernel_for(dtype: DType) -> Kernel<'static> {
-    KERNELS[dtype.index()]
+/// The entry point of `plan` for `dtype` and the transpose flags.
+pub fn kernel_for(plan: Plan, dtype: DType, trans_a: bool, trans_b: bool) -> Kernel<'static> {
+    let dt = match dtype {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+    };
+    let name = match plan {
+        Plan::V1 => "gemm_f32".to_string(),
+        Plan::V2 => format!("gemm_v2_{dt}"),
+        Plan::V3(config) => format!(
+            "gemm_{dt}_{}{}_{}",
+            if trans_a { 't' } else { 'n' },
+            if trans_b { 't' } else { 'n' },
+            config.name()
+        ),
+    };
+    *KERNELS
+        .iter()
+        .find(|k| k.name == name)
+        .expect("every plan names an entry point of KERNELS")
 }
 
 /// `c ← alpha · op(a) · op(b) + beta · c` on `backend` (see the module docs for layouts and numerics).
@@ -96,6 +238,37 @@ where
     T: Elem + DeviceValue,
     B: Backend,
 {
+    gemm_with_tiles(backend, a, b, c, shape, cfg, Tiles::Auto)
+}
+
+/// Which v3 block tile a call runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Tiles {
+    /// [`plan`]'s rule.
+    #[default]
+    Auto,
+    /// This configuration (for benchmarks and tests); f16/bf16 with aligned operands only.
+    Fixed(Config),
+}
+
+/// [`gemm`] with the v3 tile chosen by the caller.
+///
+/// # Errors
+/// As [`gemm`]; `InvalidArgument` for `Tiles::Fixed` on f32 or on operands that run v2 (a base or
+/// leading dimension of `a` or `b` not 16-byte aligned).
+pub fn gemm_with_tiles<T, B>(
+    backend: &B,
+    a: &impl DeviceSlice<T, B>,
+    b: &impl DeviceSlice<T, B>,
+    c: &mut impl DeviceSliceMut<T, B>,
+    shape: GemmShape,
+    cfg: GemmConfig,
+    tiles: Tiles,
+) -> Result<()>
+where
+    T: Elem + DeviceValue,
+    B: Backend,
+{
     // Preconditions.
     let GemmShape { m, n, k } = shape;
     validate::check_finite(OP, "alpha", cfg.alpha)?;
@@ -110,7 +283,6 @@ where
     }
     let a_dims = if cfg.trans_a { [k, m] } else { [m, k] }; // as stored
     let b_dims = if cfg.trans_b { [n, k] } else { [k, n] }; // as stored
-    let dims = launch_config(shape, T::DTYPE)?;
     let elem = std::mem::size_of::<T>();
     let (a_addr, _a_guard) = validate::addr_of(OP, "a", a, backend, &a_dims)?;
     let (b_addr, _b_guard) = validate::addr_of(OP, "b", b, backend, &b_dims)?;
@@ -123,6 +295,20 @@ where
     if m == 0 || n == 0 {
         return Ok(()); // C is empty. (k == 0 still launches: C = beta·C.)
     }
+    // v3 stages both operands in 16-byte chunks: bases 16-byte aligned, rows a multiple of 8 elements.
+    let chunked = |addr: u64, ld: usize| addr % 16 == 0 && ld % 8 == 0;
+    let aligned = chunked(a_addr, a_dims[1]) && chunked(b_addr, b_dims[1]);
+    let plan = match (tiles, plan(shape, T::DTYPE, aligned, backend.sm_count())) {
+        (Tiles::Auto, p) => p,
+        (Tiles::Fixed(config), Plan::V3(_)) => Plan::V3(config),
+        (Tiles::Fixed(config), p) => {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!("tiles {config:?} need f16/bf16 operands with 16-byte rows; this call runs {p:?}"),
+            })
+        }
+    };
+    let dims = launch_config(shape, plan)?;
 
     let params = GemmParams {
         c: c_addr as *mut std::ffi::c_void,
@@ -140,7 +326,7 @@ where
         beta: cfg.beta,
         reserved0: 0,
     };
-    backend.launch(kernel_for(T::DTYPE), dims, &params)
+    backend.launch(kernel_for(plan, T::DTYPE, cfg.trans_a, cfg.trans_b), dims, &params)
 }
 
 #[cfg(test)]
@@ -149,19 +335,51 @@ mod tests {
 
     #[test]
     fn launch_config_covers_edges() {
-        let d = launch_config(GemmShape { m: 65, n: 1, k: 3 }, DType::F32).unwrap();
+        let d = launch_config(GemmShape { m: 65, n: 1, k: 3 }, Plan::V1).unwrap();
         assert_eq!(d.grid, [1, 2, 1]);
         assert_eq!(d.block, [THREADS_V1, 1, 1]);
-        let d = launch_config(GemmShape { m: 65, n: 130, k: 3 }, DType::BF16).unwrap();
+        let d = launch_config(GemmShape { m: 65, n: 130, k: 3 }, Plan::V2).unwrap();
         assert_eq!((d.grid, d.block), ([3, 2, 1], [THREADS_V2, 1, 1]));
+        let d = launch_config(GemmShape { m: 129, n: 130, k: 3 }, Plan::V3(Config::Large)).unwrap();
+        assert_eq!((d.grid, d.block, d.shared_bytes), ([4, 1, 1], [128, 1, 1], 65536));
+        let d = launch_config(GemmShape { m: 65, n: 1, k: 3 }, Plan::V3(Config::Small)).unwrap();
+        assert_eq!((d.grid, d.shared_bytes), ([2, 1, 1], 32768));
         let too_tall = GemmShape {
-            m: MAX_GRID_Y * BLOCK_M + 1,
+            m: MAX_GRID_Y * BLOCK_V1_V2 + 1,
             n: 1,
             k: 1,
         };
         assert!(matches!(
-            launch_config(too_tall, DType::F16),
+            launch_config(too_tall, Plan::V2),
             Err(Error::SizeOverflow { .. })
         ));
+    }
+
+    #[test]
+    fn plan_follows_the_rule() {
+        let s = |m, n| GemmShape { m, n, k: 64 };
+        assert_eq!(plan(s(4096, 4096), DType::F32, true, 108), Plan::V1);
+        assert_eq!(plan(s(4096, 4096), DType::BF16, false, 108), Plan::V2);
+        // 512 wide tiles on 108 SMs; 16 x 16 = 256 large ones on 132; 8 x 8 = 64 leave SMs idle: small tiles.
+        assert_eq!(plan(s(4096, 4096), DType::BF16, true, 108), Plan::V3(Config::Wide));
+        assert_eq!(plan(s(2048, 2048), DType::BF16, true, 132), Plan::V3(Config::Large));
+        assert_eq!(plan(s(1024, 1024), DType::F16, true, 108), Plan::V3(Config::Small));
+        assert_eq!(plan(s(1024, 1024), DType::F16, true, 64), Plan::V3(Config::Large));
+    }
+
+    #[test]
+    fn every_plan_has_its_kernel() {
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            for p in [Plan::V1, Plan::V2].into_iter().chain(Config::ALL.map(Plan::V3)) {
+                if (dtype == DType::F32) != (p == Plan::V1) {
+                    continue;
+                }
+                for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                    let k = kernel_for(p, dtype, ta, tb);
+                    let dt = ["f32", "f16", "bf16"][dtype.index()];
+                    assert!(k.name.contains(dt), "{k:?}");
+                }
+            }
+        }
     }
 }
