@@ -6,6 +6,11 @@
 //! - `OUT_DIR/kernels.rs`: the embedded images and the parsed report, included by `src/raw/module.rs`.
 //!
 //! Never runs nvidia-smi: the arch list is fixed or comes from the environment.
+//!
+//! nvcc dominates the build, and cargo runs this script once per profile and tool (clippy, test, release).
+//! So every nvcc output is cached in `target/nvcc-cache/`, shared by all of them, under a key that hashes
+//! the nvcc command line, `nvcc --version`, the source and every header it may include (`cuda/include/`,
+//! `dev/`). A change to one `.cu` recompiles that file only. `LLAMA_KERNELS_NVCC_CACHE=0` turns it off.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,9 +22,10 @@ mod nvcc_finder {
 const DEFAULT_ARCHS: &str = "80,86,89,90";
 const PTX_ARCH: &str = "80";
 const ARCH_ENV: &str = "LLAMA_KERNELS_CUDA_ARCHS";
+const CACHE_ENV: &str = "LLAMA_KERNELS_NVCC_CACHE";
 
 fn main() {
-    for var in nvcc_finder::NVCC_ENV_VARS.iter().chain(&[ARCH_ENV, "PATH"]) {
+    for var in nvcc_finder::NVCC_ENV_VARS.iter().chain(&[ARCH_ENV, CACHE_ENV, "PATH"]) {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=cuda");
@@ -40,17 +46,21 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|x| x == "cu"))
         .collect();
     sources.sort();
+    let cache = NvccCache::new(&nvcc, &out_dir);
 
-    // One job per (source, output kind); run them on NUM_JOBS threads.
+    // One job per (source, output kind); run them on NUM_JOBS threads, largest source first so the
+    // longest compile does not start last.
+    let mut by_size = sources.clone();
+    by_size.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)));
     let mut jobs = Vec::new();
-    for src in &sources {
-        jobs.push(Job {
-            src: src.clone(),
-            kind: JobKind::Ptx,
-        });
+    for src in &by_size {
         jobs.push(Job {
             src: src.clone(),
             kind: JobKind::Fatbin,
+        });
+        jobs.push(Job {
+            src: src.clone(),
+            kind: JobKind::Ptx,
         });
     }
     let workers: usize = std::env::var("NUM_JOBS")
@@ -66,7 +76,7 @@ fn main() {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(job) = jobs.get(i) else { break };
-                let r = run_job(&nvcc, job, &out_dir, &archs);
+                let r = run_job(&nvcc, &cache, job, &out_dir, &archs);
                 *results[i].lock().unwrap() = Some(r);
             });
         }
@@ -115,34 +125,231 @@ fn stem(src: &Path) -> String {
     src.file_stem().unwrap().to_string_lossy().into_owned()
 }
 
-/// Runs nvcc for one job; returns its stderr (ptxas -v report) or an error message.
-fn run_job(nvcc: &Path, job: &Job, out_dir: &Path, archs: &[String]) -> Result<String, String> {
+/// Runs nvcc for one job, or takes its output from the cache; returns its stderr (ptxas -v report) or an
+/// error message.
+fn run_job(nvcc: &Path, cache: &NvccCache, job: &Job, out_dir: &Path, archs: &[String]) -> Result<String, String> {
     let name = stem(&job.src);
-    let mut cmd = Command::new(nvcc);
-    cmd.args(["-O3", "-std=c++17", "-Icuda/include", "--expt-relaxed-constexpr"]);
-    match job.kind {
-        JobKind::Ptx => {
-            cmd.args(["-ptx", &format!("-arch=compute_{PTX_ARCH}")]);
-            cmd.arg("-o").arg(out_dir.join(format!("{name}.ptx")));
-        }
+    let (ext, mut args) = match job.kind {
+        JobKind::Ptx => ("ptx", vec!["-ptx".to_string(), format!("-arch=compute_{PTX_ARCH}")]),
         JobKind::Fatbin => {
-            cmd.args(["--fatbin", "-Xptxas", "-v"]);
+            let mut args = vec!["--fatbin".to_string(), "-Xptxas".to_string(), "-v".to_string()];
             for a in archs {
-                cmd.arg(format!("-gencode=arch=compute_{},code=sm_{a}", a.trim_end_matches('a')));
+                args.push(format!("-gencode=arch=compute_{},code=sm_{a}", a.trim_end_matches('a')));
             }
-            cmd.arg(format!("-gencode=arch=compute_{PTX_ARCH},code=compute_{PTX_ARCH}"));
-            cmd.arg("-o").arg(out_dir.join(format!("{name}.fatbin")));
+            args.push(format!("-gencode=arch=compute_{PTX_ARCH},code=compute_{PTX_ARCH}"));
+            ("fatbin", args)
+        }
+    };
+    let mut all_args: Vec<String> = ["-O3", "-std=c++17", "-Icuda/include", "--expt-relaxed-constexpr"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    all_args.append(&mut args);
+    let output = out_dir.join(format!("{name}.{ext}"));
+    let entry = cache.entry(&job.src, &all_args, &format!("{name}.{ext}"));
+    if let Some(entry) = &entry {
+        if let Some(stderr) = entry.fetch(&output) {
+            return Ok(stderr);
         }
     }
-    cmd.arg(&job.src);
-    let out = cmd
+    let out = Command::new(nvcc)
+        .args(&all_args)
+        .arg("-o")
+        .arg(&output)
+        .arg(&job.src)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", nvcc.display()))?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         return Err(format!("nvcc failed on {}:\n{stderr}", job.src.display()));
     }
+    // Store only when the inputs are still what the key hashed: a file edited while nvcc ran would
+    // otherwise file the old key under the new output.
+    if let Some(entry) = &entry {
+        let unchanged = cache.reload_shared_key() == Some(cache.shared_key)
+            && cache
+                .entry(&job.src, &all_args, &format!("{name}.{ext}"))
+                .map(|e| e.path)
+                == Some(entry.path.clone());
+        if unchanged {
+            entry.store(&output, &stderr);
+        }
+    }
     Ok(stderr)
+}
+
+/// The nvcc output cache: `target/nvcc-cache/`, or none when it is turned off or cannot be made.
+struct NvccCache {
+    dir: Option<PathBuf>,
+    /// `nvcc --version`.
+    version: Vec<u8>,
+    /// Hash of the version and of every file under `cuda/include/` and `dev/`.
+    shared_key: u128,
+}
+
+/// One cached output: `<dir>/<output name>.<key>` plus `<...>.stderr`.
+struct CacheEntry {
+    dir: PathBuf,
+    output_name: String,
+    path: PathBuf,
+}
+
+impl NvccCache {
+    fn new(nvcc: &Path, out_dir: &Path) -> NvccCache {
+        let off = std::env::var(CACHE_ENV).is_ok_and(|v| v == "0");
+        // OUT_DIR is `<target>[/<triple>]/<profile>/build/<pkg>-<hash>/out`; the cache sits beside the
+        // profile directories so that every profile shares it.
+        let dir = out_dir.ancestors().nth(4).map(|t| t.join("nvcc-cache"));
+        let dir = dir.filter(|d| !off && std::fs::create_dir_all(d).is_ok());
+        let version = match Command::new(nvcc).arg("--version").output() {
+            Ok(o) if o.status.success() => o.stdout,
+            // Without a version there is no safe key: run without the cache.
+            _ => {
+                return NvccCache {
+                    dir: None,
+                    version: Vec::new(),
+                    shared_key: 0,
+                }
+            }
+        };
+        let mut cache = NvccCache {
+            dir,
+            version,
+            shared_key: 0,
+        };
+        match cache.reload_shared_key() {
+            Some(key) => cache.shared_key = key,
+            None => cache.dir = None,
+        }
+        cache
+    }
+
+    /// Hashes nvcc's version and the headers as they are now.
+    fn reload_shared_key(&self) -> Option<u128> {
+        let mut h = Hasher128::default();
+        h.write(&self.version);
+        let mut files = Vec::new();
+        for root in ["cuda/include", "dev"] {
+            list_files(Path::new(root), &mut files);
+        }
+        files.sort();
+        for f in &files {
+            h.write(f.to_string_lossy().as_bytes());
+            h.write(&std::fs::read(f).ok()?);
+        }
+        Some(h.finish())
+    }
+
+    fn entry(&self, src: &Path, args: &[String], output_name: &str) -> Option<CacheEntry> {
+        let dir = self.dir.as_ref()?;
+        let mut h = Hasher128::default();
+        h.write(&self.shared_key.to_le_bytes());
+        for a in args {
+            h.write(a.as_bytes());
+            h.write(&[0]);
+        }
+        h.write(src.to_string_lossy().as_bytes());
+        h.write(&std::fs::read(src).ok()?);
+        let key = h.finish();
+        Some(CacheEntry {
+            dir: dir.clone(),
+            output_name: output_name.to_string(),
+            path: dir.join(format!("{output_name}.{key:032x}")),
+        })
+    }
+}
+
+impl CacheEntry {
+    fn stderr_path(&self) -> PathBuf {
+        self.path.with_extension(format!(
+            "{}.stderr",
+            self.path.extension().unwrap_or_default().to_string_lossy()
+        ))
+    }
+
+    /// Copies the cached output to `output`; returns the cached stderr, or None on a miss.
+    fn fetch(&self, output: &Path) -> Option<String> {
+        let stderr = std::fs::read_to_string(self.stderr_path()).ok()?;
+        std::fs::copy(&self.path, output).ok()?;
+        Some(stderr)
+    }
+
+    /// Stores `output` and its stderr; drops older entries for the same output name. Best effort: a
+    /// failure leaves the cache without this entry. Writes go to a temporary name first and are renamed
+    /// in place, so a concurrent build never reads half a file; the output is stored before its stderr,
+    /// which marks the entry complete.
+    fn store(&self, output: &Path, stderr: &str) {
+        if let Ok(read) = std::fs::read_dir(&self.dir) {
+            let prefix = format!("{}.", self.output_name);
+            for e in read.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let same_output = name
+                    .strip_prefix(&prefix)
+                    .is_some_and(|rest| rest.len() >= 32 && rest[..32].chars().all(|c| c.is_ascii_hexdigit()));
+                let own = Some(e.file_name().as_os_str()) == self.path.file_name();
+                if same_output && !own {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let tmp = |p: &Path| {
+            p.with_file_name(format!(
+                ".tmp-{}-{}",
+                std::process::id(),
+                p.file_name().unwrap().to_string_lossy()
+            ))
+        };
+        let (data_tmp, err_tmp) = (tmp(&self.path), tmp(&self.stderr_path()));
+        let ok = std::fs::copy(output, &data_tmp).is_ok()
+            && std::fs::rename(&data_tmp, &self.path).is_ok()
+            && std::fs::write(&err_tmp, stderr).is_ok()
+            && std::fs::rename(&err_tmp, self.stderr_path()).is_ok();
+        if !ok {
+            let _ = std::fs::remove_file(&data_tmp);
+            let _ = std::fs::remove_file(&err_tmp);
+        }
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn list_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(read) = std::fs::read_dir(dir) else { return };
+    for e in read.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            list_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// FNV-1a with a 128-bit state: stable across Rust versions (std's hasher is not promised to be), and
+/// a cache key, not a defence against adversaries.
+struct Hasher128(u128);
+
+impl Default for Hasher128 {
+    fn default() -> Self {
+        Hasher128(0x6c62272e07bb014262b821756295c58d)
+    }
+}
+
+impl Hasher128 {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u128;
+            self.0 = self.0.wrapping_mul(0x0000000001000000000000000000013b);
+        }
+        // Length-delimit each write, so ("ab", "c") and ("a", "bc") differ.
+        for b in (bytes.len() as u64).to_le_bytes() {
+            self.0 ^= b as u128;
+            self.0 = self.0.wrapping_mul(0x0000000001000000000000000000013b);
+        }
+    }
+
+    fn finish(&self) -> u128 {
+        self.0
+    }
 }
 
 /// One row of ptxas's `-v` report.

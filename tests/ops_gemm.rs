@@ -171,6 +171,27 @@ fn gemm_v3_plan_reaches_every_config() {
     v3_shapes::<bf16, _>(&backend, 12, Tiles::Auto);
 }
 
+/// A stored (k, m) and B stored (k, n): k is no leading dimension, so any k runs v3, and the k edge falls
+/// inside a k-tile's rows (13, 37: partial tiles of 32, rows past k zero-filled).
+fn gemm_v3_tn_any_k<B: Backend>(backend: &B) {
+    for config in Config::ALL {
+        for (m, n, k) in [(64usize, 72usize, 13usize), (136, 8, 37), (8, 264, 1)] {
+            let shape = GemmShape { m, n, k };
+            let cfg = GemmConfig {
+                trans_a: true,
+                trans_b: false,
+                alpha: -0.5,
+                beta: 1.0,
+            };
+            assert!(matches!(
+                llama_kernels::ops::gemm::plan(shape, llama_kernels::DType::BF16, true, backend.sm_count()),
+                Plan::V3(_)
+            ));
+            run_case::<bf16, B>(backend, shape, cfg, 5 + k as u64, Tiles::Fixed(config)).unwrap();
+        }
+    }
+}
+
 /// `Tiles::Fixed` where v3 does not run is an error, not a silent v2.
 #[test]
 fn gemm_fixed_tiles_need_the_v3_path() {
@@ -279,6 +300,7 @@ backend_tests!(gemm_bf16_projection, gemm_bf16_llama_projection);
 backend_tests!(gemm_v3_bf16_shapes, gemm_v3_bf16);
 backend_tests!(gemm_v3_f16_shapes, gemm_v3_f16);
 backend_tests!(gemm_v2_unaligned, gemm_unaligned_runs_v2);
+backend_tests!(gemm_v3_tn_k_edges, gemm_v3_tn_any_k);
 
 // ---- error paths (on the emulator: validation happens before any launch, identically on CUDA) ----
 

@@ -25,12 +25,6 @@ const MODULE_V3: &str = "gemm";
 const MODULE_V2: &str = "gemm_v2";
 const MODULE_F32: &str = "gemm_f32";
 
-macro_rules! kernels {
-    ($($module:expr => $name:literal),* $(,)?) => {
-        &[$(Kernel { module: $module, name: $name }),*]
-    };
-}
-
 /// Every GEMM entry point: v1 (f32), v2 (f16, bf16) and v3 (dtype x layout x config, `cuda/gemm.cu`'s table).
 pub const KERNELS: &[Kernel<'static>] = kernels![
     MODULE_F32 => "gemm_f32",
@@ -115,7 +109,17 @@ impl Config {
         ring.max(epilogue)
     }
 
-    fn name(self) -> &'static str {
+    /// Position in [`Config::ALL`].
+    fn index(self) -> usize {
+        match self {
+            Config::Wide => 0,
+            Config::Large => 1,
+            Config::Small => 2,
+        }
+    }
+
+    /// The entry points' suffix: `wide`, `large`, `small`.
+    pub fn name(self) -> &'static str {
         match self {
             Config::Wide => "wide",
             Config::Large => "large",
@@ -192,27 +196,22 @@ fn launch_config(shape: GemmShape, plan: Plan) -> Result<LaunchDims> {
     })
 }
 
-/// The entry point of `plan` for `dtype` and the transpose flags.
+/// The entry point of `plan` for `dtype` and the transpose flags: an index into [`KERNELS`], whose v3
+/// rows run dtype (f16, bf16) x config ([`Config::ALL`]) x layout (nn, nt, tn, tt). No allocation or
+/// search on the launch path; `every_plan_has_its_kernel` checks each index against its name.
 pub fn kernel_for(plan: Plan, dtype: DType, trans_a: bool, trans_b: bool) -> Kernel<'static> {
-    let dt = match dtype {
-        DType::F32 => "f32",
-        DType::F16 => "f16",
-        DType::BF16 => "bf16",
+    const V3_FIRST: usize = 3;
+    let index = match (plan, dtype) {
+        (Plan::V1, _) => 0,
+        (Plan::V2, DType::BF16) => 2,
+        (Plan::V2, _) => 1,
+        (Plan::V3(config), dtype) => {
+            let dt = usize::from(dtype == DType::BF16);
+            let layout = usize::from(trans_a) * 2 + usize::from(trans_b);
+            V3_FIRST + (dt * Config::ALL.len() + config.index()) * 4 + layout
+        }
     };
-    let name = match plan {
-        Plan::V1 => "gemm_f32".to_string(),
-        Plan::V2 => format!("gemm_v2_{dt}"),
-        Plan::V3(config) => format!(
-            "gemm_{dt}_{}{}_{}",
-            if trans_a { 't' } else { 'n' },
-            if trans_b { 't' } else { 'n' },
-            config.name()
-        ),
-    };
-    *KERNELS
-        .iter()
-        .find(|k| k.name == name)
-        .expect("every plan names an entry point of KERNELS")
+    KERNELS[index]
 }
 
 /// `c ← alpha · op(a) · op(b) + beta · c` on `backend` (see the module docs for layouts and numerics).
@@ -377,7 +376,17 @@ mod tests {
                 for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                     let k = kernel_for(p, dtype, ta, tb);
                     let dt = ["f32", "f16", "bf16"][dtype.index()];
-                    assert!(k.name.contains(dt), "{k:?}");
+                    let expected = match p {
+                        Plan::V1 => "gemm_f32".to_string(),
+                        Plan::V2 => format!("gemm_v2_{dt}"),
+                        Plan::V3(c) => format!(
+                            "gemm_{dt}_{}{}_{}",
+                            if ta { 't' } else { 'n' },
+                            if tb { 't' } else { 'n' },
+                            c.name()
+                        ),
+                    };
+                    assert_eq!(k.name, expected, "{p:?} {dtype:?} {ta} {tb}");
                 }
             }
         }

@@ -4,6 +4,14 @@
 //! params struct from `cuda/include/params.h`, picks its launch configuration in one `launch_config`
 //! function next to it, and launches.
 
+/// `kernels![module => "name", ...]`: a `&[Kernel]` of the entry points of the named modules (each op's
+/// `KERNELS`). Defined before the op modules so that they all see it.
+macro_rules! kernels {
+    ($($module:expr => $name:literal),* $(,)?) => {
+        &[$(crate::backend::Kernel { module: $module, name: $name }),*]
+    };
+}
+
 pub mod attention;
 pub mod gemm;
 pub mod rms_norm;

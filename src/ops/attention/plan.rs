@@ -328,12 +328,6 @@ fn kernel_name(kind: Kind, dtype: DType, bucket: usize) -> &'static str {
     }
 }
 
-macro_rules! kernels {
-    ($($module:expr => $name:literal),* $(,)?) => {
-        &[$(Kernel { module: $module, name: $name }),*]
-    };
-}
-
 /// Every entry point of the attention modules the op launches.
 pub const KERNELS: &[Kernel<'static>] = kernels![
     MODULE_F32 => "attention_f32_d64",
