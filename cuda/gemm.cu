@@ -7,7 +7,9 @@
 //   C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C        row-major, f32 accumulation
 //   op(A)[i, p] = A_KMAJOR ? A[i * lda + p] : A[p * lda + i]         A stored (m, k), or (k, m) (trans_a)
 //   op(B)[p, j] = B_KMAJOR ? B[j * ldb + p] : B[p * ldb + j]         B stored (n, k) (trans_b), or (k, n)
-//   beta == 0: C is never read.
+//   beta == 0: C is never read. Other epilogues (residual add, fused SwiGLU): gemm_epilogue.cuh.
+//   Batched: product z = blockIdx.y reads A + z * batch_stride_a, B + z * batch_stride_b and writes
+//   C + z * batch_stride_c.
 //
 // Work mapping. One block of WARPS_M x WARPS_N warps per BLOCK_M x BLOCK_N tile of C (128 x 256, 128 x 128 or
 // 64 x 64; warp tiles 64 x 64 or 32 x 32); a 1-D grid, the
@@ -29,8 +31,10 @@
 //
 // Epilogue: the ring is drained, then in WARPS_M passes the warps of one row of warps write alpha * acc in
 // f32 to shared memory (row stride BLOCK_N + 8 floats: conflict-free float2 stores) and every thread
-// turns 8 consecutive columns into one 16-byte store of C (reading C first when beta != 0), element by
-// element at the n edge or when C is not 16-byte aligned.
+// turns 8 consecutive columns into one 16-byte store of C (reading C first when the epilogue needs it),
+// element by element at the n edge or when C is not 16-byte aligned. SWIGLU: a staged row's chunks
+// alternate gate and up (LK_GEMM_SWIGLU_BLOCK = 8 columns = one chunk); a thread turns chunk pair
+// (2q, 2q + 1) into chunk q of C's row, so half the chunk slots of a pass store.
 //
 // Rounding: products and sums in f32 on the tensor cores, k-tiles in k order; alpha * acc + beta * C in
 // f32 (fma); C rounded to T once. Accumulators start at +0.
@@ -41,6 +45,7 @@
 // | dtype T | f16, bf16                  | gemm_<dtype>_<layout>_<config>               |
 // | layout  | nn, nt, tn, tt             | <trans_a ? t : n><trans_b ? t : n>           |
 // | config  | wide, large, small         | tiles: LK_GEMM_<CONFIG>_* in params.h        |
+#include "gemm_epilogue.cuh"
 #include "mma.cuh"
 
 namespace lk {
@@ -158,8 +163,11 @@ __device__ __forceinline__ void gemm_v3_kernel(const GemmParams& p) {
     const int m0 = (first_m + in_group % group_rows) * Tr::BLOCK_M;
     const int n0 = (in_group / group_rows) * Tr::BLOCK_N;
 
-    const GemmTileLoader<Tr, Tr::BLOCK_M, A_KMAJOR> a_load(p.a, p.lda, m0);
-    const GemmTileLoader<Tr, Tr::BLOCK_N, B_KMAJOR> b_load(p.b, p.ldb, n0);
+    const int64_t batch = blockIdx.y;
+    const T* a_base = static_cast<const T*>(p.a) + batch * p.batch_stride_a;
+    const T* b_base = static_cast<const T*>(p.b) + batch * p.batch_stride_b;
+    const GemmTileLoader<Tr, Tr::BLOCK_M, A_KMAJOR> a_load(a_base, p.lda, m0);
+    const GemmTileLoader<Tr, Tr::BLOCK_N, B_KMAJOR> b_load(b_base, p.ldb, n0);
     const int k_tiles = (p.k + Tr::BLOCK_K - 1) / Tr::BLOCK_K;
 
     // Fragment offsets within a stage (elements), per k-step and m16 tile / n8 pair.
@@ -195,8 +203,8 @@ __device__ __forceinline__ void gemm_v3_kernel(const GemmParams& p) {
 #pragma unroll
     for (int s = 0; s < Tr::STAGES - 1; ++s) {
         if (s < k_tiles) {
-            a_load.load(p.a, smem, s * Tr::STAGE_ELEMS, s, p.m, p.k);
-            b_load.load(p.b, smem + Tr::A_ELEMS, s * Tr::STAGE_ELEMS, s, p.n, p.k);
+            a_load.load(a_base, smem, s * Tr::STAGE_ELEMS, s, p.m, p.k);
+            b_load.load(b_base, smem + Tr::A_ELEMS, s * Tr::STAGE_ELEMS, s, p.n, p.k);
         }
         cp_async_commit();
     }
@@ -207,8 +215,8 @@ __device__ __forceinline__ void gemm_v3_kernel(const GemmParams& p) {
         const int next = kt + Tr::STAGES - 1;
         if (next < k_tiles) {
             const int st = (next % Tr::STAGES) * Tr::STAGE_ELEMS;
-            a_load.load(p.a, smem, st, next, p.m, p.k);
-            b_load.load(p.b, smem + Tr::A_ELEMS, st, next, p.n, p.k);
+            a_load.load(a_base, smem, st, next, p.m, p.k);
+            b_load.load(b_base, smem + Tr::A_ELEMS, st, next, p.n, p.k);
         }
         cp_async_commit();
 
@@ -246,9 +254,12 @@ __device__ __forceinline__ void gemm_v3_kernel(const GemmParams& p) {
     // Epilogue, one row of warps at a time through shared memory (aliases the drained ring).
     cp_async_wait<0>();
     float* c_s = reinterpret_cast<float*>(gemm_smem);  // (WARP_M, C_STRIDE)
-    T* c = static_cast<T*>(p.c);
-    const bool read_c = p.beta != 0.0f;
+    T* c = static_cast<T*>(p.c) + batch * p.batch_stride_c;
+    const bool read_c = gemm_reads_c(p);
+    const bool swiglu = p.epilogue == LK_GEMM_EPILOGUE_SWIGLU;
+    const int c_cols = swiglu ? p.n / 2 : p.n;  // the host checked n % (2 * SWIGLU_BLOCK) == 0 for SWIGLU
     const bool c_vec = reinterpret_cast<uintptr_t>(c) % 16 == 0 && p.ldc % 8 == 0;
+    static_assert(LK_GEMM_SWIGLU_BLOCK == 8, "a SwiGLU block is one staged chunk");
     const int g = lane / 4;
     const int t4 = lane % 4;
     constexpr int ROW_CHUNKS = Tr::BLOCK_N / 8;
@@ -275,36 +286,51 @@ __device__ __forceinline__ void gemm_v3_kernel(const GemmParams& p) {
             const int r = id / ROW_CHUNKS;
             const int ch = id % ROW_CHUNKS;
             const int i = m0 + pass * Tr::WARP_M + r;
-            const int j = n0 + ch * 8;
-            if (i >= p.m || j >= p.n) continue;
-            // Two 16-byte shared reads, in the order that keeps a quarter-warp on distinct banks.
-            const float* src = c_s + r * Tr::C_STRIDE + ch * 8;
-            const bool h = (ch >> 2) & 1;
-            const float4 first = *reinterpret_cast<const float4*>(src + (h ? 4 : 0));
-            const float4 second = *reinterpret_cast<const float4*>(src + (h ? 0 : 4));
-            const float4 lo = h ? second : first;
-            const float4 hi = h ? first : second;
-            float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+            // SWIGLU: slot ch < ROW_CHUNKS / 2 makes C chunk ch from staged chunks 2ch (gate) and 2ch + 1 (up).
+            const int j = swiglu ? n0 / 2 + ch * 8 : n0 + ch * 8;  // first column of C
+            if (i >= p.m || j >= c_cols || (swiglu && ch >= ROW_CHUNKS / 2)) continue;
+            // A staged chunk as two 16-byte shared reads, in the order that keeps a quarter-warp on
+            // distinct banks.
+            auto staged = [&](int chunk, float (&v)[8]) {
+                const float* src = c_s + r * Tr::C_STRIDE + chunk * 8;
+                const bool h = (chunk >> 2) & 1;
+                const float4 first = *reinterpret_cast<const float4*>(src + (h ? 4 : 0));
+                const float4 second = *reinterpret_cast<const float4*>(src + (h ? 0 : 4));
+                const float4 lo = h ? second : first;
+                const float4 hi = h ? first : second;
+                v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w;
+                v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
+            };
             T* out = c + int64_t(i) * p.ldc + j;
-            if (c_vec && j + 8 <= p.n) {
-                uint4 packed;
-                uint32_t* w = reinterpret_cast<uint32_t*>(&packed);
-                if (read_c) {
-                    const uint4 old = *reinterpret_cast<const uint4*>(out);
-                    const T* o = reinterpret_cast<const T*>(&old);
+            const bool vec = c_vec && j + 8 <= c_cols;
+            union {
+                uint4 raw;
+                T elem[8];
+            } res, old;
+            float v[8];
+            if (swiglu) {
+                float up[8];
+                staged(2 * ch, v);
+                staged(2 * ch + 1, up);
 #pragma unroll
-                    for (int e = 0; e < 8; ++e) v[e] = fmaf(p.beta, to_f32(o[e]), v[e]);
+                for (int e = 0; e < 8; ++e) res.elem[e] = gemm_swiglu<T>(p, v[e], up[e]);
+            } else {
+                staged(ch, v);
+                if (read_c && vec) {
+                    old.raw = *reinterpret_cast<const uint4*>(out);
+                } else {
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) old.elem[e] = read_c && j + e < c_cols ? out[e] : T();
                 }
 #pragma unroll
-                for (int e = 0; e < 4; ++e) w[e] = pack2<T>(v[2 * e], v[2 * e + 1]);
-                *reinterpret_cast<uint4*>(out) = packed;
+                for (int e = 0; e < 8; ++e) res.elem[e] = gemm_finish<T>(p, v[e], old.elem[e]);
+            }
+            if (vec) {
+                *reinterpret_cast<uint4*>(out) = res.raw;
             } else {
 #pragma unroll
-                for (int e = 0; e < 8; ++e) {
-                    if (j + e >= p.n) break;
-                    const float x = read_c ? fmaf(p.beta, to_f32(out[e]), v[e]) : v[e];
-                    out[e] = from_f32<T>(x);
-                }
+                for (int e = 0; e < 8; ++e)
+                    if (j + e < c_cols) out[e] = res.elem[e];
             }
         }
     }

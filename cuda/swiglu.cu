@@ -39,14 +39,6 @@ struct SwigluTraits {
     static_assert(THREADS % WARP_SIZE == 0, "whole warps");
 };
 
-// silu(g) * u at the rounding points of `rounding`, stored as T.
-template <typename T>
-__device__ __forceinline__ T swiglu_elem(float g, float u, bool match_torch) {
-    float s = g / (1.0f + expf(-g));  // silu(g) in f32
-    if (match_torch) s = round_to<T>(s);
-    return from_f32<T>(s * u);
-}
-
 // Sixteen bytes of T, loaded or stored as one access.
 template <typename T>
 union Vec16 {

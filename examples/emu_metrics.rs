@@ -112,6 +112,7 @@ fn main() -> Result<(), llama_kernels::Error> {
         trans_b: true,
         alpha: 1.0,
         beta: 0.0,
+        epilogue: llama_kernels::GemmEpilogue::Linear,
     };
     gemm::gemm(&emu, &a, &b, &mut c, GemmShape { m, n: nn, k: kk }, gcfg)?;
     rows.push(Row {

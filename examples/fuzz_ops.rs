@@ -446,6 +446,7 @@ fn run_typed<T: Elem + DeviceValue>(backend: &EmuBackend, case: &Case) -> std::r
                 trans_b: case.rounding == Rounding::Once,
                 alpha: case.scalar.unwrap_or(1.0),
                 beta: case.scalar2,
+                epilogue: llama_kernels::GemmEpilogue::Linear,
             };
             let (a, b, c) = (
                 case.data::<T>(0, n_of(&[shape.m, shape.k])),

@@ -23,6 +23,7 @@ const NT: GemmConfig = GemmConfig {
     trans_b: true,
     alpha: 1.0,
     beta: 0.0,
+    epilogue: llama_kernels::GemmEpilogue::Linear,
 };
 
 /// LLaMA-3-8B's projections (n, k): fused qkv, o, fused gate/up, down.

@@ -120,6 +120,7 @@ fn run<B: Backend>(backend: &B, d: &Dims) -> Result<(), String> {
             trans_b: true,
             alpha: 1.0,
             beta: 0.0,
+            epilogue: llama_kernels::GemmEpilogue::Linear,
         };
         gemm::gemm(backend, x, w, out, GemmShape { m, n, k }, cfg).map_err(err)
     };
@@ -129,6 +130,7 @@ fn run<B: Backend>(backend: &B, d: &Dims) -> Result<(), String> {
             trans_b: true,
             alpha: 1.0,
             beta: 0.0,
+            epilogue: llama_kernels::GemmEpilogue::Linear,
         };
         reference::gemm(a, b, &vec![T::from_f32(0.0); m * n], GemmShape { m, n, k }, cfg).map_err(err)
     };
@@ -282,6 +284,7 @@ fn run<B: Backend>(backend: &B, d: &Dims) -> Result<(), String> {
         trans_b: true,
         alpha: 1.0,
         beta: 1.0,
+        epilogue: llama_kernels::GemmEpilogue::Linear,
     };
     let ffn_shape = GemmShape {
         m: tokens,

@@ -212,22 +212,84 @@ pub struct GemmShape {
     pub k: usize,
 }
 
-/// GEMM's scalars and transposes. With `beta == 0`, `C` is write-only (never read).
+/// GEMM's scalars, transposes and epilogue. With `beta == 0` and the linear epilogue, `C` is write-only
+/// (never read).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GemmConfig {
     pub trans_a: bool,
     pub trans_b: bool,
     pub alpha: f32,
+    /// Linear epilogue only; must be 0 with the others.
     pub beta: f32,
+    pub epilogue: GemmEpilogue,
+}
+
+impl GemmConfig {
+    /// `C = op(A)·op(B)`: no transposes, `alpha = 1`, `beta = 0`, the linear epilogue (a `const`
+    /// [`Default`]).
+    pub const DEFAULT: GemmConfig = GemmConfig {
+        trans_a: false,
+        trans_b: false,
+        alpha: 1.0,
+        beta: 0.0,
+        epilogue: GemmEpilogue::Linear,
+    };
 }
 
 impl Default for GemmConfig {
     fn default() -> Self {
-        GemmConfig {
-            trans_a: false,
-            trans_b: false,
-            alpha: 1.0,
-            beta: 0.0,
-        }
+        GemmConfig::DEFAULT
+    }
+}
+
+/// What a GEMM writes from its f32 accumulator `acc = op(A)·op(B)` (`cuda/include/gemm_epilogue.cuh`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GemmEpilogue {
+    /// `C = alpha·acc + beta·C` in f32, rounded once.
+    #[default]
+    Linear,
+    /// `C += alpha·acc`, in place: LLaMA's residual stream after `o_proj` and `down_proj`. `C` is read
+    /// and written; `beta` must be 0. [`Rounding::MatchTorch`] rounds `alpha·acc` to the storage dtype
+    /// first, as `x + linear(h)` does in PyTorch; [`Rounding::Once`] rounds `alpha·acc + C` once (the same
+    /// bits as `Linear` with `beta = 1`).
+    ResidualAdd(Rounding),
+    /// LLaMA's feed-forward gate: `op(B)`'s `n` columns hold the gate and up projections interleaved in
+    /// blocks of [`GEMM_SWIGLU_BLOCK`] columns (gate block `b` at columns `2b·S..`, its up block at
+    /// `(2b + 1)·S..`; `ops::gemm::interleave_gate_up` builds such weights), and `C (m, n / 2)` is
+    /// `silu(g)·u` of `g = alpha·acc_gate`, `u = alpha·acc_up`. `n` must be a multiple of `2·S`; `beta`
+    /// must be 0. [`Rounding::MatchTorch`] rounds `g` and `u` to the storage dtype (the two GEMM outputs
+    /// PyTorch would hold), then follows the SwiGLU op: the same bits as this GEMM without the epilogue
+    /// followed by `ops::swiglu`. [`Rounding::Once`] computes `silu(g)·u` in f32 and rounds once.
+    SwiGlu(Rounding),
+}
+
+/// Columns per gate or up block of [`GemmEpilogue::SwiGlu`]'s interleaved weights.
+pub const GEMM_SWIGLU_BLOCK: usize = crate::raw::params::LK_GEMM_SWIGLU_BLOCK as usize;
+
+/// `count` GEMMs of one shape and config: product `z` reads `A + z·stride_a`, `B + z·stride_b` and writes
+/// `C + z·stride_c` (strides in elements; 0 shares one `A` or `B` among all products, as LoRA adapters
+/// on one input do). Each buffer holds exactly `(count - 1)·stride + ` its matrix's elements; `stride_c`
+/// is at least `C`'s elements, so no two products write the same element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmBatch {
+    pub count: usize,
+    pub stride_a: usize,
+    pub stride_b: usize,
+    pub stride_c: usize,
+}
+
+impl GemmBatch {
+    /// One product (what [`GemmBatch::default`] gives).
+    pub const ONE: GemmBatch = GemmBatch {
+        count: 1,
+        stride_a: 0,
+        stride_b: 0,
+        stride_c: 0,
+    };
+}
+
+impl Default for GemmBatch {
+    fn default() -> Self {
+        GemmBatch::ONE
     }
 }

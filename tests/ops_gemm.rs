@@ -45,6 +45,7 @@ fn case() -> impl Strategy<Value = (GemmShape, GemmConfig, u64)> {
                     trans_b,
                     alpha,
                     beta,
+                    epilogue: llama_kernels::GemmEpilogue::Linear,
                 },
                 seed,
             )
@@ -132,6 +133,7 @@ fn v3_case() -> impl Strategy<Value = (GemmShape, GemmConfig, u64)> {
                 trans_b,
                 alpha,
                 beta,
+                epilogue: llama_kernels::GemmEpilogue::Linear,
             };
             (GemmShape { m, n, k }, cfg, seed)
         })
@@ -182,6 +184,7 @@ fn gemm_v3_tn_any_k<B: Backend>(backend: &B) {
                 trans_b: false,
                 alpha: -0.5,
                 beta: 1.0,
+                epilogue: llama_kernels::GemmEpilogue::Linear,
             };
             assert!(matches!(
                 llama_kernels::ops::gemm::plan(shape, llama_kernels::DType::BF16, true, backend.sm_count()),
@@ -219,6 +222,7 @@ fn gemm_unaligned_runs_v2<B: Backend>(backend: &B) {
             trans_b,
             alpha: 1.0,
             beta: 0.5,
+            epilogue: llama_kernels::GemmEpilogue::Linear,
         };
         let plan = llama_kernels::ops::gemm::plan(shape, llama_kernels::DType::BF16, false, backend.sm_count());
         assert_eq!(plan, Plan::V2);
@@ -243,6 +247,7 @@ fn gemm_bf16_llama_projection<B: Backend>(backend: &B) {
         trans_b: true,
         alpha: 1.0,
         beta: 0.0,
+        epilogue: llama_kernels::GemmEpilogue::Linear,
     };
     run_case::<bf16, B>(backend, shape, cfg, 7, Tiles::Auto).unwrap();
 }
@@ -407,6 +412,7 @@ fn gemm_on_offset_views_emu() {
         trans_b: true,
         alpha: 1.0,
         beta: 0.0,
+        epilogue: llama_kernels::GemmEpilogue::Linear,
     };
     let a = random_vec::<bf16>(45, 1, 1.0);
     let b = random_vec::<bf16>(63, 2, 1.0);

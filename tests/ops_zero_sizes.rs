@@ -186,6 +186,7 @@ fn gemm_zero_sizes<B: Backend>(backend: &B) {
                 trans_b,
                 alpha,
                 beta,
+                epilogue: llama_kernels::GemmEpilogue::Linear,
             };
             let (a, b) = (empty(backend), empty(backend));
             let mut c = if beta == 0.0 {

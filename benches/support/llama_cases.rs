@@ -153,6 +153,7 @@ pub fn launch<B: Backend>(b: &B, c: Case, bufs: &mut Bufs<B>) -> llama_kernels::
                 trans_b: true,
                 alpha: 1.0,
                 beta: 0.0,
+                epilogue: llama_kernels::GemmEpilogue::Linear,
             };
             let (ab, out) = x.split_at_mut(2);
             gemm::gemm(b, &ab[0], &ab[1], &mut out[0], GemmShape { m, n, k }, cfg)

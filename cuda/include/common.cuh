@@ -27,6 +27,16 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(flo
 // Rounds an f32 through the storage type T and back: the value T would store.
 template <typename T> __device__ __forceinline__ float round_to(float v) { return to_f32(from_f32<T>(v)); }
 
+// silu(g) * u stored as T: silu in f32 (full-precision expf, IEEE division), rounded to T first when
+// match_torch (torch's F.silu(g) * u in T). The SwiGLU op (cuda/swiglu.cu) and the GEMM's fused SwiGLU
+// epilogue (gemm_epilogue.cuh) share it, so they agree bit for bit.
+template <typename T>
+__device__ __forceinline__ T swiglu_elem(float g, float u, bool match_torch) {
+    float s = g / (1.0f + expf(-g));  // silu(g) in f32
+    if (match_torch) s = round_to<T>(s);
+    return from_f32<T>(s * u);
+}
+
 // ---- reductions ----
 __device__ __forceinline__ float warp_reduce_sum(float v) {
 #pragma unroll

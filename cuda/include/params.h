@@ -192,25 +192,41 @@ typedef struct AttentionCombineParams {
 #define LK_GEMM_SMALL_BLOCK_N 64
 #define LK_GEMM_SMALL_WARPS_M 2
 #define LK_GEMM_SMALL_WARPS_N 2
+/* The fused SwiGLU epilogue's interleave: op(B)'s columns alternate LK_GEMM_SWIGLU_BLOCK gate columns and
+ * LK_GEMM_SWIGLU_BLOCK up columns (one 16-byte chunk of f16/bf16 each). */
+#define LK_GEMM_SWIGLU_BLOCK 8
 
-/* GEMM: C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C, row-major, f32 accumulation.
+/* What the GEMM does with its f32 accumulator acc (cuda/include/gemm_epilogue.cuh has the rounding). */
+typedef enum lk_gemm_epilogue {
+    LK_GEMM_EPILOGUE_LINEAR = 0,   /* C = alpha * acc + beta * C */
+    LK_GEMM_EPILOGUE_RESIDUAL = 1, /* C += alpha * acc (in place; LLaMA's o_proj and down_proj) */
+    LK_GEMM_EPILOGUE_SWIGLU = 2    /* C (m, n / 2) = silu(gate) * up of interleaved gate/up columns */
+} lk_gemm_epilogue;
+
+/* GEMM: C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C, row-major, f32 accumulation, or another
+ * epilogue (lk_gemm_epilogue); `batch` such products at the given strides.
  * A is stored (m, k), or (k, m) when trans_a; B is stored (k, n), or (n, k) when trans_b.
- * beta == 0: C is not read. */
+ * beta == 0: C is not read (LINEAR). */
 typedef struct GemmParams {
-    void* c;         /* (m, n), leading dimension ldc */
-    const void* a;   /* (m, k) or (k, m) if trans_a, leading dimension lda */
-    const void* b;   /* (k, n) or (n, k) if trans_b, leading dimension ldb */
-    int64_t lda;     /* elements between rows of A as stored */
-    int64_t ldb;     /* elements between rows of B as stored */
-    int64_t ldc;     /* elements between rows of C */
+    void* c;                /* (m, n), leading dimension ldc; (m, n / 2) for SWIGLU */
+    const void* a;          /* (m, k) or (k, m) if trans_a, leading dimension lda */
+    const void* b;          /* (k, n) or (n, k) if trans_b, leading dimension ldb */
+    int64_t lda;            /* elements between rows of A as stored */
+    int64_t ldb;            /* elements between rows of B as stored */
+    int64_t ldc;            /* elements between rows of C */
+    int64_t batch_stride_a; /* elements between the A of consecutive products (0: one A for all) */
+    int64_t batch_stride_b; /* elements between the B of consecutive products (0: one B for all) */
+    int64_t batch_stride_c; /* elements between the C of consecutive products */
     int32_t m;
-    int32_t n;
+    int32_t n;              /* columns of op(B) (gate and up together for SWIGLU) */
     int32_t k;
-    int32_t trans_a; /* 0 or 1 */
-    int32_t trans_b; /* 0 or 1 */
+    int32_t trans_a;        /* 0 or 1 */
+    int32_t trans_b;        /* 0 or 1 */
     float alpha;
-    float beta;
-    int32_t reserved0; /* 0; keeps the struct free of padding */
+    float beta;             /* LINEAR only; 0 otherwise */
+    int32_t batch;          /* products, >= 1: blockIdx.y (v3) or blockIdx.z (v1, v2) */
+    int32_t epilogue;       /* lk_gemm_epilogue */
+    int32_t rounding;       /* lk_rounding of RESIDUAL and SWIGLU */
 } GemmParams;
 
 /* No implicit padding: the byte image of each struct is fully defined (checked on 64-bit targets). */
@@ -225,7 +241,7 @@ LK_STATIC_ASSERT(sizeof(RopeParams) == 4 * 8 + 2 * 8 + 6 * 4, "RopeParams has pa
 LK_STATIC_ASSERT(sizeof(SwigluParams) == 3 * 8 + 3 * 8 + 4 * 4, "SwigluParams has padding");
 LK_STATIC_ASSERT(sizeof(AttentionParams) == 7 * 8 + 12 * 8 + 18 * 4, "AttentionParams has padding");
 LK_STATIC_ASSERT(sizeof(AttentionCombineParams) == 4 * 8 + 3 * 8 + 6 * 4, "AttentionCombineParams has padding");
-LK_STATIC_ASSERT(sizeof(GemmParams) == 3 * 8 + 3 * 8 + 8 * 4, "GemmParams has padding");
+LK_STATIC_ASSERT(sizeof(GemmParams) == 3 * 8 + 6 * 8 + 10 * 4, "GemmParams has padding");
 
 /* Field offsets, generated from the Rust mirror (tests/build_artifacts.rs). */
 #include "params_layout.h"

@@ -94,12 +94,17 @@ LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, b) == 16, "GemmParams::b is at b
 LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, lda) == 24, "GemmParams::lda is at byte 24 in the Rust mirror");
 LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, ldb) == 32, "GemmParams::ldb is at byte 32 in the Rust mirror");
 LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, ldc) == 40, "GemmParams::ldc is at byte 40 in the Rust mirror");
-LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, m) == 48, "GemmParams::m is at byte 48 in the Rust mirror");
-LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, n) == 52, "GemmParams::n is at byte 52 in the Rust mirror");
-LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, k) == 56, "GemmParams::k is at byte 56 in the Rust mirror");
-LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, trans_a) == 60, "GemmParams::trans_a is at byte 60 in the Rust mirror");
-LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, trans_b) == 64, "GemmParams::trans_b is at byte 64 in the Rust mirror");
-LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, alpha) == 68, "GemmParams::alpha is at byte 68 in the Rust mirror");
-LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, beta) == 72, "GemmParams::beta is at byte 72 in the Rust mirror");
-LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, reserved0) == 76, "GemmParams::reserved0 is at byte 76 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, batch_stride_a) == 48, "GemmParams::batch_stride_a is at byte 48 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, batch_stride_b) == 56, "GemmParams::batch_stride_b is at byte 56 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, batch_stride_c) == 64, "GemmParams::batch_stride_c is at byte 64 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, m) == 72, "GemmParams::m is at byte 72 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, n) == 76, "GemmParams::n is at byte 76 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, k) == 80, "GemmParams::k is at byte 80 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, trans_a) == 84, "GemmParams::trans_a is at byte 84 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, trans_b) == 88, "GemmParams::trans_b is at byte 88 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, alpha) == 92, "GemmParams::alpha is at byte 92 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, beta) == 96, "GemmParams::beta is at byte 96 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, batch) == 100, "GemmParams::batch is at byte 100 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, epilogue) == 104, "GemmParams::epilogue is at byte 104 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(GemmParams, rounding) == 108, "GemmParams::rounding is at byte 108 in the Rust mirror");
 #endif /* LLAMA_KERNELS_PARAMS_LAYOUT_H */

@@ -16,7 +16,7 @@
 //
 // Rounding: products and sums in f32, fma in k order within each thread's accumulator; alpha * acc +
 // beta * C in f32; C rounded once.
-#include "common.cuh"
+#include "gemm_epilogue.cuh"
 
 namespace lk {
 
@@ -59,9 +59,10 @@ __device__ __forceinline__ float load_op(const T* __restrict__ x, int64_t ld, bo
 // __launch_bounds__(Tr::THREADS) (a template cannot carry an unmangled name itself).
 template <typename T, typename Tr>
 __device__ __forceinline__ void gemm_kernel(const GemmParams& p) {
-    const T* __restrict__ a = static_cast<const T*>(p.a);  // (m, k) or (k, m) if trans_a
-    const T* __restrict__ b = static_cast<const T*>(p.b);  // (k, n) or (n, k) if trans_b
-    T* __restrict__ c = static_cast<T*>(p.c);              // (m, n)
+    const int64_t batch = blockIdx.z;
+    const T* __restrict__ a = static_cast<const T*>(p.a) + batch * p.batch_stride_a;  // (m, k) or (k, m) if trans_a
+    const T* __restrict__ b = static_cast<const T*>(p.b) + batch * p.batch_stride_b;  // (k, n) or (n, k) if trans_b
+    T* __restrict__ c = static_cast<T*>(p.c) + batch * p.batch_stride_c;              // (m, n)
 
     __shared__ float a_tile[Tr::BLOCK_K][Tr::BLOCK_M + Tr::SMEM_PAD];  // (BLOCK_K, BLOCK_M): op(A) slice, k-major
     __shared__ float b_tile[Tr::BLOCK_K][Tr::BLOCK_N + Tr::SMEM_PAD];  // (BLOCK_K, BLOCK_N): op(B) slice
@@ -116,20 +117,30 @@ __device__ __forceinline__ void gemm_kernel(const GemmParams& p) {
         __syncthreads();  // the tiles are overwritten by the next k step
     }
 
-    // Epilogue: alpha * acc + beta * C in f32, one rounding to T; C read only when beta != 0.
-    const bool read_c = p.beta != 0.0f;
+    // Epilogue (gemm_epilogue.cuh): C read only when the epilogue needs it. SWIGLU: a thread's columns are
+    // all gate (tx % 16 < 8) or all up, and lane tx ^ 8 holds the partner of each, so the gate thread
+    // takes the up value by a shuffle (every lane shuffles, in or out of range) and stores.
+    static_assert(Tr::THREADS_N % (2 * LK_GEMM_SWIGLU_BLOCK) == 0 && Tr::BLOCK_N % (2 * LK_GEMM_SWIGLU_BLOCK) == 0,
+                  "gate and up of a column sit in lanes tx and tx ^ SWIGLU_BLOCK of one warp");
+    const bool read_c = gemm_reads_c(p);
+    const bool swiglu = p.epilogue == LK_GEMM_EPILOGUE_SWIGLU;
 #pragma unroll
     for (int r = 0; r < Tr::THREAD_M; ++r) {
         const int i = m0 + ty + r * Tr::THREADS_M;
-        if (i >= p.m) continue;
 #pragma unroll
         for (int cc = 0; cc < Tr::THREAD_N; ++cc) {
             const int j = n0 + tx + cc * Tr::THREADS_N;
-            if (j >= p.n) continue;
+            const float v = p.alpha * acc[r][cc];
+            if (swiglu) {
+                const float up = __shfl_xor_sync(FULL_MASK, v, LK_GEMM_SWIGLU_BLOCK);
+                constexpr int S = LK_GEMM_SWIGLU_BLOCK;
+                if (i < p.m && j < p.n && j % (2 * S) < S)
+                    c[int64_t(i) * p.ldc + j / (2 * S) * S + j % S] = gemm_swiglu<T>(p, v, up);
+                continue;
+            }
+            if (i >= p.m || j >= p.n) continue;
             T* dst = c + int64_t(i) * p.ldc + j;
-            float v = p.alpha * acc[r][cc];
-            if (read_c) v = fmaf(p.beta, to_f32(*dst), v);
-            *dst = from_f32<T>(v);
+            *dst = gemm_finish<T>(p, v, read_c ? *dst : T());
         }
     }
 }

@@ -19,6 +19,7 @@
 // Rounding: the products and sums are f32 (v1: fma in k order; v2: the tensor core's f32 accumulation);
 // alpha * acc + beta * C in f32; C rounded to T once.
 //
+#include "gemm_epilogue.cuh"
 #include "mma.cuh"
 
 namespace lk {
@@ -89,9 +90,10 @@ __device__ __forceinline__ void stage_operand(T (*dst)[Tr::SMEM_K], const T* src
 
 template <typename T, typename Tr>
 __device__ __forceinline__ void gemm_mma_kernel(const GemmParams& p) {
-    const T* __restrict__ a = static_cast<const T*>(p.a);  // (m, k) or (k, m) if trans_a
-    const T* __restrict__ b = static_cast<const T*>(p.b);  // (k, n) or (n, k) if trans_b
-    T* __restrict__ c = static_cast<T*>(p.c);              // (m, n)
+    const int64_t batch = blockIdx.z;
+    const T* __restrict__ a = static_cast<const T*>(p.a) + batch * p.batch_stride_a;  // (m, k) or (k, m) if trans_a
+    const T* __restrict__ b = static_cast<const T*>(p.b) + batch * p.batch_stride_b;  // (k, n) or (n, k) if trans_b
+    T* __restrict__ c = static_cast<T*>(p.c) + batch * p.batch_stride_c;              // (m, n)
 
     __shared__ __align__(16) T a_s[Tr::BLOCK_M][Tr::SMEM_K];  // op(A)[m0 + i, k0 + k]
     __shared__ __align__(16) T b_s[Tr::BLOCK_N][Tr::SMEM_K];  // op(B)[k0 + k, n0 + j], stored [j][k]
@@ -139,8 +141,12 @@ __device__ __forceinline__ void gemm_mma_kernel(const GemmParams& p) {
         }
     }
 
-    // Epilogue: alpha * acc + beta * C in f32, one rounding to T; C read only when beta != 0.
-    const bool read_c = p.beta != 0.0f;
+    // Epilogue (gemm_epilogue.cuh): C read only when the epilogue needs it. SWIGLU: n8 tile 2q of a warp
+    // holds gate columns and tile 2q + 1 their up columns (warp tiles start at multiples of 16).
+    static_assert(Tr::MMA_N == LK_GEMM_SWIGLU_BLOCK && Tr::WARP_N % (2 * LK_GEMM_SWIGLU_BLOCK) == 0,
+                  "one n8 tile per SwiGLU block");
+    const bool read_c = gemm_reads_c(p);
+    const bool swiglu = p.epilogue == LK_GEMM_EPILOGUE_SWIGLU;
     const int g = lane / 4;  // fragment row within the 8-row half
     const int t = lane % 4;  // fragment column pair
 #pragma unroll
@@ -155,10 +161,16 @@ __device__ __forceinline__ void gemm_mma_kernel(const GemmParams& p) {
                 for (int e = 0; e < 2; ++e) {
                     const int j = n0 + wn * Tr::WARP_N + nt * Tr::MMA_N + t * 2 + e;
                     if (j >= p.n) continue;
+                    const float v = p.alpha * acc[mt][nt][half * 2 + e];
+                    if (swiglu) {
+                        if (nt % 2 == 0) {
+                            const float up = p.alpha * acc[mt][nt | 1][half * 2 + e];
+                            c[int64_t(i) * p.ldc + j / 16 * 8 + j % 8] = gemm_swiglu<T>(p, v, up);
+                        }
+                        continue;
+                    }
                     T* dst = c + int64_t(i) * p.ldc + j;
-                    float v = p.alpha * acc[mt][nt][half * 2 + e];
-                    if (read_c) v = fmaf(p.beta, to_f32(*dst), v);
-                    *dst = from_f32<T>(v);
+                    *dst = gemm_finish<T>(p, v, read_c ? *dst : T());
                 }
         }
 }

@@ -1,14 +1,17 @@
-//! GEMM: `C = alpha · op(A) · op(B) + beta · C`, row-major, f32 accumulation, `C` rounded once.
+//! GEMM: `C = alpha · op(A) · op(B) + beta · C`, row-major, f32 accumulation, `C` rounded once; or a
+//! fused epilogue; one product or a batch.
 //!
 //! | | |
 //! |---|---|
 //! | dtypes | `f32`, `f16`, `bf16` (A, B and C share the dtype) |
 //! | layouts | `A: (m, k)`, or `(k, m)` when `trans_a`; `B: (k, n)`, or `(n, k)` when `trans_b`; `C: (m, n)`; contiguous |
-//! | kernel | f16/bf16, v3 (`cuda/gemm.cu`): tensor cores (`mma.sync.m16n8k16`, `ldmatrix`), a 4-stage 16-byte `cp.async` ring into XOR-swizzled shared memory, 128x128 or 64x64 block tiles of 2x2 warps ([`Config`], chosen by [`plan`]), grouped rasterization, 16-byte stores of C. Operands v3 cannot stage (a base or leading dimension of `a` or `b` not 16-byte aligned): v2 (`dev/gemm/v2_mma.cu`, 64x64x32, one stage). f32: v1 (`dev/gemm/v1_cuda_cores.cu`, CUDA cores, 64x64 block tile, k-step 16, 4x4 register tile per thread) |
-//! | numerics | products and sums in f32 (v1: fma in k order; v2, v3: tensor-core f32 accumulation, k-tiles in k order), `alpha·acc + beta·C` in f32, one rounding to `T` |
-//! | `beta == 0` | `C` is write-only: never read, so it may be uninitialised |
-//! | zero sizes | `m == 0` or `n == 0`: a no-op; `k == 0`: `C = beta·C` (`alpha·0` with `beta == 0`) |
-//! | limits | v1, v2: `m ≤ 65535·64` (grid rows); v3: at most 2³¹ - 1 block tiles; `m, n, k ≤ i32::MAX - 128` |
+//! | kernel | f16/bf16, v3 (`cuda/gemm.cu`): tensor cores (`mma.sync.m16n8k16`, `ldmatrix`), a 4-stage 16-byte `cp.async` ring into XOR-swizzled shared memory, 128x256, 128x128 or 64x64 block tiles ([`Config`], chosen by [`plan`]), grouped rasterization, 16-byte stores of C. Operands v3 cannot stage (a base, leading dimension or batch stride of `a` or `b` not 16-byte aligned): v2 (`dev/gemm/v2_mma.cu`, 64x64x32, one stage). f32: v1 (`dev/gemm/v1_cuda_cores.cu`, CUDA cores, 64x64 block tile, k-step 16, 4x4 register tile per thread) |
+//! | epilogues | [`GemmEpilogue`]: `Linear` (`alpha·acc + beta·C`), `ResidualAdd` (`C += alpha·acc` in place), `SwiGlu` (`C (m, n/2) = silu(g)·u` of interleaved gate/up columns, see [`interleave_gate_up`]); every rung runs all three (`cuda/include/gemm_epilogue.cuh`) |
+//! | batched | [`gemm_batched`]: up to [`MAX_BATCH`] products at element strides of A, B and C (0 shares an operand), one launch |
+//! | numerics | products and sums in f32 (v1: fma in k order; v2, v3: tensor-core f32 accumulation, k-tiles in k order), the epilogue in f32, one rounding to `T` (`Rounding::MatchTorch` epilogues round where PyTorch's unfused code does: see [`GemmEpilogue`]) |
+//! | `beta == 0` | with `Linear`, `C` is write-only: never read, so it may be uninitialised (`SwiGlu` never reads `C`; `ResidualAdd` always does) |
+//! | zero sizes | `m == 0`, `n == 0` or a batch of 0: a no-op; `k == 0`: `C = beta·C` (`alpha·0` with `beta == 0`) |
+//! | limits | v1, v2: `m ≤ 65535·64` (grid rows); v3: at most 2³¹ - 1 block tiles; `m, n, k ≤ i32::MAX - 128`; batch ≤ 65535 |
 
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
 use crate::dtype::{DType, Elem};
@@ -16,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::ops::validate;
 use crate::raw::params as tiles;
 use crate::raw::GemmParams;
-use crate::shapes::{GemmConfig, GemmShape};
+use crate::shapes::{GemmBatch, GemmConfig, GemmEpilogue, GemmShape, Rounding, GEMM_SWIGLU_BLOCK};
 
 const OP: &str = "gemm";
 
@@ -165,15 +168,16 @@ pub fn plan(shape: GemmShape, dtype: DType, aligned: bool, sm_count: u32) -> Pla
     })
 }
 
-/// Grid and block of one GEMM launch. v1/v2: one block per 64x64 tile of C, column tiles on `grid.x`,
-/// row tiles on `grid.y` (at most 65535); f32 (v1): 256 threads, 8 KB of static shared memory; v2: 128
-/// threads, 10 KB. v3: a 1-D grid of one block per tile (rasterized in the kernel), 128 or 256 threads,
+/// Grid and block of one GEMM launch of `batch` products. v1/v2: one block per 64x64 tile of C, column
+/// tiles on `grid.x`, row tiles on `grid.y` (at most 65535), products on `grid.z`; f32 (v1): 256 threads, 8 KB of static shared memory; v2: 128
+/// threads, 10 KB. v3: one block per tile on `grid.x` (rasterized in the kernel), products on `grid.y`, 128 or 256 threads,
 /// [`Config::shared_bytes`] of dynamic shared memory.
-fn launch_config(shape: GemmShape, plan: Plan) -> Result<LaunchDims> {
+fn launch_config(shape: GemmShape, plan: Plan, batch: usize) -> Result<LaunchDims> {
+    let batch = batch.min(MAX_BATCH) as u32; // the op checked count ≤ MAX_BATCH
     if let Plan::V3(config) = plan {
         let tiles = config.tiles(shape.m, shape.n);
         return Ok(LaunchDims {
-            grid: [validate::to_i32(OP, "block tiles", tiles)? as u32, 1, 1],
+            grid: [validate::to_i32(OP, "block tiles", tiles)? as u32, batch, 1],
             block: [config.threads(), 1, 1],
             shared_bytes: config.shared_bytes() as u32,
         });
@@ -190,7 +194,7 @@ fn launch_config(shape: GemmShape, plan: Plan) -> Result<LaunchDims> {
         });
     }
     Ok(LaunchDims {
-        grid: [validate::to_i32(OP, "n tiles", tiles_n)? as u32, tiles_m as u32, 1],
+        grid: [validate::to_i32(OP, "n tiles", tiles_n)? as u32, tiles_m as u32, batch],
         block: [if plan == Plan::V1 { THREADS_V1 } else { THREADS_V2 }, 1, 1],
         shared_bytes: 0,
     })
@@ -214,17 +218,19 @@ pub fn kernel_for(plan: Plan, dtype: DType, trans_a: bool, trans_b: bool) -> Ker
     KERNELS[index]
 }
 
-/// `c ← alpha · op(a) · op(b) + beta · c` on `backend` (see the module docs for layouts and numerics).
+/// `c ← alpha · op(a) · op(b) + beta · c` on `backend`, or another epilogue (`cfg.epilogue`; see the
+/// module docs for layouts and numerics).
 ///
-/// `a` has `m·k` elements, `b` `k·n`, `c` `m·n`, all contiguous and row-major as stored (`trans_a`:
-/// `a` is stored `(k, m)`; `trans_b`: `b` is stored `(n, k)`, LLaMA's `y = x·Wᵀ`). With `beta == 0`
-/// `c` is not read.
+/// `a` has `m·k` elements, `b` `k·n`, `c` `m·n` (`m·n/2` for SwiGLU), all contiguous and row-major as
+/// stored (`trans_a`: `a` is stored `(k, m)`; `trans_b`: `b` is stored `(n, k)`, LLaMA's `y = x·Wᵀ`).
+/// With the linear epilogue and `beta == 0`, `c` is not read.
 ///
 /// # Errors
 /// `ShapeMismatch` for a wrong buffer length (zero `m` or `n` is a no-op; `k == 0` gives `c = beta·c`);
-/// `InvalidArgument` for a non-finite `alpha` or `beta`; `SizeOverflow` for sizes past the kernel's
-/// limits (module docs); `Misaligned` for a pointer not aligned to its element; `Aliasing` when `c`
-/// overlaps `a` or `b`; backend errors from the launch.
+/// `InvalidArgument` for a non-finite `alpha` or `beta`, or `beta != 0` with an epilogue other than
+/// Linear; `InvalidShape` for SwiGLU with `n` not a multiple of `2·GEMM_SWIGLU_BLOCK`; `SizeOverflow`
+/// for sizes past the kernel's limits (module docs); `Misaligned` for a pointer not aligned to its
+/// element; `Aliasing` when `c` overlaps `a` or `b`; backend errors from the launch.
 pub fn gemm<T, B>(
     backend: &B,
     a: &impl DeviceSlice<T, B>,
@@ -237,7 +243,30 @@ where
     T: Elem + DeviceValue,
     B: Backend,
 {
-    gemm_with_tiles(backend, a, b, c, shape, cfg, Tiles::Auto)
+    gemm_batched_with_tiles(backend, a, b, c, shape, cfg, GemmBatch::ONE, Tiles::Auto)
+}
+
+/// `batch.count` GEMMs of one shape and config in one launch (see [`GemmBatch`]): product `z` reads
+/// `a[z·stride_a..]`, `b[z·stride_b..]` and writes `c[z·stride_c..]`.
+///
+/// # Errors
+/// As [`gemm`]; `ShapeMismatch` unless each buffer has `(count - 1)·stride + ` its matrix's elements;
+/// `InvalidArgument` for `stride_c` under `C`'s elements with `count > 1`; `SizeOverflow` for `count`
+/// over 65535. `count == 0` is a no-op.
+pub fn gemm_batched<T, B>(
+    backend: &B,
+    a: &impl DeviceSlice<T, B>,
+    b: &impl DeviceSlice<T, B>,
+    c: &mut impl DeviceSliceMut<T, B>,
+    shape: GemmShape,
+    cfg: GemmConfig,
+    batch: GemmBatch,
+) -> Result<()>
+where
+    T: Elem + DeviceValue,
+    B: Backend,
+{
+    gemm_batched_with_tiles(backend, a, b, c, shape, cfg, batch, Tiles::Auto)
 }
 
 /// Which v3 block tile a call runs.
@@ -268,10 +297,54 @@ where
     T: Elem + DeviceValue,
     B: Backend,
 {
+    gemm_batched_with_tiles(backend, a, b, c, shape, cfg, GemmBatch::ONE, tiles)
+}
+
+/// The most products of one batched launch (CUDA's limit on `gridDim.y` and `gridDim.z`).
+pub const MAX_BATCH: usize = 65535;
+
+/// [`gemm_batched`] with the v3 tile chosen by the caller: the general entry point.
+///
+/// # Errors
+/// As [`gemm_batched`] and [`gemm_with_tiles`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_batched_with_tiles<T, B>(
+    backend: &B,
+    a: &impl DeviceSlice<T, B>,
+    b: &impl DeviceSlice<T, B>,
+    c: &mut impl DeviceSliceMut<T, B>,
+    shape: GemmShape,
+    cfg: GemmConfig,
+    batch: GemmBatch,
+    tiles: Tiles,
+) -> Result<()>
+where
+    T: Elem + DeviceValue,
+    B: Backend,
+{
     // Preconditions.
     let GemmShape { m, n, k } = shape;
     validate::check_finite(OP, "alpha", cfg.alpha)?;
     validate::check_finite(OP, "beta", cfg.beta)?;
+    if cfg.epilogue != GemmEpilogue::Linear && cfg.beta != 0.0 {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            reason: format!(
+                "beta = {} with the {:?} epilogue (only Linear scales C)",
+                cfg.beta, cfg.epilogue
+            ),
+        });
+    }
+    let swiglu = matches!(cfg.epilogue, GemmEpilogue::SwiGlu(_));
+    if swiglu && n % (2 * GEMM_SWIGLU_BLOCK) != 0 {
+        return Err(Error::InvalidShape {
+            op: OP,
+            reason: format!(
+                "SwiGLU needs n (gate and up columns) to be a multiple of {}, got {n}",
+                2 * GEMM_SWIGLU_BLOCK
+            ),
+        });
+    }
     for (name, v) in [("m", m), ("n", n), ("k", k)] {
         if v > MAX_DIM {
             return Err(Error::SizeOverflow {
@@ -280,23 +353,55 @@ where
             });
         }
     }
+    if batch.count > MAX_BATCH {
+        return Err(Error::SizeOverflow {
+            op: OP,
+            what: format!("batch count {} is over the grid limit {MAX_BATCH}", batch.count),
+        });
+    }
+    let c_cols = if swiglu { n / 2 } else { n };
     let a_dims = if cfg.trans_a { [k, m] } else { [m, k] }; // as stored
     let b_dims = if cfg.trans_b { [n, k] } else { [k, n] }; // as stored
     let elem = std::mem::size_of::<T>();
-    let (a_addr, _a_guard) = validate::addr_of(OP, "a", a, backend, &a_dims)?;
-    let (b_addr, _b_guard) = validate::addr_of(OP, "b", b, backend, &b_dims)?;
-    let (c_addr, _c_guard) = validate::addr_of_mut(OP, "c", c, backend, &[m, n])?;
-    let c_bytes = validate::checked_product(OP, "c bytes", &[m, n, elem])?;
-    let a_bytes = validate::checked_product(OP, "a bytes", &[m, k, elem])?;
-    let b_bytes = validate::checked_product(OP, "b bytes", &[k, n, elem])?;
-    validate::check_no_overlap(OP, ("c", c_addr, c_bytes), ("a", a_addr, a_bytes))?;
-    validate::check_no_overlap(OP, ("c", c_addr, c_bytes), ("b", b_addr, b_bytes))?;
-    if m == 0 || n == 0 {
+    // Elements of each buffer: (count - 1)·stride + one matrix (0 for an empty batch).
+    let span = |what: &str, rows: usize, cols: usize, stride: usize| -> Result<usize> {
+        let one = validate::checked_product(OP, what, &[rows, cols])?;
+        match batch.count {
+            0 => Ok(0),
+            count => validate::checked_product(OP, what, &[count - 1, stride])?
+                .checked_add(one)
+                .ok_or_else(|| Error::SizeOverflow {
+                    op: OP,
+                    what: format!("{what}: the batch's span overflows usize"),
+                }),
+        }
+    };
+    let a_len = span("a", a_dims[0], a_dims[1], batch.stride_a)?;
+    let b_len = span("b", b_dims[0], b_dims[1], batch.stride_b)?;
+    let c_len = span("c", m, c_cols, batch.stride_c)?;
+    if batch.count > 1 && batch.stride_c < m * c_cols {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            reason: format!(
+                "stride_c = {} is under C's {} elements: products would overlap",
+                batch.stride_c,
+                m * c_cols
+            ),
+        });
+    }
+    let (a_addr, _a_guard) = validate::addr_of(OP, "a", a, backend, &[a_len])?;
+    let (b_addr, _b_guard) = validate::addr_of(OP, "b", b, backend, &[b_len])?;
+    let (c_addr, _c_guard) = validate::addr_of_mut(OP, "c", c, backend, &[c_len])?;
+    let bytes = |len: usize| len * elem; // lengths of existing buffers: no overflow
+    validate::check_no_overlap(OP, ("c", c_addr, bytes(c_len)), ("a", a_addr, bytes(a_len)))?;
+    validate::check_no_overlap(OP, ("c", c_addr, bytes(c_len)), ("b", b_addr, bytes(b_len)))?;
+    if m == 0 || n == 0 || batch.count == 0 {
         return Ok(()); // C is empty. (k == 0 still launches: C = beta·C.)
     }
-    // v3 stages both operands in 16-byte chunks: bases 16-byte aligned, rows a multiple of 8 elements.
-    let chunked = |addr: u64, ld: usize| addr % 16 == 0 && ld % 8 == 0;
-    let aligned = chunked(a_addr, a_dims[1]) && chunked(b_addr, b_dims[1]);
+    // v3 stages both operands in 16-byte chunks: bases 16-byte aligned, rows and batch strides a
+    // multiple of 8 elements.
+    let chunked = |addr: u64, ld: usize, stride: usize| addr % 16 == 0 && ld % 8 == 0 && stride % 8 == 0;
+    let aligned = chunked(a_addr, a_dims[1], batch.stride_a) && chunked(b_addr, b_dims[1], batch.stride_b);
     let plan = match (tiles, plan(shape, T::DTYPE, aligned, backend.sm_count())) {
         (Tiles::Auto, p) => p,
         (Tiles::Fixed(config), Plan::V3(_)) => Plan::V3(config),
@@ -307,15 +412,26 @@ where
             })
         }
     };
-    let dims = launch_config(shape, plan)?;
+    let dims = launch_config(shape, plan, batch.count)?;
 
+    let (epilogue, rounding) = match cfg.epilogue {
+        GemmEpilogue::Linear => (
+            crate::raw::params::lk_gemm_epilogue_LK_GEMM_EPILOGUE_LINEAR,
+            Rounding::Once,
+        ),
+        GemmEpilogue::ResidualAdd(r) => (crate::raw::params::lk_gemm_epilogue_LK_GEMM_EPILOGUE_RESIDUAL, r),
+        GemmEpilogue::SwiGlu(r) => (crate::raw::params::lk_gemm_epilogue_LK_GEMM_EPILOGUE_SWIGLU, r),
+    };
     let params = GemmParams {
         c: c_addr as *mut std::ffi::c_void,
         a: a_addr as *const std::ffi::c_void,
         b: b_addr as *const std::ffi::c_void,
         lda: validate::to_i64(OP, "lda", a_dims[1])?,
         ldb: validate::to_i64(OP, "ldb", b_dims[1])?,
-        ldc: validate::to_i64(OP, "ldc", n)?,
+        ldc: validate::to_i64(OP, "ldc", c_cols)?,
+        batch_stride_a: validate::to_i64(OP, "stride_a", batch.stride_a)?,
+        batch_stride_b: validate::to_i64(OP, "stride_b", batch.stride_b)?,
+        batch_stride_c: validate::to_i64(OP, "stride_c", batch.stride_c)?,
         m: validate::to_i32(OP, "m", m)?,
         n: validate::to_i32(OP, "n", n)?,
         k: validate::to_i32(OP, "k", k)?,
@@ -323,9 +439,57 @@ where
         trans_b: i32::from(cfg.trans_b),
         alpha: cfg.alpha,
         beta: cfg.beta,
-        reserved0: 0,
+        batch: batch.count as i32, // ≤ MAX_BATCH
+        epilogue: epilogue as i32,
+        rounding: rounding_code(rounding),
     };
     backend.launch(kernel_for(plan, T::DTYPE, cfg.trans_a, cfg.trans_b), dims, &params)
+}
+
+fn rounding_code(r: Rounding) -> i32 {
+    (match r {
+        Rounding::MatchTorch => crate::raw::params::lk_rounding_LK_ROUNDING_MATCH_TORCH,
+        Rounding::Once => crate::raw::params::lk_rounding_LK_ROUNDING_ONCE,
+    }) as i32
+}
+
+/// Gate and up weights interleaved for [`GemmEpilogue::SwiGlu`]: `gate` and `up` are the two
+/// projections as `op(B)` would hold them, each `d` columns of `k`: stored `(d, k)` when `trans_b`
+/// (PyTorch's `nn.Linear` weight, LLaMA's `w1`/`w3`), else `(k, d)`. Returns `B` with `n = 2d`
+/// columns, gate and up alternating in blocks of [`GEMM_SWIGLU_BLOCK`], stored the same way. A host
+/// function, for loading weights once.
+///
+/// # Errors
+/// `ShapeMismatch` unless `gate` and `up` have `d·k` elements; `InvalidShape` unless `d` is a multiple
+/// of `GEMM_SWIGLU_BLOCK`.
+pub fn interleave_gate_up<T: Copy>(gate: &[T], up: &[T], d: usize, k: usize, trans_b: bool) -> Result<Vec<T>> {
+    validate::check_len(OP, "gate", gate.len(), &[d, k])?;
+    validate::check_len(OP, "up", up.len(), &[d, k])?;
+    let s = GEMM_SWIGLU_BLOCK;
+    if d % s != 0 {
+        return Err(Error::InvalidShape {
+            op: OP,
+            reason: format!("the gate/up width d = {d} is not a multiple of the SwiGLU block {s}"),
+        });
+    }
+    let mut out = Vec::with_capacity(2 * d * k);
+    if trans_b {
+        // Rows of B are columns of op(B): blocks of s rows, gate then up.
+        for blk in 0..d / s {
+            let rows = blk * s * k..(blk + 1) * s * k;
+            out.extend_from_slice(&gate[rows.clone()]);
+            out.extend_from_slice(&up[rows]);
+        }
+    } else {
+        for p in 0..k {
+            for blk in 0..d / s {
+                let cols = p * d + blk * s..p * d + (blk + 1) * s;
+                out.extend_from_slice(&gate[cols.clone()]);
+                out.extend_from_slice(&up[cols]);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -334,14 +498,14 @@ mod tests {
 
     #[test]
     fn launch_config_covers_edges() {
-        let d = launch_config(GemmShape { m: 65, n: 1, k: 3 }, Plan::V1).unwrap();
+        let d = launch_config(GemmShape { m: 65, n: 1, k: 3 }, Plan::V1, 1).unwrap();
         assert_eq!(d.grid, [1, 2, 1]);
         assert_eq!(d.block, [THREADS_V1, 1, 1]);
-        let d = launch_config(GemmShape { m: 65, n: 130, k: 3 }, Plan::V2).unwrap();
+        let d = launch_config(GemmShape { m: 65, n: 130, k: 3 }, Plan::V2, 1).unwrap();
         assert_eq!((d.grid, d.block), ([3, 2, 1], [THREADS_V2, 1, 1]));
-        let d = launch_config(GemmShape { m: 129, n: 130, k: 3 }, Plan::V3(Config::Large)).unwrap();
+        let d = launch_config(GemmShape { m: 129, n: 130, k: 3 }, Plan::V3(Config::Large), 1).unwrap();
         assert_eq!((d.grid, d.block, d.shared_bytes), ([4, 1, 1], [128, 1, 1], 65536));
-        let d = launch_config(GemmShape { m: 65, n: 1, k: 3 }, Plan::V3(Config::Small)).unwrap();
+        let d = launch_config(GemmShape { m: 65, n: 1, k: 3 }, Plan::V3(Config::Small), 1).unwrap();
         assert_eq!((d.grid, d.shared_bytes), ([2, 1, 1], 32768));
         let too_tall = GemmShape {
             m: MAX_GRID_Y * BLOCK_V1_V2 + 1,
@@ -349,7 +513,7 @@ mod tests {
             k: 1,
         };
         assert!(matches!(
-            launch_config(too_tall, Plan::V2),
+            launch_config(too_tall, Plan::V2, 1),
             Err(Error::SizeOverflow { .. })
         ));
     }

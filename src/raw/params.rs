@@ -34,6 +34,7 @@ pub const LK_GEMM_SMALL_BLOCK_M: u32 = 64;
 pub const LK_GEMM_SMALL_BLOCK_N: u32 = 64;
 pub const LK_GEMM_SMALL_WARPS_M: u32 = 2;
 pub const LK_GEMM_SMALL_WARPS_N: u32 = 2;
+pub const LK_GEMM_SWIGLU_BLOCK: u32 = 8;
 pub const lk_dtype_LK_DTYPE_F32: lk_dtype = 0;
 pub const lk_dtype_LK_DTYPE_F16: lk_dtype = 1;
 pub const lk_dtype_LK_DTYPE_BF16: lk_dtype = 2;
@@ -292,6 +293,10 @@ const _: () = {
     ["Offset of field: AttentionCombineParams::reserved0"]
         [::core::mem::offset_of!(AttentionCombineParams, reserved0) - 76usize];
 };
+pub const lk_gemm_epilogue_LK_GEMM_EPILOGUE_LINEAR: lk_gemm_epilogue = 0;
+pub const lk_gemm_epilogue_LK_GEMM_EPILOGUE_RESIDUAL: lk_gemm_epilogue = 1;
+pub const lk_gemm_epilogue_LK_GEMM_EPILOGUE_SWIGLU: lk_gemm_epilogue = 2;
+pub type lk_gemm_epilogue = ::core::ffi::c_uint;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct GemmParams {
@@ -301,6 +306,9 @@ pub struct GemmParams {
     pub lda: i64,
     pub ldb: i64,
     pub ldc: i64,
+    pub batch_stride_a: i64,
+    pub batch_stride_b: i64,
+    pub batch_stride_c: i64,
     pub m: i32,
     pub n: i32,
     pub k: i32,
@@ -308,11 +316,13 @@ pub struct GemmParams {
     pub trans_b: i32,
     pub alpha: f32,
     pub beta: f32,
-    pub reserved0: i32,
+    pub batch: i32,
+    pub epilogue: i32,
+    pub rounding: i32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of GemmParams"][::core::mem::size_of::<GemmParams>() - 80usize];
+    ["Size of GemmParams"][::core::mem::size_of::<GemmParams>() - 112usize];
     ["Alignment of GemmParams"][::core::mem::align_of::<GemmParams>() - 8usize];
     ["Offset of field: GemmParams::c"][::core::mem::offset_of!(GemmParams, c) - 0usize];
     ["Offset of field: GemmParams::a"][::core::mem::offset_of!(GemmParams, a) - 8usize];
@@ -320,12 +330,17 @@ const _: () = {
     ["Offset of field: GemmParams::lda"][::core::mem::offset_of!(GemmParams, lda) - 24usize];
     ["Offset of field: GemmParams::ldb"][::core::mem::offset_of!(GemmParams, ldb) - 32usize];
     ["Offset of field: GemmParams::ldc"][::core::mem::offset_of!(GemmParams, ldc) - 40usize];
-    ["Offset of field: GemmParams::m"][::core::mem::offset_of!(GemmParams, m) - 48usize];
-    ["Offset of field: GemmParams::n"][::core::mem::offset_of!(GemmParams, n) - 52usize];
-    ["Offset of field: GemmParams::k"][::core::mem::offset_of!(GemmParams, k) - 56usize];
-    ["Offset of field: GemmParams::trans_a"][::core::mem::offset_of!(GemmParams, trans_a) - 60usize];
-    ["Offset of field: GemmParams::trans_b"][::core::mem::offset_of!(GemmParams, trans_b) - 64usize];
-    ["Offset of field: GemmParams::alpha"][::core::mem::offset_of!(GemmParams, alpha) - 68usize];
-    ["Offset of field: GemmParams::beta"][::core::mem::offset_of!(GemmParams, beta) - 72usize];
-    ["Offset of field: GemmParams::reserved0"][::core::mem::offset_of!(GemmParams, reserved0) - 76usize];
+    ["Offset of field: GemmParams::batch_stride_a"][::core::mem::offset_of!(GemmParams, batch_stride_a) - 48usize];
+    ["Offset of field: GemmParams::batch_stride_b"][::core::mem::offset_of!(GemmParams, batch_stride_b) - 56usize];
+    ["Offset of field: GemmParams::batch_stride_c"][::core::mem::offset_of!(GemmParams, batch_stride_c) - 64usize];
+    ["Offset of field: GemmParams::m"][::core::mem::offset_of!(GemmParams, m) - 72usize];
+    ["Offset of field: GemmParams::n"][::core::mem::offset_of!(GemmParams, n) - 76usize];
+    ["Offset of field: GemmParams::k"][::core::mem::offset_of!(GemmParams, k) - 80usize];
+    ["Offset of field: GemmParams::trans_a"][::core::mem::offset_of!(GemmParams, trans_a) - 84usize];
+    ["Offset of field: GemmParams::trans_b"][::core::mem::offset_of!(GemmParams, trans_b) - 88usize];
+    ["Offset of field: GemmParams::alpha"][::core::mem::offset_of!(GemmParams, alpha) - 92usize];
+    ["Offset of field: GemmParams::beta"][::core::mem::offset_of!(GemmParams, beta) - 96usize];
+    ["Offset of field: GemmParams::batch"][::core::mem::offset_of!(GemmParams, batch) - 100usize];
+    ["Offset of field: GemmParams::epilogue"][::core::mem::offset_of!(GemmParams, epilogue) - 104usize];
+    ["Offset of field: GemmParams::rounding"][::core::mem::offset_of!(GemmParams, rounding) - 108usize];
 };

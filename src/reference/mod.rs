@@ -42,7 +42,7 @@ pub mod swiglu;
 pub mod tolerance;
 
 pub use attention::{attention, attention_f64, attention_naive, attention_tiled, AttentionTiling};
-pub use gemm::{gemm, gemm_abs_bound, gemm_error_bound, gemm_f64, gemm_naive};
+pub use gemm::{gemm, gemm_abs_bound, gemm_batched, gemm_error_bound, gemm_f64, gemm_naive};
 pub use rms_norm::{fused_add_rms_norm, fused_add_rms_norm_f64, rms_norm, rms_norm_f64};
 pub use rope::{rope, rope_f64, rope_inv_freq, rope_inv_freq_f64};
 pub use swiglu::{ffn_hidden_dim, silu, swiglu, swiglu_f64, swiglu_packed, swiglu_packed_f64};

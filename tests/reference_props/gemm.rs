@@ -31,6 +31,7 @@ fn gemm_case() -> impl Strategy<Value = (GemmShape, GemmConfig, u64)> {
                     trans_b,
                     alpha,
                     beta,
+                    epilogue: llama_kernels::GemmEpilogue::Linear,
                 },
                 seed,
             )
