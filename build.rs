@@ -9,8 +9,9 @@
 //!
 //! nvcc dominates the build, and cargo runs this script once per profile and tool (clippy, test, release).
 //! So every nvcc output is cached in `target/nvcc-cache/`, shared by all of them, under a key that hashes
-//! the nvcc command line, `nvcc --version`, the source and every header it may include (`cuda/include/`,
-//! `dev/`). A change to one `.cu` recompiles that file only. `LLAMA_KERNELS_NVCC_CACHE=0` turns it off.
+//! the nvcc command line, `nvcc --version`, the source and every file it includes by `#include "..."`
+//! (transitively). An edit recompiles only the sources that include the edited file.
+//! `LLAMA_KERNELS_NVCC_CACHE=0` turns it off.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -166,11 +167,10 @@ fn run_job(nvcc: &Path, cache: &NvccCache, job: &Job, out_dir: &Path, archs: &[S
     // Store only when the inputs are still what the key hashed: a file edited while nvcc ran would
     // otherwise file the old key under the new output.
     if let Some(entry) = &entry {
-        let unchanged = cache.reload_shared_key() == Some(cache.shared_key)
-            && cache
-                .entry(&job.src, &all_args, &format!("{name}.{ext}"))
-                .map(|e| e.path)
-                == Some(entry.path.clone());
+        let unchanged = cache
+            .entry(&job.src, &all_args, &format!("{name}.{ext}"))
+            .map(|e| e.path)
+            == Some(entry.path.clone());
         if unchanged {
             entry.store(&output, &stderr);
         }
@@ -183,8 +183,6 @@ struct NvccCache {
     dir: Option<PathBuf>,
     /// `nvcc --version`.
     version: Vec<u8>,
-    /// Hash of the version and of every file under `cuda/include/` and `dev/`.
-    shared_key: u128,
 }
 
 /// One cached output: `<dir>/<output name>.<key>` plus `<...>.stderr`.
@@ -201,55 +199,30 @@ impl NvccCache {
         // profile directories so that every profile shares it.
         let dir = out_dir.ancestors().nth(4).map(|t| t.join("nvcc-cache"));
         let dir = dir.filter(|d| !off && std::fs::create_dir_all(d).is_ok());
-        let version = match Command::new(nvcc).arg("--version").output() {
-            Ok(o) if o.status.success() => o.stdout,
+        match Command::new(nvcc).arg("--version").output() {
+            Ok(o) if o.status.success() => NvccCache { dir, version: o.stdout },
             // Without a version there is no safe key: run without the cache.
-            _ => {
-                return NvccCache {
-                    dir: None,
-                    version: Vec::new(),
-                    shared_key: 0,
-                }
-            }
-        };
-        let mut cache = NvccCache {
-            dir,
-            version,
-            shared_key: 0,
-        };
-        match cache.reload_shared_key() {
-            Some(key) => cache.shared_key = key,
-            None => cache.dir = None,
+            _ => NvccCache {
+                dir: None,
+                version: Vec::new(),
+            },
         }
-        cache
     }
 
-    /// Hashes nvcc's version and the headers as they are now.
-    fn reload_shared_key(&self) -> Option<u128> {
-        let mut h = Hasher128::default();
-        h.write(&self.version);
-        let mut files = Vec::new();
-        for root in ["cuda/include", "dev"] {
-            list_files(Path::new(root), &mut files);
-        }
-        files.sort();
-        for f in &files {
-            h.write(f.to_string_lossy().as_bytes());
-            h.write(&std::fs::read(f).ok()?);
-        }
-        Some(h.finish())
-    }
-
+    /// The entry of `src` compiled with `args`: keyed by nvcc's version, the arguments, and the path and
+    /// bytes of `src` and of every file it includes by `#include "..."`, transitively. None when a file
+    /// of that set cannot be read (then nvcc runs and nothing is stored).
     fn entry(&self, src: &Path, args: &[String], output_name: &str) -> Option<CacheEntry> {
         let dir = self.dir.as_ref()?;
         let mut h = Hasher128::default();
-        h.write(&self.shared_key.to_le_bytes());
+        h.write(&self.version);
         for a in args {
             h.write(a.as_bytes());
-            h.write(&[0]);
         }
-        h.write(src.to_string_lossy().as_bytes());
-        h.write(&std::fs::read(src).ok()?);
+        for (path, bytes) in include_closure(src)? {
+            h.write(path.to_string_lossy().as_bytes());
+            h.write(&bytes);
+        }
         let key = h.finish();
         Some(CacheEntry {
             dir: dir.clone(),
@@ -257,6 +230,40 @@ impl NvccCache {
             path: dir.join(format!("{output_name}.{key:032x}")),
         })
     }
+}
+
+/// `src` and every file it includes with `#include "name"` (looked up beside the including file, then in
+/// `cuda/include`, as nvcc's `-Icuda/include` does), transitively, sorted by path, with their bytes. A
+/// name found nowhere is hashed as a name (nvcc then fails on it). Angle-bracket includes are the
+/// toolkit's, covered by nvcc's version.
+fn include_closure(src: &Path) -> Option<Vec<(PathBuf, Vec<u8>)>> {
+    let mut seen: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut todo = vec![src.to_path_buf()];
+    while let Some(path) = todo.pop() {
+        if seen.iter().any(|(p, _)| *p == path) {
+            continue;
+        }
+        let bytes = std::fs::read(&path).ok()?;
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            let Some(rest) = line.trim_start().strip_prefix("#include") else {
+                continue;
+            };
+            let Some(name) = rest.trim().strip_prefix('"').and_then(|r| r.split('"').next()) else {
+                continue;
+            };
+            let beside = path.parent().unwrap_or(Path::new(".")).join(name);
+            let found = [beside, Path::new("cuda/include").join(name)]
+                .into_iter()
+                .find(|p| p.is_file());
+            match found {
+                Some(p) => todo.push(p),
+                None => seen.push((PathBuf::from(format!("<missing {name}>")), Vec::new())),
+            }
+        }
+        seen.push((path, bytes));
+    }
+    seen.sort();
+    Some(seen)
 }
 
 impl CacheEntry {
@@ -307,19 +314,6 @@ impl CacheEntry {
         if !ok {
             let _ = std::fs::remove_file(&data_tmp);
             let _ = std::fs::remove_file(&err_tmp);
-        }
-    }
-}
-
-/// Every file under `dir`, recursively.
-fn list_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(read) = std::fs::read_dir(dir) else { return };
-    for e in read.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            list_files(&p, out);
-        } else {
-            out.push(p);
         }
     }
 }

@@ -226,7 +226,7 @@ fn ptxas_reports_every_kernel_on_every_arch_with_zero_spills() {
 /// The SASS of the tensor-core kernels shows what their headers claim, on every arch: HMMA (mma.sync
 /// m16n8k16 with f32 accumulators), LDSM (ldmatrix; .MT88 is the transposed load: attention's V, GEMM
 /// operands stored mn-major), for attention v2 and GEMM v3 LDGSTS (16-byte cp.async bypassing L1), for
-/// GEMM v3 16-byte stores of C, and no local memory (LDL/STL: spills or stack arrays).
+/// GEMM v3 16-byte stores of C, for the GEMM decode path 16-byte loads of W that skip L1, and no local memory (LDL/STL: spills or stack arrays).
 #[test]
 fn tensor_core_kernels_show_hmma_ldsm_and_ldgsts_in_their_sass() {
     let Some(tool) = cuobjdump() else {
@@ -253,6 +253,17 @@ fn tensor_core_kernels_show_hmma_ldsm_and_ldgsts_in_their_sass() {
         ("gemm", "gemm_f16_nn_large", &gemm_v3_nmajor),
         ("gemm", "gemm_bf16_tt_small", &gemm_v3_nmajor),
         ("gemm_v2", "gemm_v2_bf16", &["HMMA.16816.F32.BF16", "LDSM.16.M88.4"]),
+        // The decode path: W streamed by 16-byte loads that skip L1 (.NA), x staged by cp.async.
+        (
+            "gemm_decode",
+            "gemm_decode_bf16_wide",
+            &["HMMA.16816.F32.BF16", "LDG.E.NA.128.CONSTANT", "LDGSTS.E.BYPASS.128"],
+        ),
+        (
+            "gemm_decode",
+            "gemm_decode_f16_narrow",
+            &["HMMA.16816.F32", "LDG.E.NA.128.CONSTANT", "LDGSTS.E.BYPASS.128"],
+        ),
     ];
     for (module, kernel, wanted) in cases {
         let image = llama_kernels::raw::module_image(module).unwrap();
@@ -272,6 +283,14 @@ fn tensor_core_kernels_show_hmma_ldsm_and_ldgsts_in_their_sass() {
             let sass = String::from_utf8_lossy(&out.stdout);
             for w in *wanted {
                 assert!(sass.contains(w), "{kernel} on {arch}: no {w} in its SASS");
+            }
+            if kernel.starts_with("gemm_decode_") {
+                // UNROLL x GROUPS = 16 loads of W per k-step, issued before the mma that need them.
+                let loads = sass.matches("LDG.E.NA.128.CONSTANT").count();
+                assert!(
+                    loads >= 16,
+                    "{kernel} on {arch}: {loads} 16-byte W loads per k-step, expected 16"
+                );
             }
             for banned in ["LDL", "STL"] {
                 assert!(

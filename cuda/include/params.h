@@ -196,6 +196,18 @@ typedef struct AttentionCombineParams {
  * LK_GEMM_SWIGLU_BLOCK up columns (one 16-byte chunk of f16/bf16 each). */
 #define LK_GEMM_SWIGLU_BLOCK 8
 
+/* The GEMM decode path (cuda/gemm_decode.cu: m <= MAX_M, A stored (m, k), B stored (n, k)): blocks of
+ * WARPS warps of WARP_N rows of B each; BLOCK_K k per step (each thread keeps BLOCK_K / 32 * WARP_N / 8
+ * 16-byte loads of B in flight); x staged X_CHUNK k at a time; at most MAX_SPLITS k splits, whose f32
+ * partial sums the reduce kernel (REDUCE_THREADS threads a block) adds in order. */
+#define LK_GEMM_DECODE_MAX_M 16
+#define LK_GEMM_DECODE_WARPS 4
+#define LK_GEMM_DECODE_WARP_N 32
+#define LK_GEMM_DECODE_BLOCK_K 128
+#define LK_GEMM_DECODE_X_CHUNK 1024
+#define LK_GEMM_DECODE_MAX_SPLITS 32
+#define LK_GEMM_DECODE_REDUCE_THREADS 256
+
 /* What the GEMM does with its f32 accumulator acc (cuda/include/gemm_epilogue.cuh has the rounding). */
 typedef enum lk_gemm_epilogue {
     LK_GEMM_EPILOGUE_LINEAR = 0,   /* C = alpha * acc + beta * C */
@@ -211,6 +223,7 @@ typedef struct GemmParams {
     void* c;                /* (m, n), leading dimension ldc; (m, n / 2) for SWIGLU */
     const void* a;          /* (m, k) or (k, m) if trans_a, leading dimension lda */
     const void* b;          /* (k, n) or (n, k) if trans_b, leading dimension ldb */
+    void* workspace;        /* decode split-K: (batch, splits, m, n) f32 partial sums; NULL otherwise */
     int64_t lda;            /* elements between rows of A as stored */
     int64_t ldb;            /* elements between rows of B as stored */
     int64_t ldc;            /* elements between rows of C */
@@ -227,6 +240,8 @@ typedef struct GemmParams {
     int32_t batch;          /* products, >= 1: blockIdx.y (v3) or blockIdx.z (v1, v2) */
     int32_t epilogue;       /* lk_gemm_epilogue */
     int32_t rounding;       /* lk_rounding of RESIDUAL and SWIGLU */
+    int32_t splits;         /* decode: k splits (gridDim.y), >= 1; 1 elsewhere */
+    int32_t split_k;        /* decode: k elements per split (a multiple of LK_GEMM_DECODE_BLOCK_K); k elsewhere */
 } GemmParams;
 
 /* No implicit padding: the byte image of each struct is fully defined (checked on 64-bit targets). */
@@ -241,7 +256,7 @@ LK_STATIC_ASSERT(sizeof(RopeParams) == 4 * 8 + 2 * 8 + 6 * 4, "RopeParams has pa
 LK_STATIC_ASSERT(sizeof(SwigluParams) == 3 * 8 + 3 * 8 + 4 * 4, "SwigluParams has padding");
 LK_STATIC_ASSERT(sizeof(AttentionParams) == 7 * 8 + 12 * 8 + 18 * 4, "AttentionParams has padding");
 LK_STATIC_ASSERT(sizeof(AttentionCombineParams) == 4 * 8 + 3 * 8 + 6 * 4, "AttentionCombineParams has padding");
-LK_STATIC_ASSERT(sizeof(GemmParams) == 3 * 8 + 6 * 8 + 10 * 4, "GemmParams has padding");
+LK_STATIC_ASSERT(sizeof(GemmParams) == 4 * 8 + 6 * 8 + 12 * 4, "GemmParams has padding");
 
 /* Field offsets, generated from the Rust mirror (tests/build_artifacts.rs). */
 #include "params_layout.h"

@@ -14,8 +14,10 @@
 // Thread (ty, tx) of the 16x16 thread grid owns the THREAD_M x THREAD_N register tile of C at rows
 // ty + 16 * r and columns tx + 16 * c (strided, so a warp's stores of C cover 16 consecutive columns).
 //
-// Rounding: products and sums in f32, fma in k order within each thread's accumulator; alpha * acc +
-// beta * C in f32; C rounded once.
+// Rounding: products and sums in f32, blocked: each k-tile's BLOCK_K = 16 products are summed by fma in k
+// order into a fresh f32 partial, and the partials are added to the accumulator in k order. The error
+// grows like (16 + k / 16) u rather than k u (sequential summation was 7x torch's f32 error at k = 4096);
+// then the epilogue in f32 (gemm_epilogue.cuh); C rounded once.
 #include "gemm_epilogue.cuh"
 
 namespace lk {
@@ -101,6 +103,11 @@ __device__ __forceinline__ void gemm_kernel(const GemmParams& p) {
         }
         __syncthreads();
 
+        float part[Tr::THREAD_M][Tr::THREAD_N];  // this k-tile's sums
+#pragma unroll
+        for (int r = 0; r < Tr::THREAD_M; ++r)
+#pragma unroll
+            for (int cc = 0; cc < Tr::THREAD_N; ++cc) part[r][cc] = 0.0f;
 #pragma unroll
         for (int kk = 0; kk < Tr::BLOCK_K; ++kk) {
             float a_frag[Tr::THREAD_M];  // op(A)[rows of this thread, k0 + kk]
@@ -112,8 +119,12 @@ __device__ __forceinline__ void gemm_kernel(const GemmParams& p) {
 #pragma unroll
             for (int r = 0; r < Tr::THREAD_M; ++r)
 #pragma unroll
-                for (int cc = 0; cc < Tr::THREAD_N; ++cc) acc[r][cc] = fmaf(a_frag[r], b_frag[cc], acc[r][cc]);
+                for (int cc = 0; cc < Tr::THREAD_N; ++cc) part[r][cc] = fmaf(a_frag[r], b_frag[cc], part[r][cc]);
         }
+#pragma unroll
+        for (int r = 0; r < Tr::THREAD_M; ++r)
+#pragma unroll
+            for (int cc = 0; cc < Tr::THREAD_N; ++cc) acc[r][cc] += part[r][cc];
         __syncthreads();  // the tiles are overwritten by the next k step
     }
 

@@ -40,7 +40,7 @@ kernel_params!(RopeParams, ptrs: 4, i64s: 2, i32s: 6);
 kernel_params!(SwigluParams, ptrs: 3, i64s: 3, i32s: 4);
 kernel_params!(AttentionParams, ptrs: 7, i64s: 12, i32s: 18);
 kernel_params!(AttentionCombineParams, ptrs: 4, i64s: 3, i32s: 6);
-kernel_params!(GemmParams, ptrs: 3, i64s: 6, i32s: 10);
+kernel_params!(GemmParams, ptrs: 4, i64s: 6, i32s: 12);
 
 /// The `lk_rounding` value of a [`crate::Rounding`].
 pub fn rounding_code(r: crate::Rounding) -> i32 {

@@ -35,6 +35,13 @@ pub const LK_GEMM_SMALL_BLOCK_N: u32 = 64;
 pub const LK_GEMM_SMALL_WARPS_M: u32 = 2;
 pub const LK_GEMM_SMALL_WARPS_N: u32 = 2;
 pub const LK_GEMM_SWIGLU_BLOCK: u32 = 8;
+pub const LK_GEMM_DECODE_MAX_M: u32 = 16;
+pub const LK_GEMM_DECODE_WARPS: u32 = 4;
+pub const LK_GEMM_DECODE_WARP_N: u32 = 32;
+pub const LK_GEMM_DECODE_BLOCK_K: u32 = 128;
+pub const LK_GEMM_DECODE_X_CHUNK: u32 = 1024;
+pub const LK_GEMM_DECODE_MAX_SPLITS: u32 = 32;
+pub const LK_GEMM_DECODE_REDUCE_THREADS: u32 = 256;
 pub const lk_dtype_LK_DTYPE_F32: lk_dtype = 0;
 pub const lk_dtype_LK_DTYPE_F16: lk_dtype = 1;
 pub const lk_dtype_LK_DTYPE_BF16: lk_dtype = 2;
@@ -303,6 +310,7 @@ pub struct GemmParams {
     pub c: *mut ::core::ffi::c_void,
     pub a: *const ::core::ffi::c_void,
     pub b: *const ::core::ffi::c_void,
+    pub workspace: *mut ::core::ffi::c_void,
     pub lda: i64,
     pub ldb: i64,
     pub ldc: i64,
@@ -319,28 +327,33 @@ pub struct GemmParams {
     pub batch: i32,
     pub epilogue: i32,
     pub rounding: i32,
+    pub splits: i32,
+    pub split_k: i32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of GemmParams"][::core::mem::size_of::<GemmParams>() - 112usize];
+    ["Size of GemmParams"][::core::mem::size_of::<GemmParams>() - 128usize];
     ["Alignment of GemmParams"][::core::mem::align_of::<GemmParams>() - 8usize];
     ["Offset of field: GemmParams::c"][::core::mem::offset_of!(GemmParams, c) - 0usize];
     ["Offset of field: GemmParams::a"][::core::mem::offset_of!(GemmParams, a) - 8usize];
     ["Offset of field: GemmParams::b"][::core::mem::offset_of!(GemmParams, b) - 16usize];
-    ["Offset of field: GemmParams::lda"][::core::mem::offset_of!(GemmParams, lda) - 24usize];
-    ["Offset of field: GemmParams::ldb"][::core::mem::offset_of!(GemmParams, ldb) - 32usize];
-    ["Offset of field: GemmParams::ldc"][::core::mem::offset_of!(GemmParams, ldc) - 40usize];
-    ["Offset of field: GemmParams::batch_stride_a"][::core::mem::offset_of!(GemmParams, batch_stride_a) - 48usize];
-    ["Offset of field: GemmParams::batch_stride_b"][::core::mem::offset_of!(GemmParams, batch_stride_b) - 56usize];
-    ["Offset of field: GemmParams::batch_stride_c"][::core::mem::offset_of!(GemmParams, batch_stride_c) - 64usize];
-    ["Offset of field: GemmParams::m"][::core::mem::offset_of!(GemmParams, m) - 72usize];
-    ["Offset of field: GemmParams::n"][::core::mem::offset_of!(GemmParams, n) - 76usize];
-    ["Offset of field: GemmParams::k"][::core::mem::offset_of!(GemmParams, k) - 80usize];
-    ["Offset of field: GemmParams::trans_a"][::core::mem::offset_of!(GemmParams, trans_a) - 84usize];
-    ["Offset of field: GemmParams::trans_b"][::core::mem::offset_of!(GemmParams, trans_b) - 88usize];
-    ["Offset of field: GemmParams::alpha"][::core::mem::offset_of!(GemmParams, alpha) - 92usize];
-    ["Offset of field: GemmParams::beta"][::core::mem::offset_of!(GemmParams, beta) - 96usize];
-    ["Offset of field: GemmParams::batch"][::core::mem::offset_of!(GemmParams, batch) - 100usize];
-    ["Offset of field: GemmParams::epilogue"][::core::mem::offset_of!(GemmParams, epilogue) - 104usize];
-    ["Offset of field: GemmParams::rounding"][::core::mem::offset_of!(GemmParams, rounding) - 108usize];
+    ["Offset of field: GemmParams::workspace"][::core::mem::offset_of!(GemmParams, workspace) - 24usize];
+    ["Offset of field: GemmParams::lda"][::core::mem::offset_of!(GemmParams, lda) - 32usize];
+    ["Offset of field: GemmParams::ldb"][::core::mem::offset_of!(GemmParams, ldb) - 40usize];
+    ["Offset of field: GemmParams::ldc"][::core::mem::offset_of!(GemmParams, ldc) - 48usize];
+    ["Offset of field: GemmParams::batch_stride_a"][::core::mem::offset_of!(GemmParams, batch_stride_a) - 56usize];
+    ["Offset of field: GemmParams::batch_stride_b"][::core::mem::offset_of!(GemmParams, batch_stride_b) - 64usize];
+    ["Offset of field: GemmParams::batch_stride_c"][::core::mem::offset_of!(GemmParams, batch_stride_c) - 72usize];
+    ["Offset of field: GemmParams::m"][::core::mem::offset_of!(GemmParams, m) - 80usize];
+    ["Offset of field: GemmParams::n"][::core::mem::offset_of!(GemmParams, n) - 84usize];
+    ["Offset of field: GemmParams::k"][::core::mem::offset_of!(GemmParams, k) - 88usize];
+    ["Offset of field: GemmParams::trans_a"][::core::mem::offset_of!(GemmParams, trans_a) - 92usize];
+    ["Offset of field: GemmParams::trans_b"][::core::mem::offset_of!(GemmParams, trans_b) - 96usize];
+    ["Offset of field: GemmParams::alpha"][::core::mem::offset_of!(GemmParams, alpha) - 100usize];
+    ["Offset of field: GemmParams::beta"][::core::mem::offset_of!(GemmParams, beta) - 104usize];
+    ["Offset of field: GemmParams::batch"][::core::mem::offset_of!(GemmParams, batch) - 108usize];
+    ["Offset of field: GemmParams::epilogue"][::core::mem::offset_of!(GemmParams, epilogue) - 112usize];
+    ["Offset of field: GemmParams::rounding"][::core::mem::offset_of!(GemmParams, rounding) - 116usize];
+    ["Offset of field: GemmParams::splits"][::core::mem::offset_of!(GemmParams, splits) - 120usize];
+    ["Offset of field: GemmParams::split_k"][::core::mem::offset_of!(GemmParams, split_k) - 124usize];
 };
