@@ -441,17 +441,25 @@ fn run_typed<T: Elem + DeviceValue>(backend: &EmuBackend, case: &Case) -> std::r
                 n: d(1),
                 k: d(2),
             };
+            // Every epilogue, from the dimensions (the other fields are taken); beta only for Linear.
+            let epilogue = match (shape.m ^ shape.n ^ shape.k) % 4 {
+                1 => llama_kernels::GemmEpilogue::ResidualAdd(case.rounding),
+                2 => llama_kernels::GemmEpilogue::SwiGlu(case.rounding),
+                _ => llama_kernels::GemmEpilogue::Linear,
+            };
+            let linear = epilogue == llama_kernels::GemmEpilogue::Linear;
             let cfg = GemmConfig {
                 trans_a: case.flag,
                 trans_b: case.rounding == Rounding::Once,
                 alpha: case.scalar.unwrap_or(1.0),
-                beta: case.scalar2,
-                epilogue: llama_kernels::GemmEpilogue::Linear,
+                beta: if linear { case.scalar2 } else { 0.0 },
+                epilogue,
             };
+            let c_cols = reference::gemm::c_cols(shape, cfg);
             let (a, b, c) = (
                 case.data::<T>(0, n_of(&[shape.m, shape.k])),
                 case.data::<T>(1, n_of(&[shape.k, shape.n])),
-                case.data::<T>(2, n_of(&[shape.m, shape.n])),
+                case.data::<T>(2, n_of(&[shape.m, c_cols])),
             );
             let (ab, bb) = (case.upload(backend, &a)?, case.upload(backend, &b)?);
             let mut cb = case.upload(backend, &c)?;
