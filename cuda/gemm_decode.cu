@@ -21,7 +21,7 @@
 // A sum over k does not care which k-slot of the mma holds which k, so a lane's 8 elements feed two
 // mma.m16n8k16 k-steps: the fragment's slots (2q, 2q + 1) and (2q + 8, 2q + 9) take elements 0..3, then
 // 4..7, and the A fragment takes the same elements of x. x (at most 16 rows) is staged per X_CHUNK = 1024
-// k in shared memory (rows padded by 16 bytes: the 16-byte reads of 8 rows hit distinct banks), once per
+// k in shared memory (rows padded by 64 bytes: a quarter-warp's 16-byte reads hit distinct banks), once per
 // block; rows past m are never staged or read (their fragment registers are zero).
 //
 // Split-K (gridDim.y = splits > 1, chosen by the host when the n blocks alone would fill fewer than two
@@ -51,7 +51,9 @@ struct GemmDecodeTraits {
     static constexpr int BLOCK_K = LK_GEMM_DECODE_BLOCK_K;
     static constexpr int UNROLL = BLOCK_K / 32;
     static constexpr int X_CHUNK = LK_GEMM_DECODE_X_CHUNK;
-    static constexpr int X_STRIDE = X_CHUNK + 8;  // elements per staged row of x
+    // Elements per staged row of x: rows 64 bytes apart modulo 128, so the two rows of a quarter-warp's
+    // 16-byte reads (4 chunks each) fall on disjoint bank halves.
+    static constexpr int X_STRIDE = X_CHUNK + 32;
     static constexpr int MAX_M = LK_GEMM_DECODE_MAX_M;
     static_assert(MAX_M == 16, "one m16 fragment covers every row");
     static_assert(GROUPS % 2 == 0 && LK_GEMM_SWIGLU_BLOCK == 8, "SwiGLU: n8 group 2i is gate, 2i + 1 its up");

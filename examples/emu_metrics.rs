@@ -36,7 +36,6 @@ fn main() -> Result<(), llama_kernels::Error> {
     let e = std::mem::size_of::<T>() as u64;
     let mut rows: Vec<Row> = Vec::new();
     // Rows whose op may launch two kernels (split-KV attention: the split kernel, then the combine).
-    let mut split_ops: Vec<usize> = Vec::new();
 
     // RMSNorm and the fused residual add, 16 tokens of LLaMA-3-8B (hidden 4096).
     let (tokens, hidden) = (16usize, 4096usize);
@@ -153,7 +152,6 @@ fn main() -> Result<(), llama_kernels::Error> {
         let v = emu.upload(&random_vec::<T>(kv_n, 12, 1.0))?;
         let mut o = emu.alloc_poisoned::<T>(q_n)?;
         attention::attention(&emu, &q, &k, &v, &mut o, s, AttentionConfig::default())?;
-        split_ops.push(rows.len());
         rows.push(Row {
             op: name.into(),
             shape: format!(
@@ -164,21 +162,21 @@ fn main() -> Result<(), llama_kernels::Error> {
         });
     }
 
-    // One entry per op: the launches of a split-KV attention call are summed under "split + combine".
+    // One entry per op: the launches of a split call are summed under "split + second pass".
     let mut metrics: Vec<(String, Metrics)> = Vec::new();
     let mut launches = emu.take_metrics().into_iter().peekable();
-    for i in 0..rows.len() {
+    for _ in 0..rows.len() {
         let Some((mut name, mut m)) = launches.next() else {
             break;
         };
-        if split_ops.contains(&i) {
-            if let Some((combine, _)) = launches.peek() {
-                if combine.starts_with("attention_combine") {
-                    let (combine, cm) = launches.next().expect("peeked");
-                    m.add(&cm);
-                    name = format!("{name} + {combine}");
-                }
+        // A second pass (split-KV's combine, split-K's reduction) is part of its op's call.
+        while let Some((second, _)) = launches.peek() {
+            if !(second.starts_with("attention_combine") || second.starts_with("gemm_decode_reduce")) {
+                break;
             }
+            let (second, sm) = launches.next().expect("peeked");
+            m.add(&sm);
+            name = format!("{name} + {second}");
         }
         metrics.push((name, m));
     }

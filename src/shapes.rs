@@ -266,6 +266,34 @@ pub enum GemmEpilogue {
 /// Columns per gate or up block of [`GemmEpilogue::SwiGlu`]'s interleaved weights.
 pub const GEMM_SWIGLU_BLOCK: usize = crate::raw::params::LK_GEMM_SWIGLU_BLOCK as usize;
 
+impl GemmConfig {
+    /// The epilogue's preconditions for `shape`: `beta == 0` unless Linear, and for SwiGLU `n` a multiple
+    /// of `2·GEMM_SWIGLU_BLOCK` (`InvalidArgument`, `InvalidShape`; `op` names the caller). Shared by the
+    /// op and the reference.
+    pub fn check_epilogue(&self, op: &'static str, shape: GemmShape) -> crate::Result<()> {
+        if self.epilogue != GemmEpilogue::Linear && self.beta != 0.0 {
+            return Err(crate::Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "beta = {} with the {:?} epilogue (only Linear scales C)",
+                    self.beta, self.epilogue
+                ),
+            });
+        }
+        if matches!(self.epilogue, GemmEpilogue::SwiGlu(_)) && shape.n % (2 * GEMM_SWIGLU_BLOCK) != 0 {
+            return Err(crate::Error::InvalidShape {
+                op,
+                reason: format!(
+                    "SwiGLU needs n (gate and up columns) to be a multiple of {}, got {}",
+                    2 * GEMM_SWIGLU_BLOCK,
+                    shape.n
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// `count` GEMMs of one shape and config: product `z` reads `A + z·stride_a`, `B + z·stride_b` and writes
 /// `C + z·stride_c` (strides in elements; 0 shares one `A` or `B` among all products, as LoRA adapters
 /// on one input do). Each buffer holds exactly `(count - 1)·stride + ` its matrix's elements; `stride_c`

@@ -6,64 +6,21 @@
 
 mod common;
 
+use common::gemm::{bits, check_oracle, run};
+
 use half::{bf16, f16};
 use llama_kernels::backend::{Backend, DeviceValue, EmuBackend};
 use llama_kernels::ops::gemm::{
     decode_plan, gemm_batched_with_tiles, interleave_gate_up, plan_call, Decode, DecodeShape, Plan, Split, Tiles,
 };
 use llama_kernels::ops::swiglu::swiglu;
-use llama_kernels::reference::{self, check_2x_rule, check_abs_bound, random_vec, to_f64_vec};
+use llama_kernels::reference::random_vec;
 use llama_kernels::{DType, Elem, Error, GemmBatch, GemmConfig, GemmEpilogue, GemmShape, Rounding, SwigluShape};
 
 const NT: GemmConfig = GemmConfig {
     trans_b: true,
     ..GemmConfig::DEFAULT
 };
-
-#[allow(clippy::too_many_arguments)]
-fn run<T: Elem + DeviceValue, B: Backend>(
-    backend: &B,
-    a: &[T],
-    b: &[T],
-    c0: &[T],
-    shape: GemmShape,
-    cfg: GemmConfig,
-    batch: GemmBatch,
-    tiles: Tiles,
-) -> Result<Vec<T>, String> {
-    let err = |e: Error| format!("{shape:?} {cfg:?} {batch:?} {tiles:?}: {e}");
-    let a_d = backend.upload(a).map_err(err)?;
-    let b_d = backend.upload(b).map_err(err)?;
-    let reads_c = cfg.epilogue != GemmEpilogue::Linear || cfg.beta != 0.0;
-    let mut c_d = if reads_c {
-        backend.upload(c0).map_err(err)?
-    } else {
-        backend.alloc_poisoned::<T>(c0.len()).map_err(err)?
-    };
-    gemm_batched_with_tiles(backend, &a_d, &b_d, &mut c_d, shape, cfg, batch, tiles).map_err(err)?;
-    backend.download(&c_d).map_err(err)
-}
-
-fn check_oracle<T: Elem>(
-    got: &[T],
-    a: &[T],
-    b: &[T],
-    c0: &[T],
-    shape: GemmShape,
-    cfg: GemmConfig,
-) -> Result<(), String> {
-    let err = |e: Error| format!("{shape:?} {cfg:?}: {e}");
-    let got = to_f64_vec(got);
-    let oracle = reference::gemm_f64(a, b, c0, shape, cfg).map_err(err)?;
-    let bound = reference::gemm_error_bound(a, b, c0, shape, cfg).map_err(err)?;
-    check_abs_bound(T::DTYPE, &got, &oracle, &bound, 1.0, 0.0).map_err(|e| format!("{shape:?} {cfg:?}: {e}"))?;
-    let naive = to_f64_vec(&reference::gemm_naive(a, b, c0, shape, cfg).map_err(err)?);
-    check_2x_rule(T::DTYPE, &got, &naive, &oracle, 1e-6).map_err(|e| format!("{shape:?} {cfg:?} 2x rule: {e}"))
-}
-
-fn bits<T: Elem>(v: &[T]) -> Vec<u64> {
-    v.iter().map(|x| x.to_f64().to_bits()).collect()
-}
 
 /// Every m from 1 to 16 with the op's own choice (asserted to be the decode path), n and k at the edges.
 fn every_m<T: Elem + DeviceValue, B: Backend>(backend: &B) {

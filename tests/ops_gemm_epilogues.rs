@@ -12,14 +12,14 @@
 
 mod common;
 
+use common::gemm::{bits, check_oracle, run, split_gate_up};
+
 use half::{bf16, f16};
 use llama_kernels::backend::{Backend, DeviceValue, EmuBackend};
 use llama_kernels::ops::gemm::{gemm_batched_with_tiles, interleave_gate_up, Config, Tiles};
 use llama_kernels::ops::swiglu::swiglu;
-use llama_kernels::reference::{self, check_2x_rule, check_abs_bound, random_vec, to_f64_vec};
-use llama_kernels::{
-    DType, Elem, Error, GemmBatch, GemmConfig, GemmEpilogue, GemmShape, Rounding, SwigluShape, GEMM_SWIGLU_BLOCK,
-};
+use llama_kernels::reference::{self, random_vec};
+use llama_kernels::{DType, Elem, Error, GemmBatch, GemmConfig, GemmEpilogue, GemmShape, Rounding, SwigluShape};
 
 /// Which rung a case runs: v3 in a forced config, the op's choice, or v2 (by a leading dimension that is
 /// not a multiple of 8).
@@ -45,57 +45,6 @@ fn rungs<T: Elem>() -> Vec<(Rung, usize)> {
     let mut v: Vec<(Rung, usize)> = Config::ALL.iter().map(|&c| (Rung::V3(Tiles::Fixed(c)), 40)).collect();
     v.push((Rung::Auto, 21)); // k = 21: A's rows are not 16-byte multiples, so v2
     v
-}
-
-/// Runs one GEMM of (a, b, c0) with `cfg`, the batch and the rung; returns C as downloaded.
-#[allow(clippy::too_many_arguments)]
-fn run<T: Elem + DeviceValue, B: Backend>(
-    backend: &B,
-    a: &[T],
-    b: &[T],
-    c0: &[T],
-    shape: GemmShape,
-    cfg: GemmConfig,
-    batch: GemmBatch,
-    rung: Rung,
-) -> Result<Vec<T>, String> {
-    let err = |e: Error| format!("{shape:?} {cfg:?} {batch:?} {rung:?}: {e}");
-    let a_d = backend.upload(a).map_err(err)?;
-    let b_d = backend.upload(b).map_err(err)?;
-    let reads_c = cfg.epilogue != GemmEpilogue::Linear || cfg.beta != 0.0;
-    // A write-only C starts poisoned (initcheck fires on a read of it on the emulator).
-    let mut c_d = if reads_c || batch.count > 1 {
-        backend.upload(c0).map_err(err)?
-    } else {
-        backend.alloc_poisoned::<T>(c0.len()).map_err(err)?
-    };
-    gemm_batched_with_tiles(backend, &a_d, &b_d, &mut c_d, shape, cfg, batch, tiles(rung)).map_err(err)?;
-    backend.download(&c_d).map_err(err)
-}
-
-/// The kernel's C against the f64 oracle: the reference's bound, and the 2x rule for f16/bf16.
-fn check_oracle<T: Elem>(
-    got: &[T],
-    a: &[T],
-    b: &[T],
-    c0: &[T],
-    shape: GemmShape,
-    cfg: GemmConfig,
-) -> Result<(), String> {
-    let err = |e: Error| format!("{shape:?} {cfg:?}: {e}");
-    let got = to_f64_vec(got);
-    let oracle = reference::gemm_f64(a, b, c0, shape, cfg).map_err(err)?;
-    let bound = reference::gemm_error_bound(a, b, c0, shape, cfg).map_err(err)?;
-    check_abs_bound(T::DTYPE, &got, &oracle, &bound, 1.0, 0.0).map_err(|e| format!("{shape:?} {cfg:?}: {e}"))?;
-    if T::DTYPE != DType::F32 {
-        let naive = to_f64_vec(&reference::gemm_naive(a, b, c0, shape, cfg).map_err(err)?);
-        check_2x_rule(T::DTYPE, &got, &naive, &oracle, 1e-6).map_err(|e| format!("{shape:?} {cfg:?} 2x rule: {e}"))?;
-    }
-    Ok(())
-}
-
-fn bits<T: Elem>(v: &[T]) -> Vec<u64> {
-    v.iter().map(|x| x.to_f64().to_bits()).collect()
 }
 
 /// `C += alpha·op(A)·op(B)` for both roundings on every rung and layout, and its two bitwise identities.
@@ -124,14 +73,24 @@ fn residual_add<T: Elem + DeviceValue, B: Backend>(backend: &B) {
                 ..GemmConfig::DEFAULT
             };
             let one = GemmBatch::ONE;
-            let plain = run(backend, &a, &b, &c0, shape, base, one, rung).unwrap();
-            let beta1 = run(backend, &a, &b, &c0, shape, GemmConfig { beta: 1.0, ..base }, one, rung).unwrap();
+            let plain = run(backend, &a, &b, &c0, shape, base, one, tiles(rung)).unwrap();
+            let beta1 = run(
+                backend,
+                &a,
+                &b,
+                &c0,
+                shape,
+                GemmConfig { beta: 1.0, ..base },
+                one,
+                tiles(rung),
+            )
+            .unwrap();
             for rounding in [Rounding::MatchTorch, Rounding::Once] {
                 let cfg = GemmConfig {
                     epilogue: GemmEpilogue::ResidualAdd(rounding),
                     ..base
                 };
-                let got = run(backend, &a, &b, &c0, shape, cfg, one, rung).unwrap();
+                let got = run(backend, &a, &b, &c0, shape, cfg, one, tiles(rung)).unwrap();
                 let expected: Vec<T> = match rounding {
                     Rounding::Once => beta1.clone(),
                     Rounding::MatchTorch => plain
@@ -149,20 +108,6 @@ fn residual_add<T: Elem + DeviceValue, B: Backend>(backend: &B) {
             }
         }
     }
-}
-
-/// De-interleaves a `(m, n)` GEMM output of interleaved gate/up columns into `(m, n/2)` gate and up.
-fn split_gate_up<T: Copy>(out: &[T], m: usize, n: usize) -> (Vec<T>, Vec<T>) {
-    let s = GEMM_SWIGLU_BLOCK;
-    let (mut gate, mut up) = (Vec::new(), Vec::new());
-    for i in 0..m {
-        for o in 0..n / 2 {
-            let g = i * n + o / s * 2 * s + o % s;
-            gate.push(out[g]);
-            up.push(out[g + s]);
-        }
-    }
-    (gate, up)
 }
 
 /// The fused SwiGLU on every rung and layout, for both roundings: MatchTorch bit for bit the plain GEMM
@@ -193,7 +138,17 @@ fn fused_swiglu<T: Elem + DeviceValue, B: Backend>(backend: &B) {
                 ..GemmConfig::DEFAULT
             };
             let one = GemmBatch::ONE;
-            let plain = run(backend, &a, &b, &vec![T::from_f32(0.0); m * n], shape, base, one, rung).unwrap();
+            let plain = run(
+                backend,
+                &a,
+                &b,
+                &vec![T::from_f32(0.0); m * n],
+                shape,
+                base,
+                one,
+                tiles(rung),
+            )
+            .unwrap();
             let (gate, up) = split_gate_up(&plain, m, n);
             for rounding in [Rounding::MatchTorch, Rounding::Once] {
                 let cfg = GemmConfig {
@@ -201,7 +156,7 @@ fn fused_swiglu<T: Elem + DeviceValue, B: Backend>(backend: &B) {
                     ..base
                 };
                 let c0 = random_vec::<T>(m * d, seed ^ 0x33, 1.0); // never read: C is poisoned
-                let got = run(backend, &a, &b, &c0, shape, cfg, one, rung).unwrap();
+                let got = run(backend, &a, &b, &c0, shape, cfg, one, tiles(rung)).unwrap();
                 if rounding == Rounding::MatchTorch {
                     let (g_d, u_d) = (backend.upload(&gate).unwrap(), backend.upload(&up).unwrap());
                     let mut out = backend.alloc_poisoned::<T>(m * d).unwrap();
@@ -269,7 +224,7 @@ fn batched<T: Elem + DeviceValue, B: Backend>(backend: &B) {
                 epilogue,
                 ..GemmConfig::DEFAULT
             };
-            let got = run(backend, &a, &b, &c0, shape, cfg, batch, rung).unwrap();
+            let got = run(backend, &a, &b, &c0, shape, cfg, batch, tiles(rung)).unwrap();
             let expected = reference::gemm_batched(&a, &b, &c0, shape, cfg, batch).unwrap();
             for z in 0..batch.count {
                 let at = |stride: usize, one: usize| z * stride..z * stride + one;

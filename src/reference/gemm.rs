@@ -54,25 +54,7 @@ fn validate(a: usize, b: usize, c: usize, shape: GemmShape, cfg: GemmConfig) -> 
     check_len(OP, "b", b, &[shape.k, shape.n])?;
     check_finite(OP, "alpha", cfg.alpha as f64)?;
     check_finite(OP, "beta", cfg.beta as f64)?;
-    if cfg.epilogue != GemmEpilogue::Linear && cfg.beta != 0.0 {
-        return Err(Error::InvalidArgument {
-            op: OP,
-            reason: format!(
-                "beta = {} with the {:?} epilogue (only Linear scales C)",
-                cfg.beta, cfg.epilogue
-            ),
-        });
-    }
-    if matches!(cfg.epilogue, GemmEpilogue::SwiGlu(_)) && shape.n % (2 * GEMM_SWIGLU_BLOCK) != 0 {
-        return Err(Error::InvalidShape {
-            op: OP,
-            reason: format!(
-                "SwiGLU needs n (gate and up columns) to be a multiple of {}, got {}",
-                2 * GEMM_SWIGLU_BLOCK,
-                shape.n
-            ),
-        });
-    }
+    cfg.check_epilogue(OP, shape)?;
     check_len(OP, "c", c, &[shape.m, c_cols(shape, cfg)])
 }
 

@@ -34,6 +34,7 @@ macro_rules! backend_tests {
     };
 }
 
+pub mod gemm;
 pub mod seed;
 
 /// Runs `check` on `cases` values drawn from `strategy`, from the run's seed ([`seed::config`]), with

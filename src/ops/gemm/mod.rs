@@ -141,25 +141,8 @@ where
     let GemmShape { m, n, k } = shape;
     validate::check_finite(OP, "alpha", cfg.alpha)?;
     validate::check_finite(OP, "beta", cfg.beta)?;
-    if cfg.epilogue != GemmEpilogue::Linear && cfg.beta != 0.0 {
-        return Err(Error::InvalidArgument {
-            op: OP,
-            reason: format!(
-                "beta = {} with the {:?} epilogue (only Linear scales C)",
-                cfg.beta, cfg.epilogue
-            ),
-        });
-    }
+    cfg.check_epilogue(OP, shape)?;
     let swiglu = matches!(cfg.epilogue, GemmEpilogue::SwiGlu(_));
-    if swiglu && n % (2 * GEMM_SWIGLU_BLOCK) != 0 {
-        return Err(Error::InvalidShape {
-            op: OP,
-            reason: format!(
-                "SwiGLU needs n (gate and up columns) to be a multiple of {}, got {n}",
-                2 * GEMM_SWIGLU_BLOCK
-            ),
-        });
-    }
     for (name, v) in [("m", m), ("n", n), ("k", k)] {
         if v > MAX_DIM {
             return Err(Error::SizeOverflow {
