@@ -108,9 +108,17 @@ fn ptx_entries(ptx: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// A path under the temp dir unique to this call (process id and a counter): tests run on parallel
+/// threads, and two of them may extract the same module.
+fn scratch_file(name: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("llama-kernels-{}-{n}-{name}", std::process::id()))
+}
+
 /// Entry symbols per SASS arch, and the archs of embedded PTX, from `cuobjdump -symbols`.
 fn fatbin_contents(tool: &Path, fatbin: &[u8], name: &str) -> (BTreeMap<String, BTreeSet<String>>, BTreeSet<String>) {
-    let path = std::env::temp_dir().join(format!("llama-kernels-{}-{name}.fatbin", std::process::id()));
+    let path = scratch_file(&format!("{name}.fatbin"));
     std::fs::write(&path, fatbin).unwrap();
     let out = std::process::Command::new(tool)
         .arg("-symbols")
@@ -267,7 +275,7 @@ fn tensor_core_kernels_show_hmma_ldsm_and_ldgsts_in_their_sass() {
     ];
     for (module, kernel, wanted) in cases {
         let image = llama_kernels::raw::module_image(module).unwrap();
-        let path = std::env::temp_dir().join(format!("llama-kernels-sass-{}-{kernel}.fatbin", std::process::id()));
+        let path = scratch_file(&format!("sass-{kernel}.fatbin"));
         std::fs::write(&path, image.fatbin).unwrap();
         for arch in llama_kernels::raw::module::SASS_ARCHS {
             let out = std::process::Command::new(&tool)

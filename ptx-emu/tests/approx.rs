@@ -307,8 +307,7 @@ fn special_values_and_exact_instructions_stay_exact() {
 
 #[test]
 fn cli_approx_mode() {
-    let dir = std::env::temp_dir().join(format!("ptx-emu-approx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("ptx-emu-approx");
     let ptx = dir.join("ex2.ptx");
     std::fs::write(
         &ptx,

@@ -40,8 +40,7 @@ ret;
 
 #[test]
 fn cli_runs_and_reports() {
-    let dir = std::env::temp_dir().join(format!("ptx-emu-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("ptx-emu-cli");
     let ptx = dir.join("saxpy.ptx");
     std::fs::write(&ptx, SAXPY).unwrap();
     let x: Vec<u8> = (0..64).flat_map(|i| (i as f32).to_le_bytes()).collect();
@@ -155,8 +154,7 @@ fn cli_runs_and_reports() {
 
 /// Writes `ptx` to a fresh file and runs `ptx-emu run FILE ARGS...`; returns (exit code, stderr).
 fn run_cli(name: &str, ptx: &str, args: &[&str]) -> (Option<i32>, String) {
-    let dir = std::env::temp_dir().join(format!("ptx-emu-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("ptx-emu-cli");
     let file = dir.join(format!("{name}.ptx"));
     std::fs::write(&file, ptx).unwrap();
     let out = bin().arg("run").arg(&file).args(args).output().unwrap();
@@ -424,8 +422,7 @@ fn cli_warns_about_a_newer_ptx_version() {
 /// when `--regs` is absent; without ptxas, `--regs` is required (exit 2 saying so).
 #[test]
 fn cli_model_predicts_and_needs_registers() {
-    let dir = std::env::temp_dir().join(format!("ptx-emu-cli-model-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("ptx-emu-cli-model");
     let ptx = dir.join("saxpy.ptx");
     std::fs::write(&ptx, SAXPY).unwrap();
     let metrics = dir.join("m.json");

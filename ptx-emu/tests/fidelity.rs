@@ -183,19 +183,18 @@ fn metrics_come_with_check_reports_in_the_library_and_the_cli() {
     let mut p = params(&[out, xb]);
     p.extend_from_slice(&32i32.to_le_bytes());
     let r = dev.launch(&m, "oob_after_work", &cfg([1, 1, 1], [33, 1, 1], 0), &p);
-    let Err(EmuError::Check { reports, .. }) = r else {
+    let Err(EmuError::Check { reports, metrics, .. }) = r else {
         panic!("expected a memcheck report, got {r:?}")
     };
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].kind, CheckKind::Memcheck);
-    //X assert_eq!(metrics.threads, 33);
-    //X assert_eq!(metrics.global_load_bytes, 33 * 4);
-    //X assert_eq!(metrics.global_store_bytes, 32 * 4, "the faulting store is dropped");
-    //X assert!(metrics.instructions > 33 * 5, "{}", metrics.instructions);
+    assert_eq!(metrics.threads, 33);
+    assert_eq!(metrics.global_load_bytes, 33 * 4);
+    assert_eq!(metrics.global_store_bytes, 32 * 4, "the faulting store is dropped");
+    assert!(metrics.instructions > 33 * 5, "{}", metrics.instructions);
 
     // The CLI writes --metrics too, and exits 1 for the report.
-    let dir = std::env::temp_dir().join(format!("ptx-emu-fidelity-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("ptx-emu-fidelity");
     let (file, json) = (dir.join("fidelity.ptx"), dir.join("m.json"));
     std::fs::write(&file, &ptx).unwrap();
     let st = std::process::Command::new(env!("CARGO_BIN_EXE_ptx-emu"))

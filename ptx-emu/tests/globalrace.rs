@@ -185,8 +185,7 @@ fn reports_do_not_depend_on_the_worker_count_and_the_check_can_be_turned_off() {
     launch(&dev, &m, "same_bytes_every_block", 4, 32, &params(&[out, x])).unwrap();
 
     // The CLI: exit 1 with the report; --no-check globalrace: exit 0.
-    let dir = std::env::temp_dir().join(format!("ptx-emu-globalrace-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("ptx-emu-globalrace");
     let file = dir.join("g.ptx");
     std::fs::write(&file, &ptx).unwrap();
     let cli = |extra: &[&str]| {

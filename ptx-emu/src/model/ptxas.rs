@@ -27,7 +27,11 @@ pub fn find_ptxas() -> Result<PathBuf, String> {
 /// Assembles `ptx` for `sm_{cc}` and reads `kernel`'s registers and shared memory.
 pub fn resources(ptx: &str, kernel: &str, cc: u32) -> Result<Resources, String> {
     let ptxas = find_ptxas()?;
-    let dir = std::env::temp_dir().join(format!("ptx-emu-ptxas-{}", std::process::id()));
+    // One directory per call: callers run this on parallel threads (the model on several kernels at
+    // once), and each call removes its directory when done.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ptx-emu-ptxas-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let src = dir.join(format!("{kernel}.ptx"));
     std::fs::write(&src, ptx).map_err(|e| e.to_string())?;

@@ -132,6 +132,17 @@ pub fn cfg(grid: [u32; 3], block: [u32; 3], shared: u32) -> LaunchConfig {
     }
 }
 
+/// A fresh directory under the temp dir, unique to this call (process id and a per-process counter):
+/// tests run on parallel threads, so a directory shared by name would let one test read or overwrite a
+/// file another is writing.
+pub fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("{tag}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Compiles a .cu file from tests/cu to PTX with nvcc; None (with a printed reason) when nvcc is missing
 /// and CI is not set; panics when CI is set.
 pub fn compile_cu(name: &str) -> Option<String> {
@@ -148,9 +159,9 @@ pub fn compile_cu(name: &str) -> Option<String> {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/cu")
         .join(name);
-    let out_dir = std::env::temp_dir().join(format!("ptx-emu-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let out = out_dir.join(format!("{name}.ptx"));
+    // Tests run on parallel threads of one process, and several compile the same file: each call
+    // writes its own output file, so no test reads PTX another nvcc is still writing.
+    let out = scratch_dir("ptx-emu-tests").join(format!("{name}.ptx"));
     let st = std::process::Command::new(&nvcc)
         .args(["-O3", "-ptx", "-arch=compute_80", "-o"])
         .arg(&out)
