@@ -226,6 +226,40 @@ fn a_sampled_prediction_matches_the_full_emulation() {
     }
 }
 
+/// The wave probe's L2 hit rate is taken per load stream: x, which every block stages first, hits L2;
+/// W, which each block reads alone, comes from DRAM however many x hits the probe saw. With one rate
+/// for all loads (the model before), W inherited x's hits and the GEMV ran faster than DRAM allows.
+#[test]
+fn the_wave_probe_keeps_each_load_streams_own_l2_hit_rate() {
+    let Some((dev, m)) = setup("model.cu") else { return };
+    let (k, block, grid) = (4096u32, 256u32, 2048u32);
+    let rows = (grid * block / 32) as u64;
+    let w_bytes = rows * k as u64 * 4;
+    let w = dev.alloc_zeroed(w_bytes as usize).unwrap();
+    let x = dev.alloc_zeroed(4 * k as usize).unwrap();
+    let y = dev.alloc(4 * rows as usize).unwrap();
+    let p = with(&[y, w, x], &[k]);
+    for name in ["a100-sxm4-80gb", "h100-sxm"] {
+        let a = arch::by_name(name).unwrap();
+        let r = dev
+            .launch_with_model(
+                &m,
+                "gemv_shared_x",
+                &cfg([grid, 1, 1], [block, 1, 1], 4 * k),
+                &p,
+                &opts(name, 32, Some(16)),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pred = r.prediction.expect("a prediction");
+        eprintln!("gemv_shared_x {}", pred.summary());
+        let moved = pred.dram_bytes / w_bytes as f64;
+        assert!((0.99..1.05).contains(&moved), "{name}: DRAM bytes {moved:.3}x W");
+        let frac = w_bytes as f64 / pred.seconds / a.dram_bytes_s;
+        assert!(frac <= 1.0, "{name}: W streams at {frac:.3} of DRAM bandwidth");
+        assert!(frac >= 0.5, "{name}: W streams at only {frac:.3} of DRAM bandwidth");
+    }
+}
+
 #[test]
 fn occupancy_follows_cudas_rules() {
     let a100 = arch::by_name("a100-sxm4-80gb").unwrap();

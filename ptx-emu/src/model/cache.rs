@@ -3,6 +3,8 @@
 //! write-back). Blocks resident at the same time interleave their requests, so reuse between them
 //! (the A and B tiles of a GEMM) shows up as L2 hits instead of DRAM traffic.
 
+use std::collections::BTreeMap;
+
 use super::timeline::{BlockTrace, SECTOR_LOAD, SECTOR_LOAD_L2, SECTOR_STORE};
 
 /// A set-associative cache of 128-byte lines with a valid bit per 32-byte sector.
@@ -89,7 +91,7 @@ impl Cache {
 }
 
 /// Sector counts the cache simulation found, summed over the simulated blocks.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Traffic {
     /// Load sectors requested, and where they were served.
     pub load_sectors: u64,
@@ -101,6 +103,9 @@ pub struct Traffic {
     pub l2_sectors: u64,
     /// Sectors written to DRAM (evicted dirty sectors and those left dirty at the end).
     pub dram_writes: u64,
+    /// Per load stream (the PTX line of the load, [`BlockTrace::streams`]): of its sectors that
+    /// reached L2, how many hit there and how many went on to DRAM. Sums to `l2_hits` and `dram_reads`.
+    pub by_stream: BTreeMap<u32, [u64; 2]>,
 }
 
 /// Requests a block issues per turn when the resident blocks of an SM interleave.
@@ -122,8 +127,9 @@ pub fn simulate(traces: &[BlockTrace], per_sm: usize, l1_bytes: u64, l2_bytes: u
             for (b, trace) in blocks.iter().enumerate() {
                 let p = &mut pos[g][b];
                 let end = (*p + CHUNK).min(trace.sectors.len());
-                for &s in &trace.sectors[*p..end] {
+                for (i, &s) in trace.sectors[*p..end].iter().enumerate() {
                     any = true;
+                    let stream = trace.streams.get(*p + i).copied().unwrap_or(0);
                     let (sector, kind) = (s >> 2, s & 3);
                     let to_l2 = match kind {
                         SECTOR_LOAD => {
@@ -152,10 +158,13 @@ pub fn simulate(traces: &[BlockTrace], per_sm: usize, l1_bytes: u64, l2_bytes: u
                         let o = l2.access(sector, true, write);
                         t.dram_writes += o.writebacks as u64;
                         if !write {
+                            let e = t.by_stream.entry(stream).or_default();
                             if o.hit {
                                 t.l2_hits += 1;
+                                e[0] += 1;
                             } else {
                                 t.dram_reads += 1;
+                                e[1] += 1;
                             }
                         }
                     }

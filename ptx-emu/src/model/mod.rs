@@ -358,17 +358,26 @@ pub fn wave_probe(
     Ok((wave, budget as u64))
 }
 
-/// Traffic of the sampled blocks with the L2/DRAM split of the wave probe: the loads that miss L1 hit
-/// L2 as often as they did while the whole first wave ran together.
+/// Traffic of the sampled blocks with the L2/DRAM split of the wave probe, per load stream: the loads
+/// of each PTX load instruction that miss L1 hit L2 as often as that instruction's did while the whole
+/// first wave ran together. A stream the probe never reached (it covers only the start of each block)
+/// keeps the split the sample found. One rate for every stream would let a stream that blocks share
+/// (a GEMV's x, staged first) lend its hits to one that each block reads alone (the weights).
 fn with_probe(mut t: cache::Traffic, probe: &cache::Traffic) -> cache::Traffic {
-    let reached = probe.l2_hits + probe.dram_reads;
-    if reached == 0 {
-        return t;
+    let (mut hits, mut dram) = (0, 0);
+    for (line, split) in t.by_stream.iter_mut() {
+        if let Some(&[ph, pd]) = probe.by_stream.get(line) {
+            if ph + pd > 0 {
+                let reached = split[0] + split[1];
+                split[0] = (reached as f64 * ph as f64 / (ph + pd) as f64).round() as u64;
+                split[1] = reached - split[0];
+            }
+        }
+        hits += split[0];
+        dram += split[1];
     }
-    let hit = probe.l2_hits as f64 / reached as f64;
-    let loads_l2 = (t.l2_hits + t.dram_reads) as f64;
-    t.l2_hits = (loads_l2 * hit).round() as u64;
-    t.dram_reads = loads_l2 as u64 - t.l2_hits;
+    t.l2_hits = hits;
+    t.dram_reads = dram;
     t
 }
 

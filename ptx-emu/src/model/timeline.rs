@@ -188,6 +188,9 @@ pub struct BlockTrace {
     pub warps: Vec<WarpTrace>,
     /// Global sectors, `(sector << 2) | kind`, in the order requests ran.
     pub sectors: Vec<u64>,
+    /// For each of `sectors`, the PTX line of the instruction that requested it: the load stream the
+    /// wave probe's L2 hit rate is taken per (`model::with_probe`).
+    pub streams: Vec<u32>,
     /// The block's own metrics (the launch's counters over this block alone).
     pub metrics: crate::Metrics,
     timing: Option<Timing>,
@@ -203,6 +206,7 @@ pub struct BlockTrace {
     cur_global: bool,
     cur_shared: bool,
     cur_kind: u64,
+    cur_line: u32,
 }
 
 impl WarpTrace {
@@ -253,6 +257,7 @@ impl BlockTrace {
             Op::St { addr, srcs, .. } if srcs.len() == 1 => addr.base.map(|b| (b, addr.off, true)),
             _ => None,
         };
+        self.cur_line = inst.line;
         self.cur_kind = match &inst.op {
             Op::St { .. } => SECTOR_STORE,
             Op::Wmma(w) if matches!(w.as_ref(), WmmaOp::Store { .. }) => SECTOR_STORE,
@@ -265,6 +270,7 @@ impl BlockTrace {
     pub(crate) fn global_sectors(&mut self, sectors: &[u64]) {
         self.cur_global = true;
         self.sectors.extend(sectors.iter().map(|s| (s << 2) | self.cur_kind));
+        self.streams.extend(std::iter::repeat_n(self.cur_line, sectors.len()));
     }
 
     /// A warp-level shared request of `wavefronts` (lanes' offset and length in `addrs`). A scalar

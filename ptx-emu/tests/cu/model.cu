@@ -58,3 +58,25 @@ extern "C" __global__ void bank_conflict(float *out, int iters) {
 extern "C" __global__ void one_block(float *out, float x) {
     out[threadIdx.x] = x * threadIdx.x;
 }
+
+// Two load streams with different L2 reuse: every block first stages the same x (k floats) into
+// shared memory, then each warp streams its own row of W (k floats) and writes y[row] = W[row]·x. x is
+// read by every block (L2 hits after the first block), W exactly once (DRAM). The staging fills the
+// start of each block, where the wave probe looks.
+extern "C" __global__ void gemv_shared_x(float *y, const float4 *__restrict__ w, const float *__restrict__ x,
+                                         int k) {
+    extern __shared__ float xs[];
+    for (int i = threadIdx.x; i < k; i += blockDim.x) xs[i] = x[i];
+    __syncthreads();
+    int lane = threadIdx.x & 31;
+    size_t row = (size_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const float4 *wr = w + row * (k / 4);
+    float acc = 0.0f;
+    for (int i = lane; i < k / 4; i += 32) {
+        float4 v = wr[i];
+        acc += v.x * xs[4 * i] + v.y * xs[4 * i + 1] + v.z * xs[4 * i + 2] + v.w * xs[4 * i + 3];
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) y[row] = acc;
+}
