@@ -172,9 +172,9 @@ __device__ __forceinline__ void gemm_decode_kernel(const GemmParams& p) {
                 for (int e = 0; e < 4; ++e) acc[gi][e] += part[((w * Tr::GROUPS + gi) * 4 + e) * WARP_SIZE + lane];
     }
 
-    // acc[gi] = (row g, cols 2q, 2q + 1) and (row g + 8, same) of W rows n_warp + gi * 8 + [0, 8).
-    if (gridDim.y > 1) {
-        float* ws = static_cast<float*>(p.workspace) + (batch * gridDim.y + blockIdx.y) * int64_t(p.m) * p.n;
+    // acc[gi] = (row g, cols 2q, 2q + 1) and (row g + 8, same) of W rows n_warp + gi * 8 + [0, 8):
+    // each_in_c(f) calls f(gi, slot, i, j) for every acc[gi][slot] that is element (i, j) of C.
+    auto each_in_c = [&](auto&& f) {
 #pragma unroll
         for (int gi = 0; gi < Tr::GROUPS; ++gi)
 #pragma unroll
@@ -183,32 +183,28 @@ __device__ __forceinline__ void gemm_decode_kernel(const GemmParams& p) {
                 for (int e = 0; e < 2; ++e) {
                     const int i = g + 8 * h;
                     const int j = n_warp + gi * 8 + 2 * q + e;
-                    if (i < p.m && j < p.n) ws[int64_t(i) * p.n + j] = acc[gi][2 * h + e];
+                    if (i < p.m && j < p.n) f(gi, 2 * h + e, i, j);
                 }
+    };
+    if (gridDim.y > 1) {
+        float* ws = static_cast<float*>(p.workspace) + (batch * gridDim.y + blockIdx.y) * int64_t(p.m) * p.n;
+        each_in_c([&](int gi, int slot, int i, int j) { ws[int64_t(i) * p.n + j] = acc[gi][slot]; });
         return;
     }
     T* c = static_cast<T*>(p.c) + batch * p.batch_stride_c;
     const bool swiglu = p.epilogue == LK_GEMM_EPILOGUE_SWIGLU;
     const bool read_c = gemm_reads_c(p);
-#pragma unroll
-    for (int gi = 0; gi < Tr::GROUPS; ++gi)
-#pragma unroll
-        for (int h = 0; h < 2; ++h)
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int i = g + 8 * h;
-                const int j = n_warp + gi * 8 + 2 * q + e;
-                if (i >= p.m || j >= p.n) continue;
-                const float v = p.alpha * acc[gi][2 * h + e];
-                if (swiglu) {
-                    // Group gi even holds gate columns, gi + 1 their up (n_warp is a multiple of 16).
-                    if (gi % 2 == 0)
-                        c[int64_t(i) * p.ldc + j / 16 * 8 + j % 8] = gemm_swiglu<T>(p, v, p.alpha * acc[gi | 1][2 * h + e]);
-                    continue;
-                }
-                T* dst = c + int64_t(i) * p.ldc + j;
-                *dst = gemm_finish<T>(p, v, read_c ? *dst : T());
-            }
+    each_in_c([&](int gi, int slot, int i, int j) {
+        const float v = p.alpha * acc[gi][slot];
+        if (swiglu) {
+            // Group gi even holds gate columns, gi + 1 their up (n_warp is a multiple of 16).
+            if (gi % 2 == 0)
+                c[int64_t(i) * p.ldc + j / 16 * 8 + j % 8] = gemm_swiglu<T>(p, v, p.alpha * acc[gi | 1][slot]);
+            return;
+        }
+        T* dst = c + int64_t(i) * p.ldc + j;
+        *dst = gemm_finish<T>(p, v, read_c ? *dst : T());
+    });
 }
 
 // One thread per element of C: the splits' partial sums of its column(s) in split order, then alpha

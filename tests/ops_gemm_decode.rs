@@ -11,7 +11,8 @@ use common::gemm::{bits, check_oracle, run};
 use half::{bf16, f16};
 use llama_kernels::backend::{Backend, DeviceValue, EmuBackend};
 use llama_kernels::ops::gemm::{
-    decode_plan, gemm_batched_with_tiles, interleave_gate_up, plan_call, Decode, DecodeShape, Plan, Split, Tiles,
+    decode_plan, gemm_batched_with_tiles, gemm_batched_with_workspace, gemm_workspace_len, interleave_gate_up,
+    plan_call, Config, Decode, DecodeShape, Plan, Split, Tiles,
 };
 use llama_kernels::ops::swiglu::swiglu;
 use llama_kernels::reference::random_vec;
@@ -294,4 +295,66 @@ fn gemm_decode_forced_where_it_cannot_run() {
         Tiles::Decode(DecodeShape::Wide, 1),
     )
     .unwrap();
+}
+
+/// The caller's split-K workspace: `gemm_workspace_len` is what a split call needs (0 unsplit); with a
+/// poisoned workspace of that length or longer the result is bit for bit the allocating call's, rerun
+/// on the dirty workspace too; one element short is a `ShapeMismatch`; an unsplit call takes any.
+#[test]
+fn gemm_decode_with_the_callers_workspace() {
+    let backend = EmuBackend::new().with_sm_count(132);
+    let shape = GemmShape { m: 3, n: 200, k: 1160 };
+    let cfg = GemmConfig { alpha: 0.5, ..NT };
+    let batch = GemmBatch {
+        count: 2,
+        stride_a: shape.m * shape.k + 8,
+        stride_b: 0,
+        stride_c: shape.m * shape.n + 3,
+    };
+    let a = random_vec::<bf16>(batch.stride_a + shape.m * shape.k, 11, 1.0);
+    let b = random_vec::<bf16>(shape.n * shape.k, 12, 1.0);
+    let c0 = random_vec::<bf16>(batch.stride_c + shape.m * shape.n, 13, 1.0);
+    let (a_d, b_d) = (backend.upload(&a).unwrap(), backend.upload(&b).unwrap());
+    let len_of = |tiles| gemm_workspace_len(&backend, shape, cfg, batch, DType::BF16, tiles).unwrap();
+    for tiles in [
+        Tiles::Decode(DecodeShape::Narrow, 3),
+        Tiles::Decode(DecodeShape::Wide, 2),
+        Tiles::Auto,
+    ] {
+        let len = len_of(tiles);
+        let splits = match tiles {
+            Tiles::Decode(_, count) => count,
+            _ => match plan_call(shape, cfg, batch.count, DType::BF16, true, 132) {
+                Plan::Decode(d) => d.split.count,
+                p => panic!("{p:?}"),
+            },
+        };
+        assert!(splits > 1, "{tiles:?}");
+        assert_eq!(len, 2 * splits * shape.m * shape.n, "{tiles:?}");
+        let want = run(&backend, &a, &b, &c0, shape, cfg, batch, tiles).unwrap();
+        let mut ws = backend.upload(&random_vec::<f32>(len + 5, 14, 1e30)).unwrap();
+        for pass in 0..2 {
+            let mut c = backend.upload(&c0).unwrap();
+            gemm_batched_with_workspace(&backend, &a_d, &b_d, &mut c, &mut ws, shape, cfg, batch, tiles).unwrap();
+            let got = backend.download(&c).unwrap();
+            assert_eq!(bits(&got), bits(&want), "{tiles:?} pass {pass}");
+        }
+        let mut short = backend.upload(&random_vec::<f32>(len - 1, 15, 1.0)).unwrap();
+        let mut c = backend.upload(&c0).unwrap();
+        let e = gemm_batched_with_workspace(&backend, &a_d, &b_d, &mut c, &mut short, shape, cfg, batch, tiles);
+        assert!(
+            matches!(e, Err(Error::ShapeMismatch { tensor: "workspace", expected, actual, .. })
+                if expected == len && actual == len - 1),
+            "{tiles:?}: {e:?}"
+        );
+    }
+    // Unsplit: no workspace needed, and a one-element one is fine.
+    for tiles in [Tiles::Decode(DecodeShape::Wide, 1), Tiles::Fixed(Config::Small)] {
+        assert_eq!(len_of(tiles), 0, "{tiles:?}");
+        let want = run(&backend, &a, &b, &c0, shape, cfg, batch, tiles).unwrap();
+        let mut ws = backend.upload(&[0.0f32]).unwrap();
+        let mut c = backend.upload(&c0).unwrap();
+        gemm_batched_with_workspace(&backend, &a_d, &b_d, &mut c, &mut ws, shape, cfg, batch, tiles).unwrap();
+        assert_eq!(bits(&backend.download(&c).unwrap()), bits(&want), "{tiles:?}");
+    }
 }

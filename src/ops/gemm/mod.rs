@@ -6,7 +6,7 @@
 //! | dtypes | `f32`, `f16`, `bf16` (A, B and C share the dtype) |
 //! | layouts | `A: (m, k)`, or `(k, m)` when `trans_a`; `B: (k, n)`, or `(n, k)` when `trans_b`; `C: (m, n)`; contiguous |
 //! | kernel | f16/bf16, v3 (`cuda/gemm.cu`): tensor cores (`mma.sync.m16n8k16`, `ldmatrix`), a 4-stage 16-byte `cp.async` ring into XOR-swizzled shared memory, 128x256, 128x128 or 64x64 block tiles ([`Config`], chosen by [`plan`]), grouped rasterization, 16-byte stores of C. Operands v3 cannot stage (a base, leading dimension or batch stride of `a` or `b` not 16-byte aligned): v2 (`dev/gemm/v2_mma.cu`, 64x64x32, one stage). f32: v1 (`dev/gemm/v1_cuda_cores.cu`, CUDA cores, 64x64 block tile, k-step 16, 4x4 register tile per thread) |
-//! | decode path | f16/bf16 with `1 ≤ m ≤ 16`, `A` stored `(m, k)`, `B` stored `(n, k)` (LLaMA's `x·Wᵀ` at decode), 16-byte aligned: `cuda/gemm_decode.cu` streams W once with 16 16-byte loads in flight per thread, in 128- or 32-row blocks and, for small `n`, k split across blocks and reduced by a second kernel in split order ([`decode_plan`]'s rule); the split's f32 partial sums (`batch·splits·m·n`) are allocated per call |
+//! | decode path | f16/bf16 with `1 ≤ m ≤ 16`, `A` stored `(m, k)`, `B` stored `(n, k)` (LLaMA's `x·Wᵀ` at decode), 16-byte aligned: `cuda/gemm_decode.cu` streams W once with 16 16-byte loads in flight per thread, in 128- or 32-row blocks and, for small `n`, k split across blocks and reduced by a second kernel in split order ([`decode_plan`]'s rule); the split's f32 partial sums (`batch·splits·m·n`, [`gemm_workspace_len`]) are allocated per call, or passed in with [`gemm_batched_with_workspace`] |
 //! | epilogues | [`GemmEpilogue`]: `Linear` (`alpha·acc + beta·C`), `ResidualAdd` (`C += alpha·acc` in place), `SwiGlu` (`C (m, n/2) = silu(g)·u` of interleaved gate/up columns, see [`interleave_gate_up`]); every rung runs all three (`cuda/include/gemm_epilogue.cuh`) |
 //! | batched | [`gemm_batched`]: up to [`MAX_BATCH`] products at element strides of A, B and C (0 shares an operand), one launch |
 //! | numerics | products and sums in f32 (v1: fma in k order within each 16-element k-tile, the tiles' sums added in k order; v2, v3, decode: tensor-core f32 accumulation, k-tiles in k order), the epilogue in f32, one rounding to `T` (`Rounding::MatchTorch` epilogues round where PyTorch's unfused code does: see [`GemmEpilogue`]) |
@@ -118,7 +118,8 @@ where
     gemm_batched_with_tiles(backend, a, b, c, shape, cfg, GemmBatch::ONE, tiles)
 }
 
-/// [`gemm_batched`] with the v3 tile chosen by the caller: the general entry point.
+/// [`gemm_batched`] with the v3 tile chosen by the caller. Allocates the split-K workspace when the
+/// plan splits; [`gemm_batched_with_workspace`] does not.
 ///
 /// # Errors
 /// As [`gemm_batched`] and [`gemm_with_tiles`].
@@ -136,6 +137,120 @@ pub fn gemm_batched_with_tiles<T, B>(
 where
     T: Elem + DeviceValue,
     B: Backend,
+{
+    run(backend, a, b, c, None::<&mut B::Buffer<f32>>, shape, cfg, batch, tiles)
+}
+
+/// f32 elements of split-K workspace a call of this shape, config, batch and tiles needs in `dtype` on
+/// `backend` (0 when it does not split), for [`gemm_batched_with_workspace`]: `batch·splits·m·n`. The
+/// figure assumes 16-byte aligned operands, the only ones the decode path (the one that splits) takes;
+/// a call that runs another path needs none.
+///
+/// # Errors
+/// `SizeOverflow` when the workspace's length overflows `usize`; `InvalidArgument` for a `Tiles` the
+/// shape cannot run (as [`gemm_batched_with_tiles`]).
+pub fn gemm_workspace_len<B: Backend>(
+    backend: &B,
+    shape: GemmShape,
+    cfg: GemmConfig,
+    batch: GemmBatch,
+    dtype: crate::dtype::DType,
+    tiles: Tiles,
+) -> Result<usize> {
+    match choose(shape, cfg, batch.count, dtype, true, backend.sm_count(), tiles)? {
+        Plan::Decode(d) if d.split.count > 1 && shape.m > 0 && shape.n > 0 => {
+            validate::checked_product(OP, "split-K workspace", &[batch.count, d.split.count, shape.m, shape.n])
+        }
+        _ => Ok(0),
+    }
+}
+
+/// [`gemm_batched_with_tiles`] with the caller's split-K workspace (f32, at least
+/// [`gemm_workspace_len`] elements, not overlapping `a`, `b` or `c`): no allocation on the call, as an
+/// engine's decode step wants. Its contents on entry do not matter; on return they are the split's
+/// partial sums.
+///
+/// # Errors
+/// As [`gemm_batched_with_tiles`]; `ShapeMismatch` when `workspace` is shorter than the call needs;
+/// `Aliasing` when it overlaps `a`, `b` or `c`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_batched_with_workspace<T, B>(
+    backend: &B,
+    a: &impl DeviceSlice<T, B>,
+    b: &impl DeviceSlice<T, B>,
+    c: &mut impl DeviceSliceMut<T, B>,
+    workspace: &mut impl DeviceSliceMut<f32, B>,
+    shape: GemmShape,
+    cfg: GemmConfig,
+    batch: GemmBatch,
+    tiles: Tiles,
+) -> Result<()>
+where
+    T: Elem + DeviceValue,
+    B: Backend,
+{
+    run(backend, a, b, c, Some(workspace), shape, cfg, batch, tiles)
+}
+
+/// The plan a call runs: [`plan_call`]'s rule for `Tiles::Auto`, else the forced tile or decode shape
+/// where the call can run it.
+fn choose(
+    shape: GemmShape,
+    cfg: GemmConfig,
+    count: usize,
+    dtype: crate::dtype::DType,
+    aligned: bool,
+    sms: u32,
+    tiles: Tiles,
+) -> Result<Plan> {
+    let refuse = |tiles: Tiles| Error::InvalidArgument {
+        op: OP,
+        reason: format!(
+            "{tiles:?} needs f16/bf16 operands with 16-byte rows (and, for the decode path, m ≤ {DECODE_MAX_M}, \
+             A stored (m, k) and B stored (n, k)); this call runs {:?}",
+            plan_call(shape, cfg, count, dtype, aligned, sms)
+        ),
+    };
+    match tiles {
+        Tiles::Auto => Ok(plan_call(shape, cfg, count, dtype, aligned, sms)),
+        Tiles::Fixed(config) => match plan(shape, dtype, aligned, sms) {
+            Plan::V3(_) => Ok(Plan::V3(config)),
+            _ => Err(refuse(tiles)),
+        },
+        Tiles::Decode(decode_shape, splits) if decode_eligible(shape, cfg, dtype, aligned) => {
+            if !(1..=DECODE_MAX_SPLITS).contains(&splits) {
+                return Err(Error::InvalidArgument {
+                    op: OP,
+                    reason: format!("{splits} decode splits: expected 1..={DECODE_MAX_SPLITS}"),
+                });
+            }
+            Ok(Plan::Decode(Decode {
+                shape: decode_shape,
+                split: Split::of(shape.k, splits),
+            }))
+        }
+        Tiles::Decode(..) => Err(refuse(tiles)),
+    }
+}
+
+/// Validates, plans and launches; allocates the split-K workspace when the plan splits and the caller
+/// passed none.
+#[allow(clippy::too_many_arguments)]
+fn run<T, B, W>(
+    backend: &B,
+    a: &impl DeviceSlice<T, B>,
+    b: &impl DeviceSlice<T, B>,
+    c: &mut impl DeviceSliceMut<T, B>,
+    caller_workspace: Option<&mut W>,
+    shape: GemmShape,
+    cfg: GemmConfig,
+    batch: GemmBatch,
+    tiles: Tiles,
+) -> Result<()>
+where
+    T: Elem + DeviceValue,
+    B: Backend,
+    W: DeviceSliceMut<f32, B>,
 {
     // Preconditions.
     let GemmShape { m, n, k } = shape;
@@ -200,51 +315,41 @@ where
     // multiple of 8 elements.
     let chunked = |addr: u64, ld: usize, stride: usize| addr % 16 == 0 && ld % 8 == 0 && stride % 8 == 0;
     let aligned = chunked(a_addr, a_dims[1], batch.stride_a) && chunked(b_addr, b_dims[1], batch.stride_b);
-    let sms = backend.sm_count();
-    let plan = match (tiles, plan(shape, T::DTYPE, aligned, sms)) {
-        (Tiles::Auto, _) => plan_call(shape, cfg, batch.count, T::DTYPE, aligned, sms),
-        (Tiles::Fixed(config), Plan::V3(_)) => Plan::V3(config),
-        (Tiles::Decode(decode_shape, count), _) if decode_eligible(shape, cfg, T::DTYPE, aligned) => {
-            if !(1..=DECODE_MAX_SPLITS).contains(&count) {
-                return Err(Error::InvalidArgument {
-                    op: OP,
-                    reason: format!("{count} decode splits: expected 1..={DECODE_MAX_SPLITS}"),
-                });
-            }
-            Plan::Decode(Decode {
-                shape: decode_shape,
-                split: Split::of(k, count),
-            })
-        }
-        (tiles, p) => {
-            return Err(Error::InvalidArgument {
-                op: OP,
-                reason: format!(
-                    "{tiles:?} needs f16/bf16 operands with 16-byte rows (and, for the decode path, m ≤ \
-                     {DECODE_MAX_M}, A stored (m, k) and B stored (n, k)); this call runs {p:?}"
-                ),
-            })
-        }
-    };
+    let plan = choose(shape, cfg, batch.count, T::DTYPE, aligned, backend.sm_count(), tiles)?;
     let dims = launch_config(shape, plan, batch.count)?;
     // Split-K's f32 partial sums: (batch, splits, m, n), every element written by the split kernel.
     let split = match plan {
         Plan::Decode(d) => d.split,
         _ => Split { count: 1, k },
     };
-    let mut workspace = if split.count > 1 {
-        let len = validate::checked_product(OP, "split-K workspace", &[batch.count, split.count, m, n])?;
-        Some(backend.alloc_poisoned::<f32>(len)?)
+    let mut allocated = None;
+    let ws_addr = if split.count > 1 {
+        let need = validate::checked_product(OP, "split-K workspace", &[batch.count, split.count, m, n])?;
+        let ws_bytes = need * 4; // a buffer of `need` f32 exists, or is checked to below
+        let (addr, guard) = match caller_workspace {
+            Some(ws) => {
+                if ws.len() < need {
+                    return Err(Error::ShapeMismatch {
+                        op: OP,
+                        tensor: "workspace",
+                        expected: need,
+                        actual: ws.len(),
+                    });
+                }
+                let len = ws.len();
+                validate::addr_of_mut(OP, "workspace", ws, backend, &[len])?
+            }
+            None => {
+                let ws = allocated.insert(backend.alloc_poisoned::<f32>(need)?);
+                validate::addr_of_mut(OP, "workspace", ws, backend, &[need])?
+            }
+        };
+        for (name, addr_x, len_x) in [("a", a_addr, a_len), ("b", b_addr, b_len), ("c", c_addr, c_len)] {
+            validate::check_no_overlap(OP, ("workspace", addr, ws_bytes), (name, addr_x, bytes(len_x)))?;
+        }
+        Some((addr, guard))
     } else {
         None
-    };
-    let ws_addr = match workspace.as_mut() {
-        Some(ws) => {
-            let len = ws.len();
-            let (addr, guard) = validate::addr_of_mut(OP, "workspace", ws, backend, &[len])?;
-            Some((addr, guard))
-        }
-        None => None,
     };
 
     let (epilogue, rounding) = match cfg.epilogue {
