@@ -236,6 +236,13 @@ impl Device {
         self.mem().write(addr, data)
     }
 
+    /// Device -> device (`cuMemcpyDtoD`): `len` bytes from `src` to `dst`, with their initcheck bits
+    /// (bytes never written at the source stay never written at the destination). Either range outside
+    /// an allocation, or the two overlapping, is a `BadAddress` error.
+    pub fn copy(&self, dst: u64, src: u64, len: usize) -> Result<(), EmuError> {
+        self.mem().copy(dst, src, len)
+    }
+
     /// Device -> host.
     pub fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), EmuError> {
         self.mem().read(addr, out)

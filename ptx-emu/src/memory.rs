@@ -170,6 +170,22 @@ impl Allocation {
         }
     }
 
+    /// Marks bytes [off, off + len) never written.
+    fn clear_init(&self, off: u64, len: u64) {
+        let mut i = off;
+        while i < off + len {
+            let lo = i % 64;
+            let n = (64 - lo).min(off + len - i);
+            let m = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << lo };
+            let word = (i / 8) as usize;
+            // An absent page of a plain allocation is never written already.
+            if self.zeroed || self.page(word).is_some() {
+                self.page_mut(word)[PAGE_WORDS + (word % PAGE_WORDS) / 8].fetch_and(!m, Relaxed);
+            }
+            i += n;
+        }
+    }
+
     /// Host memory this allocation holds now (materialized pages).
     pub fn resident_bytes(&self) -> u64 {
         self.pages.iter().filter(|p| p.get().is_some()).count() as u64 * (PAGE_LEN as u64 * 8)
@@ -301,6 +317,50 @@ impl GlobalMem {
         let a = &self.allocs[i];
         a.write(off as usize, data);
         a.mark_init(off, len);
+        Ok(())
+    }
+
+    /// Device -> device copy (`cuMemcpyDtoD`): the bytes and their initcheck bits, so bytes never
+    /// written at the source stay never written at the destination. Both ranges lie inside allocations
+    /// and do not overlap.
+    pub fn copy(&mut self, dst: u64, src: u64, len: usize) -> Result<(), EmuError> {
+        let outside = |addr: u64, what: &str| EmuError::BadAddress {
+            addr,
+            len,
+            msg: format!("copy {what} outside any allocation"),
+        };
+        let (si, soff) = self
+            .find(&mut 0, src, len as u64)
+            .ok_or_else(|| outside(src, "source"))?;
+        let (di, doff) = self
+            .find(&mut 0, dst, len as u64)
+            .ok_or_else(|| outside(dst, "destination"))?;
+        if len > 0 && src < dst + len as u64 && dst < src + len as u64 {
+            return Err(EmuError::BadAddress {
+                addr: dst,
+                len,
+                msg: format!("copy destination overlaps its source at {src:#x}"),
+            });
+        }
+        let mut data = vec![0u8; len];
+        self.allocs[si].read(soff as usize, &mut data);
+        let (from, to) = (&self.allocs[si], &self.allocs[di]);
+        to.write(doff as usize, &data);
+        // The initcheck bits, run by run.
+        let mut i = 0u64;
+        while i < len as u64 {
+            let written = from.is_init(soff + i, 1);
+            let mut j = i + 1;
+            while j < len as u64 && from.is_init(soff + j, 1) == written {
+                j += 1;
+            }
+            if written {
+                to.mark_init(doff + i, j - i);
+            } else {
+                to.clear_init(doff + i, j - i);
+            }
+            i = j;
+        }
         Ok(())
     }
 

@@ -93,6 +93,37 @@ fn zeroed_memory_counts_as_written() {
     assert_eq!(reps[0].kind, ptx_emu::CheckKind::Initcheck);
 }
 
+/// `Device::copy` moves the bytes and their initcheck bits: a copy of never-written bytes is never
+/// written at the destination (a kernel reading it is reported), written ones are; ranges outside an
+/// allocation, and overlapping ones, are errors.
+#[test]
+fn device_to_device_copies_carry_the_initcheck_bits() {
+    let src = format!(
+        "{HEADER}.visible .entry k(.param .u64 p)\n{{\n.reg .b32 %r<2>;\n.reg .b64 %rd<2>;\nld.param.u64 %rd1, [p];\nld.global.u32 %r1, [%rd1+4];\nret;\n}}\n"
+    );
+    let dev = common::device(Checks::all());
+    let m = dev.load_module(&src).unwrap();
+    let (from, to) = (dev.alloc(4096).unwrap(), dev.alloc(4096).unwrap());
+    dev.write(from, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+    dev.write(to, &[9; 64]).unwrap();
+    // Bytes 0..8 written at the source, 8..16 not: the destination's 4..8 are written, 8..12 no longer.
+    dev.copy(to, from, 16).unwrap();
+    let mut got = [0u8; 16];
+    dev.read(to, &mut got).unwrap();
+    assert_eq!(got[..8], [1, 2, 3, 4, 5, 6, 7, 8]);
+    dev.launch(&m, "k", &one_block(1), &params(&[to])).unwrap();
+    let reps = common::reports(dev.launch(&m, "k", &one_block(1), &params(&[to + 4])));
+    assert_eq!(reps[0].kind, ptx_emu::CheckKind::Initcheck, "{reps:?}");
+    // Past the end, and overlapping.
+    for (dst, s, len) in [(to, from + 4090, 16), (to + 4090, from, 16), (from + 8, from, 16)] {
+        assert!(
+            matches!(dev.copy(dst, s, len), Err(EmuError::BadAddress { .. })),
+            "{dst:#x} {s:#x}"
+        );
+    }
+    dev.copy(to, from, 0).unwrap();
+}
+
 fn expect_unsupported(src: &str, what: &str) {
     let dev = Device::new(Options::default());
     match dev.load_module(src) {

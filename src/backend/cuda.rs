@@ -12,7 +12,7 @@ use cudarc::driver::{
     LaunchConfig, PushKernelArg, SyncOnDrop,
 };
 
-use super::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
+use super::{check_copy, check_range, in_copy, Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
 use crate::error::{Error, Result};
 use crate::raw::{module_image, KernelParams};
 
@@ -155,9 +155,18 @@ impl CudaBackend {
 impl Backend for CudaBackend {
     type Guard<'a> = SyncOnDrop<'a>;
     type Buffer<T: DeviceValue> = CudaSlice<T>;
+    type View<'a, T: DeviceValue> = CudaView<'a, T>;
+    type ViewMut<'a, T: DeviceValue> = CudaViewMut<'a, T>;
 
     fn name(&self) -> String {
         format!("cuda:{}", self.stream.context().ordinal())
+    }
+
+    fn device_name(&self) -> String {
+        self.stream
+            .context()
+            .name()
+            .unwrap_or_else(|e| format!("cuda:{} (name unavailable: {e})", self.stream.context().ordinal()))
     }
 
     fn launch<P: KernelParams>(&self, kernel: Kernel<'_>, dims: LaunchDims, params: &P) -> Result<()> {
@@ -196,9 +205,78 @@ impl Backend for CudaBackend {
     }
 
     fn alloc_poisoned<T: DeviceValue>(&self, len: usize) -> Result<CudaSlice<T>> {
-        let mut host: Vec<T> = vec![T::zeroed(); len];
-        bytemuck::cast_slice_mut::<T, u8>(&mut host).fill(0xFF);
-        self.upload(&host)
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or_else(|| Error::SizeOverflow {
+                op: "alloc_poisoned",
+                what: format!("{len} elements"),
+            })?;
+        // SAFETY: the memory is unset until the memset below, which is enqueued on the same stream
+        // before anything else can use the slice; every byte pattern is a valid `T` (`T: Pod`).
+        let mut buf = unsafe { self.stream.alloc::<T>(len) }.map_err(Self::driver_err)?;
+        if bytes > 0 {
+            let (ptr, _record) = buf.device_ptr_mut(&self.stream);
+            // SAFETY: `ptr` addresses the `bytes` bytes just allocated on this stream, alive for the call.
+            unsafe { cudarc::driver::result::memset_d8_async(ptr, 0xFF, bytes, self.stream.cu_stream()) }
+                .map_err(Self::driver_err)?;
+        }
+        Ok(buf)
+    }
+
+    fn alloc_zeros<T: DeviceValue>(&self, len: usize) -> Result<CudaSlice<T>> {
+        self.stream.alloc_zeros(len).map_err(Self::driver_err)
+    }
+
+    fn slice<'a, T: DeviceValue>(
+        &'a self,
+        buf: &'a CudaSlice<T>,
+        range: std::ops::Range<usize>,
+    ) -> Result<CudaView<'a, T>> {
+        check_range(&range, cudarc::driver::DeviceSlice::len(buf))?;
+        Ok(buf.slice(range))
+    }
+
+    fn slice_mut<'a, T: DeviceValue>(
+        &'a self,
+        buf: &'a mut CudaSlice<T>,
+        range: std::ops::Range<usize>,
+    ) -> Result<CudaViewMut<'a, T>> {
+        check_range(&range, cudarc::driver::DeviceSlice::len(buf))?;
+        Ok(buf.slice_mut(range))
+    }
+
+    fn copy<T: DeviceValue>(
+        &self,
+        src: &impl DeviceSlice<T, Self>,
+        dst: &mut impl DeviceSliceMut<T, Self>,
+    ) -> Result<()> {
+        let bytes = check_copy("copy", src.len(), dst.len(), std::mem::size_of::<T>())?;
+        let (s, _src_guard) = src.device_addr(self).map_err(|e| in_copy("src", e))?;
+        let (d, _dst_guard) = dst.device_addr_mut(self).map_err(|e| in_copy("dst", e))?;
+        crate::ops::validate::check_no_overlap("copy", ("dst", d, bytes), ("src", s, bytes))?;
+        if bytes == 0 {
+            return Ok(());
+        }
+        self.stream.context().bind_to_thread().map_err(Self::driver_err)?;
+        // SAFETY: `s` and `d` address `bytes` bytes of live memory of this context (their slices' lengths,
+        // checked equal above), the ranges do not overlap, and the guards record the stream's use of both.
+        unsafe { cudarc::driver::result::memcpy_dtod_async(d, s, bytes, self.stream.cu_stream()) }
+            .map_err(Self::driver_err)
+    }
+
+    fn write<T: DeviceValue>(&self, src: &[T], dst: &mut impl DeviceSliceMut<T, Self>) -> Result<()> {
+        check_copy("write", src.len(), dst.len(), std::mem::size_of::<T>())?;
+        let (d, _dst_guard) = dst.device_addr_mut(self).map_err(|e| in_copy("dst", e))?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.stream.context().bind_to_thread().map_err(Self::driver_err)?;
+        // SAFETY: `d` addresses `src.len()` elements of live memory of this context (checked above), and
+        // `src` outlives the copy: the stream is synchronized below before `src`'s borrow ends (the copy
+        // is truly asynchronous when `src` is page-locked memory).
+        unsafe { cudarc::driver::result::memcpy_htod_async(d, src, self.stream.cu_stream()) }
+            .map_err(Self::driver_err)?;
+        self.stream.synchronize().map_err(Self::driver_err)
     }
 
     fn download<T: DeviceValue>(&self, buf: &CudaSlice<T>) -> Result<Vec<T>> {

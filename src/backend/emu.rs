@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
-use super::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
+use super::{check_copy, in_copy, Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
 use crate::error::{Error, Result};
 use crate::raw::{module_image, KernelParams};
 
@@ -137,9 +137,18 @@ impl EmuBackend {
 impl Backend for EmuBackend {
     type Guard<'a> = ();
     type Buffer<T: DeviceValue> = EmuBuffer<T>;
+    type View<'a, T: DeviceValue> = EmuView<'a, T>;
+    type ViewMut<'a, T: DeviceValue> = EmuViewMut<'a, T>;
 
     fn name(&self) -> String {
         "emu".into()
+    }
+
+    fn device_name(&self) -> String {
+        match &self.model {
+            Some((arch, _)) => format!("ptx-emu (modelling {})", arch.name),
+            None => "ptx-emu".into(),
+        }
     }
 
     fn launch<P: KernelParams>(&self, kernel: Kernel<'_>, dims: LaunchDims, params: &P) -> Result<()> {
@@ -210,6 +219,60 @@ impl Backend for EmuBackend {
             len,
             _elem: PhantomData,
         })
+    }
+
+    fn alloc_zeros<T: DeviceValue>(&self, len: usize) -> Result<EmuBuffer<T>> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or_else(|| Error::SizeOverflow {
+                op: "alloc_zeros",
+                what: format!("{len} elements"),
+            })?;
+        let addr = self.device.alloc_zeroed(bytes.max(1)).map_err(Self::emu_err)?;
+        Ok(EmuBuffer {
+            device: self.device.clone(),
+            addr,
+            len,
+            _elem: PhantomData,
+        })
+    }
+
+    fn slice<'a, T: DeviceValue>(
+        &'a self,
+        buf: &'a EmuBuffer<T>,
+        range: std::ops::Range<usize>,
+    ) -> Result<EmuView<'a, T>> {
+        buf.slice(range)
+    }
+
+    fn slice_mut<'a, T: DeviceValue>(
+        &'a self,
+        buf: &'a mut EmuBuffer<T>,
+        range: std::ops::Range<usize>,
+    ) -> Result<EmuViewMut<'a, T>> {
+        buf.slice_mut(range)
+    }
+
+    fn copy<T: DeviceValue>(
+        &self,
+        src: &impl DeviceSlice<T, Self>,
+        dst: &mut impl DeviceSliceMut<T, Self>,
+    ) -> Result<()> {
+        let bytes = check_copy("copy", src.len(), dst.len(), std::mem::size_of::<T>())?;
+        let (s, ()) = src.device_addr(self).map_err(|e| in_copy("src", e))?;
+        let (d, ()) = dst.device_addr_mut(self).map_err(|e| in_copy("dst", e))?;
+        crate::ops::validate::check_no_overlap("copy", ("dst", d, bytes), ("src", s, bytes))?;
+        // The emulator copies the initcheck bits too: never-written bytes stay never written.
+        self.device.copy(d, s, bytes).map_err(Self::emu_err)
+    }
+
+    fn write<T: DeviceValue>(&self, src: &[T], dst: &mut impl DeviceSliceMut<T, Self>) -> Result<()> {
+        check_copy("write", src.len(), dst.len(), std::mem::size_of::<T>())?;
+        let (d, ()) = dst.device_addr_mut(self).map_err(|e| in_copy("dst", e))?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.device.write(d, bytemuck::cast_slice(src)).map_err(Self::emu_err)
     }
 
     fn download<T: DeviceValue>(&self, buf: &EmuBuffer<T>) -> Result<Vec<T>> {
@@ -299,12 +362,7 @@ impl<T: DeviceValue> EmuBuffer<T> {
     }
 
     fn sub_addr(&self, range: &std::ops::Range<usize>) -> Result<u64> {
-        if range.start > range.end || range.end > self.len {
-            return Err(Error::InvalidArgument {
-                op: "slice",
-                reason: format!("range {range:?} is not inside a buffer of {} elements", self.len),
-            });
-        }
+        super::check_range(range, self.len)?;
         Ok(self.addr + (range.start * std::mem::size_of::<T>()) as u64)
     }
 

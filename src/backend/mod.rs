@@ -52,9 +52,21 @@ pub trait Backend {
         Self: 'a;
     /// This backend's owned device buffer.
     type Buffer<T: DeviceValue>: DeviceSliceMut<T, Self>;
+    /// A read-only window into a [`Backend::Buffer`] ([`Backend::slice`]).
+    type View<'a, T: DeviceValue>: DeviceSlice<T, Self>
+    where
+        Self: 'a;
+    /// A writable window into a [`Backend::Buffer`] ([`Backend::slice_mut`]).
+    type ViewMut<'a, T: DeviceValue>: DeviceSliceMut<T, Self>
+    where
+        Self: 'a;
 
     /// A short name for messages and test output: `cuda:0`, `emu`.
     fn name(&self) -> String;
+
+    /// What the device is: the GPU's own name on CUDA (`NVIDIA H100 80GB HBM3`), `ptx-emu` on the
+    /// emulator (with the modelled GPU under [`EmuBackend::with_model`]).
+    fn device_name(&self) -> String;
 
     /// Launches `kernel` with its params struct passed by value.
     fn launch<P: KernelParams>(&self, kernel: Kernel<'_>, dims: LaunchDims, params: &P) -> Result<()>;
@@ -74,11 +86,87 @@ pub trait Backend {
     /// bytes (0xFF) on CUDA, marked never-written (initcheck) on the emulator.
     fn alloc_poisoned<T: DeviceValue>(&self, len: usize) -> Result<Self::Buffer<T>>;
 
+    /// A new buffer of `len` zeros (on CUDA, a device memset: no host buffer).
+    fn alloc_zeros<T: DeviceValue>(&self, len: usize) -> Result<Self::Buffer<T>>;
+
+    /// Elements `range` of `buf`, read-only: a tensor that starts inside a larger allocation (one
+    /// layer's slice of a KV cache, one head of a fused QKV output).
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `range` is not inside the buffer.
+    fn slice<'a, T: DeviceValue>(
+        &'a self,
+        buf: &'a Self::Buffer<T>,
+        range: std::ops::Range<usize>,
+    ) -> Result<Self::View<'a, T>>;
+
+    /// Elements `range` of `buf`, writable (where a new token's K and V go in a cache).
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `range` is not inside the buffer.
+    fn slice_mut<'a, T: DeviceValue>(
+        &'a self,
+        buf: &'a mut Self::Buffer<T>,
+        range: std::ops::Range<usize>,
+    ) -> Result<Self::ViewMut<'a, T>>;
+
+    /// Copies `src` into `dst` on the device, in launch order (after the work launched before it, before
+    /// the work launched after it).
+    ///
+    /// # Errors
+    /// `ShapeMismatch` unless both have the same length; `Aliasing` when they overlap;
+    /// `ContextMismatch` for memory of another device; backend errors.
+    fn copy<T: DeviceValue>(
+        &self,
+        src: &impl DeviceSlice<T, Self>,
+        dst: &mut impl DeviceSliceMut<T, Self>,
+    ) -> Result<()>;
+
+    /// Copies host data into existing device memory (a buffer or a view), in launch order, and returns
+    /// once the copy is done (CUDA: the stream is synchronized, so `src` may be any host memory).
+    ///
+    /// # Errors
+    /// `ShapeMismatch` unless both have the same length; `ContextMismatch`; backend errors.
+    fn write<T: DeviceValue>(&self, src: &[T], dst: &mut impl DeviceSliceMut<T, Self>) -> Result<()>;
+
     /// Waits for all launched work and copies a buffer back to the host.
     fn download<T: DeviceValue>(&self, buf: &Self::Buffer<T>) -> Result<Vec<T>>;
 
     /// Waits for all launched work.
     fn synchronize(&self) -> Result<()>;
+}
+
+/// The checks [`Backend::copy`] and [`Backend::write`] share: equal lengths, and for a copy, no
+/// overlap. Returns the byte count.
+pub(crate) fn check_copy(op: &'static str, src_len: usize, dst_len: usize, elem: usize) -> Result<usize> {
+    if src_len != dst_len {
+        return Err(crate::error::Error::ShapeMismatch {
+            op,
+            tensor: "dst",
+            expected: src_len,
+            actual: dst_len,
+        });
+    }
+    Ok(src_len * elem) // the length of existing memory: no overflow
+}
+
+/// `range` lies inside a buffer of `len` elements.
+pub(crate) fn check_range(range: &std::ops::Range<usize>, len: usize) -> Result<()> {
+    if range.start > range.end || range.end > len {
+        return Err(crate::error::Error::InvalidArgument {
+            op: "slice",
+            reason: format!("range {range:?} is not inside a buffer of {len} elements"),
+        });
+    }
+    Ok(())
+}
+
+/// A context mismatch found by a copy names the copy and the operand.
+pub(crate) fn in_copy(tensor: &'static str, e: crate::error::Error) -> crate::error::Error {
+    match e {
+        crate::error::Error::ContextMismatch { .. } => crate::error::Error::ContextMismatch { op: "copy", tensor },
+        other => other,
+    }
 }
 
 /// Device memory an op may read.
