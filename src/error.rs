@@ -50,6 +50,14 @@ pub enum Error {
     KernelLoad { kernel: String, detail: String },
     /// The CUDA driver returned an error during a launch or copy.
     Driver { detail: String },
+    /// Token ids outside `[0, vocab)` reached an embedding gather, which read nothing for them (their rows
+    /// are zeros): `count` of them, the first at token position `first`.
+    IdOutOfRange {
+        op: &'static str,
+        count: usize,
+        first: usize,
+        vocab: usize,
+    },
     /// The emulator reported a check failure (memcheck, racecheck, initcheck, synccheck, globalrace) or could not run.
     Emulator { detail: String },
 }
@@ -101,6 +109,16 @@ impl std::fmt::Display for Error {
             ),
             Error::KernelLoad { kernel, detail } => write!(f, "cannot load kernel `{kernel}`: {detail}"),
             Error::Driver { detail } => write!(f, "CUDA driver error: {detail}"),
+            Error::IdOutOfRange {
+                op,
+                count,
+                first,
+                vocab,
+            } => write!(
+                f,
+                "{op}: {count} token id(s) outside [0, {vocab}), the first at position {first}; their rows \
+                 were written as zeros"
+            ),
             Error::Emulator { detail } => write!(f, "emulator: {detail}"),
         }
     }

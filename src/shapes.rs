@@ -321,3 +321,85 @@ impl Default for GemmBatch {
         GemmBatch::ONE
     }
 }
+
+/// Elements a `(rows, d)` tensor spans in its buffer when row `r` starts `r · row_stride` elements after
+/// row 0: `(rows - 1) · row_stride + d`, and 0 when `rows` or `d` is 0. `None` on overflow. The buffers
+/// of the strided ops ([`AddShape`], [`ConvertShape`], [`EmbeddingShape`]) hold exactly this many.
+pub fn strided_span(rows: usize, d: usize, row_stride: usize) -> Option<usize> {
+    if rows == 0 || d == 0 {
+        return Some(0);
+    }
+    (rows - 1).checked_mul(row_stride)?.checked_add(d)
+}
+
+/// `out = a + b` on `(rows, d)` tensors, each at its own row stride (elements between row starts;
+/// [`AddShape::contiguous`] sets every stride to `d`). An input's stride may be anything, 0 included
+/// (one row for all: a bias broadcast); `out`'s is at least `d` when `rows > 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddShape {
+    pub rows: usize,
+    pub d: usize,
+    pub a_row_stride: usize,
+    pub b_row_stride: usize,
+    pub out_row_stride: usize,
+}
+
+impl AddShape {
+    /// Three contiguous `(rows, d)` tensors.
+    pub const fn contiguous(rows: usize, d: usize) -> Self {
+        AddShape {
+            rows,
+            d,
+            a_row_stride: d,
+            b_row_stride: d,
+            out_row_stride: d,
+        }
+    }
+}
+
+/// A `(rows, d)` copy or cast from `x` to `out`, each at its own row stride (a column block of a fused
+/// projection's output is `d` columns at the fused row stride). `x`'s stride may be anything; `out`'s is
+/// at least `d` when `rows > 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvertShape {
+    pub rows: usize,
+    pub d: usize,
+    pub x_row_stride: usize,
+    pub out_row_stride: usize,
+}
+
+impl ConvertShape {
+    /// Two contiguous `(rows, d)` tensors.
+    pub const fn contiguous(rows: usize, d: usize) -> Self {
+        ConvertShape {
+            rows,
+            d,
+            x_row_stride: d,
+            out_row_stride: d,
+        }
+    }
+}
+
+/// Embedding gather: `table: (vocab, d)` at `table_row_stride`, `ids: (tokens,)` (i32),
+/// `out: (tokens, d)` at `out_row_stride` (at least `d` when `tokens > 1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmbeddingShape {
+    pub tokens: usize,
+    pub d: usize,
+    pub vocab: usize,
+    pub table_row_stride: usize,
+    pub out_row_stride: usize,
+}
+
+impl EmbeddingShape {
+    /// A contiguous table and output.
+    pub const fn contiguous(tokens: usize, d: usize, vocab: usize) -> Self {
+        EmbeddingShape {
+            tokens,
+            d,
+            vocab,
+            table_row_stride: d,
+            out_row_stride: d,
+        }
+    }
+}

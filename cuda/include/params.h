@@ -244,6 +244,55 @@ typedef struct GemmParams {
     int32_t split_k;        /* decode: k elements per split (a multiple of LK_GEMM_DECODE_BLOCK_K); k elsewhere */
 } GemmParams;
 
+/* The row-wise small ops (add, convert, embedding): blocks of LK_ROWWISE_THREADS threads, each thread on
+ * LK_ROWWISE_VEC consecutive elements of a row (16-byte accesses when the host says all is aligned), so a
+ * block covers LK_ROWWISE_THREADS * LK_ROWWISE_VEC elements of one row (grid (rows, chunks)). */
+#define LK_ROWWISE_THREADS 256
+#define LK_ROWWISE_VEC 8
+
+/* Elementwise add: out = a + b, in f32, rounded once to T (out may be a or b: in place). */
+typedef struct AddParams {
+    void* out;              /* (rows, d) at out_row_stride */
+    const void* a;          /* (rows, d) at a_row_stride */
+    const void* b;          /* (rows, d) at b_row_stride */
+    int64_t out_row_stride; /* elements between rows */
+    int64_t a_row_stride;
+    int64_t b_row_stride;
+    int32_t rows;
+    int32_t d;              /* elements per row */
+    int32_t vectorized;     /* 1: every pointer and row stride is 16-byte aligned */
+    int32_t reserved0;      /* 0; keeps the struct free of padding */
+} AddParams;
+
+/* Convert: out = x converted to out's dtype (round to nearest even; the same dtype copies the bits), for
+ * copies and casts, strided by rows. */
+typedef struct ConvertParams {
+    void* out;              /* (rows, d) at out_row_stride, dtype Out */
+    const void* x;          /* (rows, d) at x_row_stride, dtype In */
+    int64_t out_row_stride;
+    int64_t x_row_stride;
+    int32_t rows;
+    int32_t d;
+    int32_t vectorized;     /* 1: every pointer and row stride is 16-byte aligned */
+    int32_t reserved0;
+} ConvertParams;
+
+/* Embedding gather: out[t, :] = table[ids[t], :]. An id outside [0, vocab) reads nothing: its row of out
+ * is zeros and status[t] = 1 (0 for a valid id), so the host learns of it without the kernel reading
+ * past the table. */
+typedef struct EmbeddingParams {
+    void* out;                /* (tokens, d) at out_row_stride */
+    const void* table;        /* (vocab, d) at table_row_stride */
+    const int32_t* ids;       /* (tokens,) */
+    int32_t* status;          /* (tokens,): 0 valid, 1 out of range */
+    int64_t out_row_stride;
+    int64_t table_row_stride;
+    int32_t tokens;
+    int32_t d;
+    int32_t vocab;
+    int32_t vectorized;       /* 1: out, table and their row strides are 16-byte aligned */
+} EmbeddingParams;
+
 /* No implicit padding: the byte image of each struct is fully defined (checked on 64-bit targets). */
 #if defined(__cplusplus)
 #define LK_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -257,6 +306,9 @@ LK_STATIC_ASSERT(sizeof(SwigluParams) == 3 * 8 + 3 * 8 + 4 * 4, "SwigluParams ha
 LK_STATIC_ASSERT(sizeof(AttentionParams) == 7 * 8 + 12 * 8 + 18 * 4, "AttentionParams has padding");
 LK_STATIC_ASSERT(sizeof(AttentionCombineParams) == 4 * 8 + 3 * 8 + 6 * 4, "AttentionCombineParams has padding");
 LK_STATIC_ASSERT(sizeof(GemmParams) == 4 * 8 + 6 * 8 + 12 * 4, "GemmParams has padding");
+LK_STATIC_ASSERT(sizeof(AddParams) == 3 * 8 + 3 * 8 + 4 * 4, "AddParams has padding");
+LK_STATIC_ASSERT(sizeof(ConvertParams) == 2 * 8 + 2 * 8 + 4 * 4, "ConvertParams has padding");
+LK_STATIC_ASSERT(sizeof(EmbeddingParams) == 4 * 8 + 2 * 8 + 4 * 4, "EmbeddingParams has padding");
 
 /* Field offsets, generated from the Rust mirror (tests/build_artifacts.rs). */
 #include "params_layout.h"

@@ -37,6 +37,12 @@ pub enum Op {
     Rope,
     Attention,
     Gemm,
+    /// `add` (flag: out of place) or `add_inplace`.
+    Add,
+    /// `convert` to the dtype `seed % 3` picks.
+    Convert,
+    /// `embedding` with ids from the seed (flag: all valid; else some outside the vocabulary).
+    Embedding,
 }
 
 /// How the input tensors are filled (each tensor from the case seed and its slot).
@@ -111,12 +117,24 @@ impl Case {
 
     pub fn draw(rng: &mut Rng) -> Case {
         use Op::*;
-        let op = rng.pick(&[RmsNorm, FusedAddRmsNorm, Swiglu, SwigluPacked, Rope, Attention, Gemm]);
+        let op = rng.pick(&[
+            RmsNorm,
+            FusedAddRmsNorm,
+            Swiglu,
+            SwigluPacked,
+            Rope,
+            Attention,
+            Gemm,
+            Add,
+            Convert,
+            Embedding,
+        ]);
         let dtype = rng.pick(&[DType::F32, DType::F16, DType::BF16]);
         let mut c = Case::plain(op, dtype);
         c.seed = rng.next();
         c.dims = match op {
-            RmsNorm | FusedAddRmsNorm | Swiglu | SwigluPacked => vec![dim(rng), dim(rng)],
+            RmsNorm | FusedAddRmsNorm | Swiglu | SwigluPacked | Add | Convert => vec![dim(rng), dim(rng)],
+            Embedding => vec![dim(rng), dim(rng), dim(rng)],
             Gemm => vec![dim(rng), dim(rng), dim(rng)],
             Rope => vec![dim(rng), dim(rng).min(9), dim(rng).min(9), head_dim(rng)],
             Attention => {
@@ -237,6 +255,23 @@ impl Case {
         values.into_iter().map(T::from_f32).collect()
     }
 
+    /// Token ids for an embedding of `vocab` rows: in range when `flag`, else one in four outside it.
+    pub fn ids(&self, tokens: usize, vocab: usize) -> Vec<i32> {
+        let mut rng = Rng::new(self.seed ^ 0x1d5);
+        let v = vocab.min(i32::MAX as usize) as u64;
+        (0..tokens.min(MAX_ELEMS))
+            .map(|_| {
+                if !self.flag && rng.chance(25) {
+                    rng.pick(&[-1, i32::MIN, i32::MAX, v as i32])
+                } else if v == 0 {
+                    0
+                } else {
+                    rng.below(v) as i32
+                }
+            })
+            .collect()
+    }
+
     /// Positions for `tokens` tokens: the explicit ones, or in `-8..4096` from the seed.
     pub fn positions(&self, tokens: usize) -> Vec<i32> {
         if !self.positions.is_empty() {
@@ -324,8 +359,14 @@ fn shrink_to_budget(op: Op, dims: &mut [usize]) {
     loop {
         let work: u128 = dims
             .iter()
-            .filter(|&&d| reasonable(d))
-            .map(|&d| d.max(1) as u128)
+            .enumerate()
+            .filter(|&(_, &d)| reasonable(d))
+            .map(|(i, &d)| match (op, i) {
+                // An embedding's work is a block of 2048 elements per token, whatever d and the vocabulary.
+                (Op::Embedding, 1) => d.max(2048) as u128 / 8,
+                (Op::Embedding, 2) => 1,
+                _ => d.max(1) as u128,
+            })
             .product();
         let largest = dims
             .iter()

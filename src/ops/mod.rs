@@ -12,10 +12,14 @@ macro_rules! kernels {
     };
 }
 
+pub mod add;
 pub mod attention;
+pub mod convert;
+pub mod embedding;
 pub mod gemm;
 pub mod rms_norm;
 pub mod rope;
+pub(crate) mod rowwise;
 pub mod swiglu;
 pub(crate) mod validate;
 
@@ -25,7 +29,10 @@ use crate::backend::Kernel;
 /// tests check that each is in the PTX and in the fatbin of every arch.
 pub fn launched_kernels() -> Vec<Kernel<'static>> {
     let lists: &[&[Kernel<'static>]] = &[
+        add::KERNELS,
         attention::KERNELS,
+        convert::KERNELS,
+        embedding::KERNELS,
         gemm::KERNELS,
         rms_norm::KERNELS,
         rope::KERNELS,

@@ -6,7 +6,10 @@ pub mod module;
 pub mod params;
 
 pub use module::{find_kernel_resources, module_image, KernelResources, ModuleImage, MODULE_IMAGES, PTXAS_REPORT};
-pub use params::{AttentionCombineParams, AttentionParams, GemmParams, RmsNormParams, RopeParams, SwigluParams};
+pub use params::{
+    AddParams, AttentionCombineParams, AttentionParams, ConvertParams, EmbeddingParams, GemmParams, RmsNormParams,
+    RopeParams, SwigluParams,
+};
 
 /// A kernel parameter struct from `params.h`, passed by value as the kernel's only argument.
 ///
@@ -41,6 +44,9 @@ kernel_params!(SwigluParams, ptrs: 3, i64s: 3, i32s: 4);
 kernel_params!(AttentionParams, ptrs: 7, i64s: 12, i32s: 18);
 kernel_params!(AttentionCombineParams, ptrs: 4, i64s: 3, i32s: 6);
 kernel_params!(GemmParams, ptrs: 4, i64s: 6, i32s: 12);
+kernel_params!(AddParams, ptrs: 3, i64s: 3, i32s: 4);
+kernel_params!(ConvertParams, ptrs: 2, i64s: 2, i32s: 4);
+kernel_params!(EmbeddingParams, ptrs: 4, i64s: 2, i32s: 4);
 
 /// The `lk_rounding` value of a [`crate::Rounding`].
 pub fn rounding_code(r: crate::Rounding) -> i32 {

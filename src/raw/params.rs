@@ -42,6 +42,8 @@ pub const LK_GEMM_DECODE_BLOCK_K: u32 = 128;
 pub const LK_GEMM_DECODE_X_CHUNK: u32 = 1024;
 pub const LK_GEMM_DECODE_MAX_SPLITS: u32 = 32;
 pub const LK_GEMM_DECODE_REDUCE_THREADS: u32 = 256;
+pub const LK_ROWWISE_THREADS: u32 = 256;
+pub const LK_ROWWISE_VEC: u32 = 8;
 pub const lk_dtype_LK_DTYPE_F32: lk_dtype = 0;
 pub const lk_dtype_LK_DTYPE_F16: lk_dtype = 1;
 pub const lk_dtype_LK_DTYPE_BF16: lk_dtype = 2;
@@ -356,4 +358,90 @@ const _: () = {
     ["Offset of field: GemmParams::rounding"][::core::mem::offset_of!(GemmParams, rounding) - 116usize];
     ["Offset of field: GemmParams::splits"][::core::mem::offset_of!(GemmParams, splits) - 120usize];
     ["Offset of field: GemmParams::split_k"][::core::mem::offset_of!(GemmParams, split_k) - 124usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct AddParams {
+    pub out: *mut ::core::ffi::c_void,
+    pub a: *const ::core::ffi::c_void,
+    pub b: *const ::core::ffi::c_void,
+    pub out_row_stride: i64,
+    pub a_row_stride: i64,
+    pub b_row_stride: i64,
+    pub rows: i32,
+    pub d: i32,
+    pub vectorized: i32,
+    pub reserved0: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of AddParams"][::core::mem::size_of::<AddParams>() - 64usize];
+    ["Alignment of AddParams"][::core::mem::align_of::<AddParams>() - 8usize];
+    ["Offset of field: AddParams::out"][::core::mem::offset_of!(AddParams, out) - 0usize];
+    ["Offset of field: AddParams::a"][::core::mem::offset_of!(AddParams, a) - 8usize];
+    ["Offset of field: AddParams::b"][::core::mem::offset_of!(AddParams, b) - 16usize];
+    ["Offset of field: AddParams::out_row_stride"][::core::mem::offset_of!(AddParams, out_row_stride) - 24usize];
+    ["Offset of field: AddParams::a_row_stride"][::core::mem::offset_of!(AddParams, a_row_stride) - 32usize];
+    ["Offset of field: AddParams::b_row_stride"][::core::mem::offset_of!(AddParams, b_row_stride) - 40usize];
+    ["Offset of field: AddParams::rows"][::core::mem::offset_of!(AddParams, rows) - 48usize];
+    ["Offset of field: AddParams::d"][::core::mem::offset_of!(AddParams, d) - 52usize];
+    ["Offset of field: AddParams::vectorized"][::core::mem::offset_of!(AddParams, vectorized) - 56usize];
+    ["Offset of field: AddParams::reserved0"][::core::mem::offset_of!(AddParams, reserved0) - 60usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct ConvertParams {
+    pub out: *mut ::core::ffi::c_void,
+    pub x: *const ::core::ffi::c_void,
+    pub out_row_stride: i64,
+    pub x_row_stride: i64,
+    pub rows: i32,
+    pub d: i32,
+    pub vectorized: i32,
+    pub reserved0: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ConvertParams"][::core::mem::size_of::<ConvertParams>() - 48usize];
+    ["Alignment of ConvertParams"][::core::mem::align_of::<ConvertParams>() - 8usize];
+    ["Offset of field: ConvertParams::out"][::core::mem::offset_of!(ConvertParams, out) - 0usize];
+    ["Offset of field: ConvertParams::x"][::core::mem::offset_of!(ConvertParams, x) - 8usize];
+    ["Offset of field: ConvertParams::out_row_stride"]
+        [::core::mem::offset_of!(ConvertParams, out_row_stride) - 16usize];
+    ["Offset of field: ConvertParams::x_row_stride"][::core::mem::offset_of!(ConvertParams, x_row_stride) - 24usize];
+    ["Offset of field: ConvertParams::rows"][::core::mem::offset_of!(ConvertParams, rows) - 32usize];
+    ["Offset of field: ConvertParams::d"][::core::mem::offset_of!(ConvertParams, d) - 36usize];
+    ["Offset of field: ConvertParams::vectorized"][::core::mem::offset_of!(ConvertParams, vectorized) - 40usize];
+    ["Offset of field: ConvertParams::reserved0"][::core::mem::offset_of!(ConvertParams, reserved0) - 44usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct EmbeddingParams {
+    pub out: *mut ::core::ffi::c_void,
+    pub table: *const ::core::ffi::c_void,
+    pub ids: *const i32,
+    pub status: *mut i32,
+    pub out_row_stride: i64,
+    pub table_row_stride: i64,
+    pub tokens: i32,
+    pub d: i32,
+    pub vocab: i32,
+    pub vectorized: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of EmbeddingParams"][::core::mem::size_of::<EmbeddingParams>() - 64usize];
+    ["Alignment of EmbeddingParams"][::core::mem::align_of::<EmbeddingParams>() - 8usize];
+    ["Offset of field: EmbeddingParams::out"][::core::mem::offset_of!(EmbeddingParams, out) - 0usize];
+    ["Offset of field: EmbeddingParams::table"][::core::mem::offset_of!(EmbeddingParams, table) - 8usize];
+    ["Offset of field: EmbeddingParams::ids"][::core::mem::offset_of!(EmbeddingParams, ids) - 16usize];
+    ["Offset of field: EmbeddingParams::status"][::core::mem::offset_of!(EmbeddingParams, status) - 24usize];
+    ["Offset of field: EmbeddingParams::out_row_stride"]
+        [::core::mem::offset_of!(EmbeddingParams, out_row_stride) - 32usize];
+    ["Offset of field: EmbeddingParams::table_row_stride"]
+        [::core::mem::offset_of!(EmbeddingParams, table_row_stride) - 40usize];
+    ["Offset of field: EmbeddingParams::tokens"][::core::mem::offset_of!(EmbeddingParams, tokens) - 48usize];
+    ["Offset of field: EmbeddingParams::d"][::core::mem::offset_of!(EmbeddingParams, d) - 52usize];
+    ["Offset of field: EmbeddingParams::vocab"][::core::mem::offset_of!(EmbeddingParams, vocab) - 56usize];
+    ["Offset of field: EmbeddingParams::vectorized"][::core::mem::offset_of!(EmbeddingParams, vectorized) - 60usize];
 };

@@ -105,18 +105,29 @@ pub fn visible_keys(shape: AttentionShape, causal: bool, i: usize) -> usize {
     visible_range(shape, cfg, i).end
 }
 
-/// The score `scale · q·k`, exact (f64) while the kernel's f32 computation of it stays within f32's range.
-/// The kernel sums `q·k` as an f32 fma chain over `d` from +0 and multiplies by `scale·log2 e` (an f32);
-/// when a product, a partial sum or the scaled score leaves f32's range, this evaluates that same chain in
-/// f32, so the infinities and NaN it gives (by sign and by order of the terms) are the kernel's.
+/// The score `scale · q·k` (soft-capped: `softcap · tanh(scale · q·k / softcap)`), exact (f64) while the
+/// kernel's f32 computation of it stays within f32's range. The kernel sums `q·k` as an f32 fma chain over
+/// `d` from +0 and multiplies it by one f32: `scale·log2 e`, or with a soft cap `scale / softcap` (the
+/// argument of its tanh; the cap's own factor `softcap·log2 e` is finite, the op checks it). When a
+/// product, a partial sum or that product leaves f32's range, this evaluates the same chain in f32, so the
+/// infinities and NaN it gives (by sign and by order of the terms) are the kernel's; a tanh argument past
+/// f32's range is ±1, as the kernel's tanhf of ±inf.
 fn kernel_range_score<T: Elem>(q: &[T], k: &[T], c: Checked) -> f64 {
-    let x = kernel_range_dot(q, k, c.scale);
-    // tanh(+-inf) = +-1: a score past f32's range is capped, as the kernel's tanhf caps it.
-    c.softcap.map_or(x, |cap| cap * (x / cap).tanh())
+    match c.softcap {
+        None => kernel_range_dot(
+            q,
+            k,
+            c.scale,
+            c.scale as f32 * std::f32::consts::LOG2_E,
+            std::f64::consts::LOG2_E,
+        ),
+        Some(cap) => cap * kernel_range_dot(q, k, c.scale / cap, c.scale as f32 / cap as f32, 1.0).tanh(),
+    }
 }
 
-/// `scale · q·k` held to the kernel's f32 range (see [`kernel_range_score`]).
-fn kernel_range_dot<T: Elem>(q: &[T], k: &[T], scale: f64) -> f64 {
+/// `factor · q·k`, exact while the kernel's f32 `q·k`, and that times `mult32`, stay within f32's range;
+/// else the kernel's f32 value of `q·k · mult32`, divided by `div` (`mult32 ≈ factor · div`).
+fn kernel_range_dot<T: Elem>(q: &[T], k: &[T], factor: f64, mult32: f32, div: f64) -> f64 {
     let fits = |v: f64| !(v as f32).is_infinite();
     let mut dot = 0.0f64;
     let mut in_range = true;
@@ -125,15 +136,14 @@ fn kernel_range_dot<T: Elem>(q: &[T], k: &[T], scale: f64) -> f64 {
         dot += product;
         in_range &= fits(product) && fits(dot);
     }
-    let scale_log2 = scale as f32 * std::f32::consts::LOG2_E;
-    if in_range && fits(dot * scale_log2 as f64) {
-        return scale * dot;
+    if in_range && fits(dot * mult32 as f64) {
+        return factor * dot;
     }
     let dot32 = q
         .iter()
         .zip(k)
         .fold(0.0f32, |acc, (a, b)| a.to_f32().mul_add(b.to_f32(), acc));
-    (dot32 * scale_log2) as f64 / std::f64::consts::LOG2_E
+    (dot32 * mult32) as f64 / div
 }
 
 /// The largest score, or NaN when any score is NaN (`f64::max` would skip it and hide the NaN in `lse`).
