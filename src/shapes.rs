@@ -403,3 +403,87 @@ impl EmbeddingShape {
         }
     }
 }
+
+/// Element strides of a `(batch, rows, heads, head_dim)` tensor: between batches, between rows (tokens)
+/// and between heads; a head's `head_dim` elements are contiguous.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadStrides {
+    pub batch: usize,
+    pub row: usize,
+    pub head: usize,
+}
+
+impl HeadStrides {
+    /// A contiguous `(batch, rows, heads, head_dim)` tensor. A stride past `usize` saturates, so that the
+    /// span of a shape that large overflows too ([`HeadStrides::span`] is `None`).
+    pub const fn contiguous(rows: usize, heads: usize, head_dim: usize) -> Self {
+        HeadStrides {
+            batch: rows.saturating_mul(heads).saturating_mul(head_dim),
+            row: heads.saturating_mul(head_dim),
+            head: head_dim,
+        }
+    }
+
+    /// Elements the tensor spans from its first element: `(batch - 1)·batch_stride + (rows - 1)·row +
+    /// (heads - 1)·head + head_dim`, 0 when a size is 0; `None` on overflow.
+    pub fn span(&self, batch: usize, rows: usize, heads: usize, head_dim: usize) -> Option<usize> {
+        if batch == 0 || rows == 0 || heads == 0 || head_dim == 0 {
+            return Some(0);
+        }
+        (batch - 1)
+            .checked_mul(self.batch)?
+            .checked_add((rows - 1).checked_mul(self.row)?)?
+            .checked_add((heads - 1).checked_mul(self.head)?)?
+            .checked_add(head_dim)
+    }
+}
+
+/// Where attention's `q`, `k` and `v` live ([`crate::ops::attention::attention_strided`]): each at its own
+/// strides, so a fused QKV projection's output feeds attention with no copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionLayout {
+    pub q: HeadStrides,
+    pub k: HeadStrides,
+    pub v: HeadStrides,
+}
+
+impl AttentionLayout {
+    /// Contiguous `q: (batch, q_len, n_heads, head_dim)` and `k, v: (batch, kv_len, n_kv_heads, head_dim)`.
+    pub const fn contiguous(s: AttentionShape) -> Self {
+        let kv = HeadStrides::contiguous(s.kv_len, s.n_kv_heads, s.head_dim);
+        AttentionLayout {
+            q: HeadStrides::contiguous(s.q_len, s.n_heads, s.head_dim),
+            k: kv,
+            v: kv,
+        }
+    }
+
+    /// The three parts of a fused QKV projection's output `(batch, seq, n_heads + 2·n_kv_heads, head_dim)`
+    /// (`q_len == kv_len == seq`): q is heads `0..n_heads` of each token, k the next `n_kv_heads`, v the
+    /// last. The views start at elements 0, `n_heads·head_dim` and `(n_heads + n_kv_heads)·head_dim` of the
+    /// buffer ([`AttentionLayout::fused_qkv_offsets`]).
+    pub const fn fused_qkv(s: AttentionShape) -> Self {
+        let heads = s.n_heads.saturating_add(s.n_kv_heads.saturating_mul(2));
+        let row = heads.saturating_mul(s.head_dim);
+        let strides = HeadStrides {
+            batch: s.q_len.saturating_mul(row),
+            row,
+            head: s.head_dim,
+        };
+        AttentionLayout {
+            q: strides,
+            k: strides,
+            v: strides,
+        }
+    }
+
+    /// Where q, k and v start in a fused QKV buffer, in elements ([`AttentionLayout::fused_qkv`]);
+    /// saturating, as the strides.
+    pub const fn fused_qkv_offsets(s: AttentionShape) -> [usize; 3] {
+        [
+            0,
+            s.n_heads.saturating_mul(s.head_dim),
+            s.n_heads.saturating_add(s.n_kv_heads).saturating_mul(s.head_dim),
+        ]
+    }
+}

@@ -134,58 +134,145 @@ where
     B: Backend,
     K: DeviceSliceMut<T, B>,
 {
-    // Preconditions.
-    let RopeShape {
-        tokens,
-        n_heads,
-        head_dim,
-        ..
-    } = shape;
     let n_kv_heads = if k.is_some() { shape.n_kv_heads } else { 0 };
-    validate::check_positive(OP, "head_dim", head_dim)?;
-    checked_inv_freq(&cfg)?;
-    if cfg.rotary_dim > head_dim {
-        return Err(Error::InvalidShape {
-            op: OP,
-            reason: format!("rotary_dim ({}) must be <= head_dim ({head_dim})", cfg.rotary_dim),
-        });
-    }
-    let heads = n_heads.checked_add(n_kv_heads).filter(|&h| h <= MAX_HEADS);
-    let Some(heads) = heads else {
-        return Err(Error::SizeOverflow {
-            op: OP,
-            what: format!("n_heads + n_kv_heads = {n_heads} + {n_kv_heads} is over the kernel's limit {MAX_HEADS}"),
-        });
-    };
-    let dims = launch_config(tokens, heads, cfg.rotary_dim)?;
+    let shape = RopeShape { n_kv_heads, ..shape };
+    let heads = checked_heads(shape, &cfg)?;
+    let dims = launch_config(shape.tokens, heads, cfg.rotary_dim)?;
     let elem = std::mem::size_of::<T>();
-    let q_stride = validate::checked_product(OP, "q token stride", &[n_heads, head_dim])?;
-    let k_stride = validate::checked_product(OP, "k token stride", &[n_kv_heads, head_dim])?;
-    let q_bytes = validate::checked_product(OP, "q bytes", &[tokens, q_stride, elem])?;
-    let k_bytes = validate::checked_product(OP, "k bytes", &[tokens, k_stride, elem])?;
-    let (q_addr, _q_guard) = validate::addr_of_mut(OP, "q", q, backend, &[tokens, n_heads, head_dim])?;
+    let q_stride = validate::checked_product(OP, "q token stride", &[shape.n_heads, shape.head_dim])?;
+    let k_stride = validate::checked_product(OP, "k token stride", &[n_kv_heads, shape.head_dim])?;
+    let q_bytes = validate::checked_product(OP, "q bytes", &[shape.tokens, q_stride, elem])?;
+    let k_bytes = validate::checked_product(OP, "k bytes", &[shape.tokens, k_stride, elem])?;
+    let (q_addr, _q_guard) =
+        validate::addr_of_mut(OP, "q", q, backend, &[shape.tokens, shape.n_heads, shape.head_dim])?;
     let k_resolved = match k {
         Some(k) => Some(validate::addr_of_mut(
             OP,
             "k",
             k,
             backend,
-            &[tokens, n_kv_heads, head_dim],
+            &[shape.tokens, n_kv_heads, shape.head_dim],
         )?),
         None => None,
     };
+    let k_addr = k_resolved.as_ref().map_or(0, |(addr, _)| *addr);
+    validate::check_no_overlap(OP, ("q", q_addr, q_bytes), ("k", k_addr, k_bytes))?;
+    // The guards (k's inside k_resolved) live until the launch is enqueued.
+    launch(
+        backend,
+        T::DTYPE,
+        [("q", q_addr, q_bytes, q_stride), ("k", k_addr, k_bytes, k_stride)],
+        positions,
+        inv_freq,
+        (shape, heads, dims),
+        cfg,
+    )
+}
+
+/// Rotates the q and k heads of a fused QKV projection's output in place: `qkv: (tokens, n_heads +
+/// 2·n_kv_heads, head_dim)`, each token's `n_heads` q heads, then `n_kv_heads` k heads, then as many v
+/// heads (never touched), as `x·W_qkvᵀ` with the three weights stacked gives it. No copy: the kernel walks
+/// q and k at the fused token stride. Otherwise as [`rope`] (with `shape.n_kv_heads` the k heads).
+///
+/// # Errors
+/// As [`rope`], with `qkv` in place of `q` and `k` (`ShapeMismatch` unless it holds
+/// `tokens·(n_heads + 2·n_kv_heads)·head_dim` elements).
+pub fn rope_qkv<T, B>(
+    backend: &B,
+    qkv: &mut impl DeviceSliceMut<T, B>,
+    positions: &impl DeviceSlice<i32, B>,
+    inv_freq: &impl DeviceSlice<f32, B>,
+    shape: RopeShape,
+    cfg: RopeConfig,
+) -> Result<()>
+where
+    T: Elem + DeviceValue,
+    B: Backend,
+{
+    let heads = checked_heads(shape, &cfg)?;
+    let dims = launch_config(shape.tokens, heads, cfg.rotary_dim)?;
+    let fused_heads = shape
+        .n_kv_heads
+        .checked_mul(2)
+        .and_then(|kv| kv.checked_add(shape.n_heads))
+        .ok_or_else(|| Error::SizeOverflow {
+            op: OP,
+            what: format!(
+                "n_heads + 2·n_kv_heads = {} + 2·{} overflows",
+                shape.n_heads, shape.n_kv_heads
+            ),
+        })?;
+    let elem = std::mem::size_of::<T>();
+    let stride = validate::checked_product(OP, "qkv token stride", &[fused_heads, shape.head_dim])?;
+    let bytes = validate::checked_product(OP, "qkv bytes", &[shape.tokens, stride, elem])?;
+    let (addr, _guard) = validate::addr_of_mut(OP, "qkv", qkv, backend, &[shape.tokens, fused_heads, shape.head_dim])?;
+    // q and k interleave token by token in one buffer but never share an element.
+    // Inside the buffer (past it only when tokens == 0, which launches nothing).
+    let k_addr = addr + (shape.n_heads * shape.head_dim * elem) as u64;
+    launch(
+        backend,
+        T::DTYPE,
+        [("qkv", addr, bytes, stride), ("qkv", k_addr, bytes, stride)],
+        positions,
+        inv_freq,
+        (shape, heads, dims),
+        cfg,
+    )
+}
+
+/// The checks of `cfg` and the head counts both entry points make; returns `n_heads + n_kv_heads`.
+fn checked_heads(shape: RopeShape, cfg: &RopeConfig) -> Result<usize> {
+    validate::check_positive(OP, "head_dim", shape.head_dim)?;
+    checked_inv_freq(cfg)?;
+    if cfg.rotary_dim > shape.head_dim {
+        return Err(Error::InvalidShape {
+            op: OP,
+            reason: format!(
+                "rotary_dim ({}) must be <= head_dim ({})",
+                cfg.rotary_dim, shape.head_dim
+            ),
+        });
+    }
+    shape
+        .n_heads
+        .checked_add(shape.n_kv_heads)
+        .filter(|&h| h <= MAX_HEADS)
+        .ok_or_else(|| Error::SizeOverflow {
+            op: OP,
+            what: format!(
+                "n_heads + n_kv_heads = {} + {} is over the kernel's limit {MAX_HEADS}",
+                shape.n_heads, shape.n_kv_heads
+            ),
+        })
+}
+
+/// Checks positions and the table against the rotated regions (q's and k's spans; for [`rope_qkv`] both the
+/// whole qkv buffer) `[(name, addr, bytes, token stride); 2]`
+/// (q, then k; k's address 0 without k) and launches.
+fn launch<B: Backend>(
+    backend: &B,
+    dtype: DType,
+    [(q_name, q_addr, q_bytes, q_stride), (k_name, k_addr, k_bytes, k_stride)]: [(&'static str, u64, usize, usize); 2],
+    positions: &impl DeviceSlice<i32, B>,
+    inv_freq: &impl DeviceSlice<f32, B>,
+    (shape, heads, dims): (RopeShape, usize, LaunchDims),
+    cfg: RopeConfig,
+) -> Result<()> {
+    let RopeShape {
+        tokens,
+        n_heads,
+        n_kv_heads,
+        head_dim,
+    } = shape;
     let (pos_addr, _pos_guard) = validate::addr_of(OP, "positions", positions, backend, &[tokens])?;
     let (freq_addr, _freq_guard) = validate::addr_of(OP, "inv_freq", inv_freq, backend, &[cfg.rotary_dim / 2])?;
     let pos_bytes = tokens * 4; // fits: the positions buffer exists
     let freq_bytes = cfg.rotary_dim / 2 * 4;
-    let k_addr = k_resolved.as_ref().map_or(0, |(addr, _)| *addr);
-    // The outputs q and k may not overlap each other or an input.
-    for (out, out_addr, out_bytes) in [("q", q_addr, q_bytes), ("k", k_addr, k_bytes)] {
+    // The rotated tensors may not overlap an input.
+    for (out, out_addr, out_bytes) in [(q_name, q_addr, q_bytes), (k_name, k_addr, k_bytes)] {
         validate::check_no_overlap(OP, (out, out_addr, out_bytes), ("positions", pos_addr, pos_bytes))?;
         validate::check_no_overlap(OP, (out, out_addr, out_bytes), ("inv_freq", freq_addr, freq_bytes))?;
     }
-    validate::check_no_overlap(OP, ("q", q_addr, q_bytes), ("k", k_addr, k_bytes))?;
-
     let params = RopeParams {
         q: q_addr as *mut std::ffi::c_void,
         k: k_addr as *mut std::ffi::c_void,
@@ -203,8 +290,7 @@ where
     if tokens == 0 || heads == 0 {
         return Ok(()); // nothing to rotate (validated like any other call)
     }
-    // The guards (k's inside k_resolved) live until the launch is enqueued.
-    backend.launch(kernel_for(T::DTYPE), dims, &params)
+    backend.launch(kernel_for(dtype), dims, &params)
 }
 
 /// [`rope`] with the frequency table of `cfg` built ([`reference::rope_inv_freq`]) and uploaded on this

@@ -4,7 +4,7 @@
 //! | | |
 //! |---|---|
 //! | dtypes | `f32`, `f16`, `bf16` for q, k, v, o (one dtype); `lse` is f32 |
-//! | layouts | `q, o: (batch, q_len, n_heads, head_dim)`, `k, v: (batch, kv_len, n_kv_heads, head_dim)`, `lse: (batch, n_heads, q_len)`; contiguous; f16/bf16 q, k, v, o 16-byte aligned |
+//! | layouts | `q, o: (batch, q_len, n_heads, head_dim)`, `k, v: (batch, kv_len, n_kv_heads, head_dim)`, `lse: (batch, n_heads, q_len)`; contiguous, except q, k, v in [`attention_strided`] (any batch, row and head strides, [`AttentionLayout`]); f16/bf16 q, k, v, o 16-byte aligned (and their strides whole 16-byte chunks) |
 //! | GQA | `n_heads % n_kv_heads == 0`; query head `h` reads kv head `h / (n_heads / n_kv_heads)` (MQA: `n_kv_heads = 1`) |
 //! | masking | bottom-right aligned: query `i` has diagonal key `d = kv_len - q_len + i` and sees `j < kv_len` with `d - window_left <= j <= d + window_right` ([`AttentionConfig`]; causal is `window_right = 0`); a query that sees no key gives `o = 0`, `lse = -inf` |
 //! | softcap | `s = softcap · tanh(scale·q·k / softcap)` when set (Gemma 2) |
@@ -28,7 +28,8 @@ use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::ops::validate;
 use crate::raw::{AttentionCombineParams, AttentionParams};
-use crate::shapes::{AttentionConfig, AttentionShape};
+use crate::shapes::{AttentionConfig, AttentionLayout, AttentionShape, HeadStrides};
+use plan::{check_shape, window_field};
 pub use plan::{AttentionPlan, Kind, SplitKv, HEAD_DIM_STEP, KERNELS, MAX_HEAD_DIM, MAX_SPLITS};
 
 const OP: &str = "attention";
@@ -88,7 +89,7 @@ where
     T: Elem + DeviceValue,
     B: Backend,
 {
-    launch_allocating::<T, B>(backend, q, k, v, o, None, shape, shape.kv_len, cfg)
+    launch_allocating::<T, B>(backend, q, k, v, o, None, shape, cache(shape, shape.kv_len), cfg)
 }
 
 /// [`attention`] that also writes `lse: (batch, n_heads, q_len)`, the natural-log log-sum-exp of each
@@ -122,7 +123,7 @@ where
         o,
         Some((lse_addr, lse_bytes)),
         shape,
-        shape.kv_len,
+        cache(shape, shape.kv_len),
         cfg,
     )
 }
@@ -150,7 +151,17 @@ where
     T: Elem + DeviceValue,
     B: Backend,
 {
-    launch_allocating::<T, B>(backend, q, k_cache, v_cache, o, None, shape, kv_capacity, cfg)
+    launch_allocating::<T, B>(
+        backend,
+        q,
+        k_cache,
+        v_cache,
+        o,
+        None,
+        shape,
+        cache(shape, kv_capacity),
+        cfg,
+    )
 }
 
 /// The hot-path entry point: attention over a KV cache (as [`attention_kv_cache`]) writing `o` and `lse`,
@@ -218,9 +229,47 @@ where
         (ws_addr, need),
         &p,
         s,
-        kv_capacity,
+        cache(s, kv_capacity),
         cfg,
     )
+}
+
+/// [`attention`] with `q`, `k` and `v` each at its own strides ([`AttentionLayout`]): each buffer holds
+/// exactly the elements its strides span ([`crate::HeadStrides::span`]; `k` and `v` over `kv_len` rows), so
+/// the three may be views of one fused QKV projection's output ([`AttentionLayout::fused_qkv`]; read-only
+/// views of one buffer coexist). `o` is contiguous.
+///
+/// # Errors
+/// As [`attention`]; `ShapeMismatch` unless each buffer holds its span; `InvalidArgument` for f16/bf16
+/// strides that are not whole 16-byte chunks (the tensor-core kernels move rows 16 bytes at a time);
+/// `Aliasing` when `o` overlaps the span of `q`, `k` or `v`.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_strided<T, B>(
+    backend: &B,
+    q: &impl DeviceSlice<T, B>,
+    k: &impl DeviceSlice<T, B>,
+    v: &impl DeviceSlice<T, B>,
+    o: &mut impl DeviceSliceMut<T, B>,
+    shape: AttentionShape,
+    layout: AttentionLayout,
+    cfg: AttentionConfig,
+) -> Result<()>
+where
+    T: Elem + DeviceValue,
+    B: Backend,
+{
+    launch_allocating::<T, B>(backend, q, k, v, o, None, shape, (shape.kv_len, layout), cfg)
+}
+
+/// The contiguous layout of q, o and a `(batch, kv_capacity, n_kv_heads, head_dim)` K/V cache.
+fn cache(s: AttentionShape, kv_capacity: usize) -> (usize, AttentionLayout) {
+    let kv = HeadStrides::contiguous(kv_capacity, s.n_kv_heads, s.head_dim);
+    let layout = AttentionLayout {
+        k: kv,
+        v: kv,
+        ..AttentionLayout::contiguous(s)
+    };
+    (kv_capacity, layout)
 }
 
 /// The address and byte length of `lse: (batch, n_heads, q_len)` once its length is checked, with its guard.
@@ -244,7 +293,7 @@ fn launch_allocating<T, B>(
     o: &mut impl DeviceSliceMut<T, B>,
     lse: Option<(u64, usize)>,
     shape: AttentionShape,
-    kv_capacity: usize,
+    (kv_capacity, layout): (usize, AttentionLayout),
     cfg: AttentionConfig,
 ) -> Result<()>
 where
@@ -262,75 +311,23 @@ where
     )?;
     let need = p.workspace_len(shape);
     if need == 0 || shape.batch == 0 || shape.q_len == 0 {
-        return launch::<T, B>(backend, q, k, v, o, lse, (0, 0), &p, shape, kv_capacity, cfg);
+        return launch::<T, B>(backend, q, k, v, o, lse, (0, 0), &p, shape, (kv_capacity, layout), cfg);
     }
     let mut ws = backend.alloc_poisoned::<f32>(need)?;
     let (ws_addr, _ws_guard) = ws.device_addr_mut(backend)?;
-    launch::<T, B>(backend, q, k, v, o, lse, (ws_addr, need), &p, shape, kv_capacity, cfg)
-}
-
-/// The shape checks every entry point makes before planning.
-fn check_shape(s: AttentionShape, kv_capacity: usize) -> Result<()> {
-    // Heads and head_dim describe the model and must be > 0; batch, q_len and kv_len may be 0.
-    for (name, v) in [
-        ("n_heads", s.n_heads),
-        ("n_kv_heads", s.n_kv_heads),
-        ("head_dim", s.head_dim),
-    ] {
-        validate::check_positive(OP, name, v)?;
-    }
-    if s.n_heads % s.n_kv_heads != 0 {
-        return Err(Error::InvalidShape {
-            op: OP,
-            reason: format!(
-                "n_heads ({}) must be a multiple of n_kv_heads ({})",
-                s.n_heads, s.n_kv_heads
-            ),
-        });
-    }
-    plan::bucket(OP, s.head_dim)?;
-    // The kernel steps int row and key indices by up to one tile (64) past q_len and kv_len.
-    for (name, v) in [("q_len", s.q_len), ("kv_len", kv_capacity)] {
-        if v > MAX_SEQ_LEN {
-            return Err(Error::SizeOverflow {
-                op: OP,
-                what: format!("{name} = {v} is over the kernel's limit {MAX_SEQ_LEN}"),
-            });
-        }
-    }
-    for (name, v) in [("n_kv_heads", s.n_kv_heads), ("batch", s.batch), ("n_heads", s.n_heads)] {
-        if v > MAX_GRID_YZ {
-            return Err(Error::SizeOverflow {
-                op: OP,
-                what: format!("{name} = {v} is over the grid limit {MAX_GRID_YZ}"),
-            });
-        }
-    }
-    let packed_rows = s.q_len.saturating_mul(s.n_heads / s.n_kv_heads);
-    if packed_rows > MAX_SEQ_LEN {
-        return Err(Error::SizeOverflow {
-            op: OP,
-            what: format!(
-                "q_len · n_heads / n_kv_heads = {packed_rows} is over the kernel's limit {MAX_SEQ_LEN} (packed GQA rows)"
-            ),
-        });
-    }
-    if kv_capacity < s.kv_len {
-        return Err(Error::InvalidShape {
-            op: OP,
-            reason: format!(
-                "kv_len ({}) is larger than the KV cache capacity ({kv_capacity})",
-                s.kv_len
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// `Option<usize>` window side as the kernel's `int32` (-1 = unbounded); values past every key are
-/// clamped (a window of `kv_len + q_len` or more is unbounded).
-fn window_field(side: Option<usize>, s: AttentionShape) -> i32 {
-    side.map_or(-1, |w| w.min(s.kv_len + s.q_len).min(i32::MAX as usize) as i32)
+    launch::<T, B>(
+        backend,
+        q,
+        k,
+        v,
+        o,
+        lse,
+        (ws_addr, need),
+        &p,
+        shape,
+        (kv_capacity, layout),
+        cfg,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -344,7 +341,7 @@ fn launch<T, B>(
     workspace: (u64, usize),
     p: &AttentionPlan,
     shape: AttentionShape,
-    kv_capacity: usize,
+    (kv_capacity, layout): (usize, AttentionLayout),
     cfg: AttentionConfig,
 ) -> Result<()>
 where
@@ -357,28 +354,48 @@ where
     let (window_left, window_right) = cfg.checked_window().map_err(bad)?;
     let softcap = cfg.checked_softcap(s.head_dim).map_err(bad)?;
     let q_dims = [s.batch, s.q_len, s.n_heads, s.head_dim];
-    // k and v as stored: (batch, kv_capacity, n_kv_heads, head_dim), of which the first kv_len rows count.
-    let kv_dims = [s.batch, kv_capacity, s.n_kv_heads, s.head_dim];
     let elem = std::mem::size_of::<T>();
     let q_elems = validate::checked_product(OP, "q", &q_dims)?;
-    let kv_elems = validate::checked_product(OP, "k", &kv_dims)?;
     validate::to_i64(OP, "q elements", q_elems)?;
-    validate::to_i64(OP, "k elements", kv_elems)?;
-    let (q_addr, _q_guard) = validate::addr_of(OP, "q", q, backend, &q_dims)?;
-    let (k_addr, _k_guard) = validate::addr_of(OP, "k", k, backend, &kv_dims)?;
-    let (v_addr, _v_guard) = validate::addr_of(OP, "v", v, backend, &kv_dims)?;
+    // q, k and v as stored, at their strides; k and v over kv_capacity rows (a cache's first kv_len count).
+    let span = |name: &'static str, st: HeadStrides, rows: usize, heads: usize| -> Result<usize> {
+        let n = st
+            .span(s.batch, rows, heads, s.head_dim)
+            .ok_or_else(|| Error::SizeOverflow {
+                op: OP,
+                what: format!("{name}: the span of {st:?} overflows usize"),
+            })?;
+        validate::to_i64(OP, name, n)?;
+        Ok(n)
+    };
+    let q_span = span("q", layout.q, s.q_len, s.n_heads)?;
+    let k_span = span("k", layout.k, kv_capacity, s.n_kv_heads)?;
+    let v_span = span("v", layout.v, kv_capacity, s.n_kv_heads)?;
+    let (q_addr, _q_guard) = validate::addr_of(OP, "q", q, backend, &[q_span])?;
+    let (k_addr, _k_guard) = validate::addr_of(OP, "k", k, backend, &[k_span])?;
+    let (v_addr, _v_guard) = validate::addr_of(OP, "v", v, backend, &[v_span])?;
     let (o_addr, _o_guard) = validate::addr_of_mut(OP, "o", o, backend, &q_dims)?;
     if p.kind != Kind::V1 {
         // v2 moves q, k, v rows in 16-byte chunks (rows are whole chunks: head_dim % 8 == 0) and stores o
-        // in 4-byte pairs.
+        // in 4-byte pairs: every start and stride a whole number of chunks.
         for (name, addr) in [("q", q_addr), ("k", k_addr), ("v", v_addr), ("o", o_addr)] {
             validate::check_align(OP, name, addr, 16)?;
         }
+        for (name, st) in [("q", layout.q), ("k", layout.k), ("v", layout.v)] {
+            if [st.batch, st.row, st.head].iter().any(|x| x * elem % 16 != 0) {
+                return Err(Error::InvalidArgument {
+                    op: OP,
+                    reason: format!(
+                        "{name}'s strides {st:?} are not whole 16-byte chunks, which the tensor-core kernels need"
+                    ),
+                });
+            }
+        }
     }
     let inputs = [
-        ("q", q_addr, q_elems * elem),
-        ("k", k_addr, kv_elems * elem),
-        ("v", v_addr, kv_elems * elem),
+        ("q", q_addr, q_span * elem),
+        ("k", k_addr, k_span * elem),
+        ("v", v_addr, v_span * elem),
     ];
     let o_region = ("o", o_addr, q_elems * elem);
     for other in inputs {
@@ -411,7 +428,7 @@ where
 
     let hd = s.head_dim as i64;
     let q_row = (s.n_heads * s.head_dim) as i64;
-    let kv_row = (s.n_kv_heads * s.head_dim) as i64;
+    let i64_of = |name, v| validate::to_i64(OP, name, v);
     let i32_of = |name, v| validate::to_i32(OP, name, v);
     let params = AttentionParams {
         o: o_addr as *mut std::ffi::c_void,
@@ -421,15 +438,15 @@ where
         v: v_addr as *const std::ffi::c_void,
         o_partial,
         lse_partial,
-        q_batch_stride: q_row * s.q_len as i64,
-        q_row_stride: q_row,
-        q_head_stride: hd,
-        k_batch_stride: kv_row * kv_capacity as i64,
-        k_row_stride: kv_row,
-        k_head_stride: hd,
-        v_batch_stride: kv_row * kv_capacity as i64,
-        v_row_stride: kv_row,
-        v_head_stride: hd,
+        q_batch_stride: i64_of("q batch stride", layout.q.batch)?,
+        q_row_stride: i64_of("q row stride", layout.q.row)?,
+        q_head_stride: i64_of("q head stride", layout.q.head)?,
+        k_batch_stride: i64_of("k batch stride", layout.k.batch)?,
+        k_row_stride: i64_of("k row stride", layout.k.row)?,
+        k_head_stride: i64_of("k head stride", layout.k.head)?,
+        v_batch_stride: i64_of("v batch stride", layout.v.batch)?,
+        v_row_stride: i64_of("v row stride", layout.v.row)?,
+        v_head_stride: i64_of("v head stride", layout.v.head)?,
         o_batch_stride: q_row * s.q_len as i64,
         o_row_stride: q_row,
         o_head_stride: hd,

@@ -20,9 +20,11 @@
 //! whole tiles keeps every K/V byte read once and can only add blocks. Each split leaves its normalized
 //! partial O and LSE in the workspace and `attention_combine_<dtype>` merges them in split order.
 
+use super::{MAX_GRID_YZ, MAX_SEQ_LEN, OP};
 use crate::backend::{Kernel, LaunchDims};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::ops::validate;
 use crate::raw::params as tiles;
 use crate::reference::AttentionTiling;
 use crate::shapes::AttentionShape;
@@ -359,3 +361,67 @@ pub const V1_LADDER_KERNELS: &[Kernel<'static>] = kernels![
     MODULE_F32 => "attention_v1_bf16_d128",
     MODULE_F32 => "attention_v1_bf16_d256",
 ];
+
+/// The shape checks every entry point makes before planning.
+pub(super) fn check_shape(s: AttentionShape, kv_capacity: usize) -> Result<()> {
+    // Heads and head_dim describe the model and must be > 0; batch, q_len and kv_len may be 0.
+    for (name, v) in [
+        ("n_heads", s.n_heads),
+        ("n_kv_heads", s.n_kv_heads),
+        ("head_dim", s.head_dim),
+    ] {
+        validate::check_positive(OP, name, v)?;
+    }
+    if s.n_heads % s.n_kv_heads != 0 {
+        return Err(Error::InvalidShape {
+            op: OP,
+            reason: format!(
+                "n_heads ({}) must be a multiple of n_kv_heads ({})",
+                s.n_heads, s.n_kv_heads
+            ),
+        });
+    }
+    bucket(OP, s.head_dim)?;
+    // The kernel steps int row and key indices by up to one tile (64) past q_len and kv_len.
+    for (name, v) in [("q_len", s.q_len), ("kv_len", kv_capacity)] {
+        if v > MAX_SEQ_LEN {
+            return Err(Error::SizeOverflow {
+                op: OP,
+                what: format!("{name} = {v} is over the kernel's limit {MAX_SEQ_LEN}"),
+            });
+        }
+    }
+    for (name, v) in [("n_kv_heads", s.n_kv_heads), ("batch", s.batch), ("n_heads", s.n_heads)] {
+        if v > MAX_GRID_YZ {
+            return Err(Error::SizeOverflow {
+                op: OP,
+                what: format!("{name} = {v} is over the grid limit {MAX_GRID_YZ}"),
+            });
+        }
+    }
+    let packed_rows = s.q_len.saturating_mul(s.n_heads / s.n_kv_heads);
+    if packed_rows > MAX_SEQ_LEN {
+        return Err(Error::SizeOverflow {
+            op: OP,
+            what: format!(
+                "q_len · n_heads / n_kv_heads = {packed_rows} is over the kernel's limit {MAX_SEQ_LEN} (packed GQA rows)"
+            ),
+        });
+    }
+    if kv_capacity < s.kv_len {
+        return Err(Error::InvalidShape {
+            op: OP,
+            reason: format!(
+                "kv_len ({}) is larger than the KV cache capacity ({kv_capacity})",
+                s.kv_len
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `Option<usize>` window side as the kernel's `int32` (-1 = unbounded); values past every key are
+/// clamped (a window of `kv_len + q_len` or more is unbounded).
+pub(super) fn window_field(side: Option<usize>, s: AttentionShape) -> i32 {
+    side.map_or(-1, |w| w.min(s.kv_len + s.q_len).min(i32::MAX as usize) as i32)
+}
