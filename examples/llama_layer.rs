@@ -52,7 +52,13 @@ fn main() {
             run(&cuda, &d)
         }
         Err(why) => {
-            println!("device: ptx-emu emulator, all checks on (no CUDA device: {why})");
+            // The error's own message ends with advice to use the emulator, which is what happens here.
+            let reason = match why {
+                llama_kernels::Error::NoDriver { detail } => format!("no CUDA driver: {detail}"),
+                llama_kernels::Error::NoDevice { detail } => format!("no CUDA device: {detail}"),
+                other => other.to_string(),
+            };
+            println!("device: ptx-emu, the emulator, every check on (CUDA not used: {reason})");
             run(&EmuBackend::new(), &d)
         }
     };

@@ -13,7 +13,7 @@
 # here, carry the archive (`run` with carry ["target/gpu-check-bin.tar.gz"]), run there. Where cargo
 # is present the check builds instead (nvcc from PyPI if missing, as in .ci/run). Without a GPU it
 # writes the reason to both files and exits 0. Budget: under 8 minutes on an H100/H200-class GPU:
-# the step timeouts add up to 7 min 15 s with prepared binaries (7 test binaries x 25 s, the bench
+# the step timeouts add up to 7 min 5 s with prepared binaries (11 test binaries x 15 s, the bench
 # with its model predictions 200 s, roofline 60 s) and 7 min 10 s when building there (pip 60 s,
 # build 210 s, tests 90 s, bench 120 s, roofline 50 s), so a hang cannot eat the lease. On this
 # 2-core machine, with a stand-in nvidia-smi and no driver, the prepared path ran in 52 s (the
@@ -37,7 +37,7 @@ for line in sys.stdin:
         continue
     t = m["target"]
     name, kind = t["name"], t["kind"][0]
-    keep = (kind == "test" and name.startswith("ops_")) or (kind == "bench" and name == "vs_cublas") or (kind == "example" and name == "roofline")
+    keep = (kind == "test" and (name.startswith("ops_") or name == "backend_memory")) or (kind == "bench" and name == "vs_cublas") or (kind == "example" and name == "roofline")
     if keep:
         shutil.copy(m["executable"], f"{dest}/{kind}-{name}")
         print(f"{kind}-{name}")
@@ -122,7 +122,7 @@ if [ "$PREBUILT" = 1 ]; then
     : >"$OUT/cuda-tests.txt"
     for t in "$BIN_DIR"/test-*; do
         echo "== $t" >>"$OUT/cuda-tests.txt"
-        timeout 25 "$t" cuda --test-threads 1 >>"$OUT/cuda-tests.txt" 2>&1 || TESTS_RC=1
+        timeout 15 "$t" cuda --test-threads 1 >>"$OUT/cuda-tests.txt" 2>&1 || TESTS_RC=1
     done
 else
     timeout 90 cargo test --release --workspace cuda -- --test-threads 1 >"$OUT/cuda-tests.txt" 2>&1
