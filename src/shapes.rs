@@ -487,3 +487,17 @@ impl AttentionLayout {
         ]
     }
 }
+
+/// KV append ([`crate::ops::kv_cache`]): `tokens` new tokens with `q: (tokens, n_heads, head_dim)` and
+/// `k, v: (tokens, n_kv_heads, head_dim)`, into caches of `num_slots` rows of `(n_kv_heads, head_dim)`: a
+/// paged cache `(num_pages, page_size, n_kv_heads, head_dim)` has `num_slots = num_pages · page_size` (slot
+/// `page · page_size + offset`); a contiguous `(batch, capacity, n_kv_heads, head_dim)` one has
+/// `num_slots = batch · capacity` (slot `b · capacity + position`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvAppendShape {
+    pub tokens: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub num_slots: usize,
+}

@@ -293,6 +293,40 @@ typedef struct EmbeddingParams {
     int32_t vectorized;       /* 1: out, table and their row strides are 16-byte aligned */
 } EmbeddingParams;
 
+/* KV append fused with RoPE (cuda/kv_append.cu): one block of LK_KV_APPEND_THREADS threads per new token;
+ * rotary_dim at most LK_KV_APPEND_MAX_ROTARY (its cos/sin table sits in shared memory). */
+#define LK_KV_APPEND_THREADS 256
+#define LK_KV_APPEND_MAX_ROTARY 256
+
+/* KV append: for each new token t, q[t] and k[t] are rotated in place (RoPE, as RopeParams), then k[t] and
+ * v[t] are copied to row slot_mapping[t] of k_cache and v_cache, both (num_slots, n_kv_heads, head_dim): a
+ * paged cache (num_pages, page_size, n_kv_heads, head_dim) is num_slots = num_pages * page_size rows, slot
+ * = page * page_size + offset. A negative slot writes nothing (vLLM's padding tokens); status[t] = 0
+ * written, 1 negative slot, 2 slot >= num_slots (not written either). */
+typedef struct KvAppendParams {
+    void* q;                     /* (tokens, n_heads, head_dim) at q_token_stride, rotated in place */
+    void* k;                     /* (tokens, n_kv_heads, head_dim) at k_token_stride, rotated in place */
+    const void* v;               /* (tokens, n_kv_heads, head_dim) at v_token_stride */
+    void* k_cache;               /* (num_slots, n_kv_heads, head_dim) */
+    void* v_cache;               /* (num_slots, n_kv_heads, head_dim) */
+    const int64_t* slot_mapping; /* (tokens,) */
+    const int32_t* positions;    /* (tokens,) */
+    const float* inv_freq;       /* (rotary_dim / 2,) */
+    int32_t* status;             /* (tokens,) */
+    int64_t q_token_stride;
+    int64_t k_token_stride;
+    int64_t v_token_stride;
+    int64_t num_slots;
+    int32_t tokens;
+    int32_t n_heads;
+    int32_t n_kv_heads;
+    int32_t head_dim;
+    int32_t rotary_dim;          /* even, <= head_dim and <= LK_KV_APPEND_MAX_ROTARY */
+    int32_t layout;              /* an lk_rope_layout */
+    int32_t vectorized;          /* 1: k, v, the caches and the token strides are whole 16-byte chunks */
+    int32_t reserved0;
+} KvAppendParams;
+
 /* No implicit padding: the byte image of each struct is fully defined (checked on 64-bit targets). */
 #if defined(__cplusplus)
 #define LK_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -309,6 +343,7 @@ LK_STATIC_ASSERT(sizeof(GemmParams) == 4 * 8 + 6 * 8 + 12 * 4, "GemmParams has p
 LK_STATIC_ASSERT(sizeof(AddParams) == 3 * 8 + 3 * 8 + 4 * 4, "AddParams has padding");
 LK_STATIC_ASSERT(sizeof(ConvertParams) == 2 * 8 + 2 * 8 + 4 * 4, "ConvertParams has padding");
 LK_STATIC_ASSERT(sizeof(EmbeddingParams) == 4 * 8 + 2 * 8 + 4 * 4, "EmbeddingParams has padding");
+LK_STATIC_ASSERT(sizeof(KvAppendParams) == 9 * 8 + 4 * 8 + 8 * 4, "KvAppendParams has padding");
 
 /* Field offsets, generated from the Rust mirror (tests/build_artifacts.rs). */
 #include "params_layout.h"

@@ -138,4 +138,25 @@ LK_STATIC_ASSERT(__builtin_offsetof(EmbeddingParams, tokens) == 48, "EmbeddingPa
 LK_STATIC_ASSERT(__builtin_offsetof(EmbeddingParams, d) == 52, "EmbeddingParams::d is at byte 52 in the Rust mirror");
 LK_STATIC_ASSERT(__builtin_offsetof(EmbeddingParams, vocab) == 56, "EmbeddingParams::vocab is at byte 56 in the Rust mirror");
 LK_STATIC_ASSERT(__builtin_offsetof(EmbeddingParams, vectorized) == 60, "EmbeddingParams::vectorized is at byte 60 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, q) == 0, "KvAppendParams::q is at byte 0 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, k) == 8, "KvAppendParams::k is at byte 8 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, v) == 16, "KvAppendParams::v is at byte 16 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, k_cache) == 24, "KvAppendParams::k_cache is at byte 24 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, v_cache) == 32, "KvAppendParams::v_cache is at byte 32 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, slot_mapping) == 40, "KvAppendParams::slot_mapping is at byte 40 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, positions) == 48, "KvAppendParams::positions is at byte 48 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, inv_freq) == 56, "KvAppendParams::inv_freq is at byte 56 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, status) == 64, "KvAppendParams::status is at byte 64 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, q_token_stride) == 72, "KvAppendParams::q_token_stride is at byte 72 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, k_token_stride) == 80, "KvAppendParams::k_token_stride is at byte 80 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, v_token_stride) == 88, "KvAppendParams::v_token_stride is at byte 88 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, num_slots) == 96, "KvAppendParams::num_slots is at byte 96 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, tokens) == 104, "KvAppendParams::tokens is at byte 104 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, n_heads) == 108, "KvAppendParams::n_heads is at byte 108 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, n_kv_heads) == 112, "KvAppendParams::n_kv_heads is at byte 112 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, head_dim) == 116, "KvAppendParams::head_dim is at byte 116 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, rotary_dim) == 120, "KvAppendParams::rotary_dim is at byte 120 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, layout) == 124, "KvAppendParams::layout is at byte 124 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, vectorized) == 128, "KvAppendParams::vectorized is at byte 128 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(KvAppendParams, reserved0) == 132, "KvAppendParams::reserved0 is at byte 132 in the Rust mirror");
 #endif /* LLAMA_KERNELS_PARAMS_LAYOUT_H */

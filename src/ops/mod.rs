@@ -17,6 +17,7 @@ pub mod attention;
 pub mod convert;
 pub mod embedding;
 pub mod gemm;
+pub mod kv_cache;
 pub mod rms_norm;
 pub mod rope;
 pub(crate) mod rowwise;
@@ -34,6 +35,7 @@ pub fn launched_kernels() -> Vec<Kernel<'static>> {
         convert::KERNELS,
         embedding::KERNELS,
         gemm::KERNELS,
+        kv_cache::KERNELS,
         rms_norm::KERNELS,
         rope::KERNELS,
         swiglu::KERNELS,

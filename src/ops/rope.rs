@@ -87,7 +87,7 @@ fn kernel_for(dtype: DType) -> Kernel<'static> {
 
 /// Checks `cfg` (`rotary_dim` even and > 0, `theta` and the scaling) by building its frequency table with
 /// [`reference::rope_inv_freq`], the single source of both the checks and the table, and returns it.
-fn checked_inv_freq(cfg: &RopeConfig) -> Result<Vec<f32>> {
+pub(crate) fn checked_inv_freq(cfg: &RopeConfig) -> Result<Vec<f32>> {
     reference::rope_inv_freq(cfg.rotary_dim, cfg.theta, cfg.scaling).map_err(|e| match e {
         Error::InvalidShape { reason, .. } => Error::InvalidShape { op: OP, reason },
         Error::InvalidArgument { reason, .. } => Error::InvalidArgument { op: OP, reason },

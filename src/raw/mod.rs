@@ -7,8 +7,8 @@ pub mod params;
 
 pub use module::{find_kernel_resources, module_image, KernelResources, ModuleImage, MODULE_IMAGES, PTXAS_REPORT};
 pub use params::{
-    AddParams, AttentionCombineParams, AttentionParams, ConvertParams, EmbeddingParams, GemmParams, RmsNormParams,
-    RopeParams, SwigluParams,
+    AddParams, AttentionCombineParams, AttentionParams, ConvertParams, EmbeddingParams, GemmParams, KvAppendParams,
+    RmsNormParams, RopeParams, SwigluParams,
 };
 
 /// A kernel parameter struct from `params.h`, passed by value as the kernel's only argument.
@@ -47,6 +47,7 @@ kernel_params!(GemmParams, ptrs: 4, i64s: 6, i32s: 12);
 kernel_params!(AddParams, ptrs: 3, i64s: 3, i32s: 4);
 kernel_params!(ConvertParams, ptrs: 2, i64s: 2, i32s: 4);
 kernel_params!(EmbeddingParams, ptrs: 4, i64s: 2, i32s: 4);
+kernel_params!(KvAppendParams, ptrs: 9, i64s: 4, i32s: 8);
 
 /// The `lk_rounding` value of a [`crate::Rounding`].
 pub fn rounding_code(r: crate::Rounding) -> i32 {

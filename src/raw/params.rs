@@ -44,6 +44,8 @@ pub const LK_GEMM_DECODE_MAX_SPLITS: u32 = 32;
 pub const LK_GEMM_DECODE_REDUCE_THREADS: u32 = 256;
 pub const LK_ROWWISE_THREADS: u32 = 256;
 pub const LK_ROWWISE_VEC: u32 = 8;
+pub const LK_KV_APPEND_THREADS: u32 = 256;
+pub const LK_KV_APPEND_MAX_ROTARY: u32 = 256;
 pub const lk_dtype_LK_DTYPE_F32: lk_dtype = 0;
 pub const lk_dtype_LK_DTYPE_F16: lk_dtype = 1;
 pub const lk_dtype_LK_DTYPE_BF16: lk_dtype = 2;
@@ -444,4 +446,58 @@ const _: () = {
     ["Offset of field: EmbeddingParams::d"][::core::mem::offset_of!(EmbeddingParams, d) - 52usize];
     ["Offset of field: EmbeddingParams::vocab"][::core::mem::offset_of!(EmbeddingParams, vocab) - 56usize];
     ["Offset of field: EmbeddingParams::vectorized"][::core::mem::offset_of!(EmbeddingParams, vectorized) - 60usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct KvAppendParams {
+    pub q: *mut ::core::ffi::c_void,
+    pub k: *mut ::core::ffi::c_void,
+    pub v: *const ::core::ffi::c_void,
+    pub k_cache: *mut ::core::ffi::c_void,
+    pub v_cache: *mut ::core::ffi::c_void,
+    pub slot_mapping: *const i64,
+    pub positions: *const i32,
+    pub inv_freq: *const f32,
+    pub status: *mut i32,
+    pub q_token_stride: i64,
+    pub k_token_stride: i64,
+    pub v_token_stride: i64,
+    pub num_slots: i64,
+    pub tokens: i32,
+    pub n_heads: i32,
+    pub n_kv_heads: i32,
+    pub head_dim: i32,
+    pub rotary_dim: i32,
+    pub layout: i32,
+    pub vectorized: i32,
+    pub reserved0: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of KvAppendParams"][::core::mem::size_of::<KvAppendParams>() - 136usize];
+    ["Alignment of KvAppendParams"][::core::mem::align_of::<KvAppendParams>() - 8usize];
+    ["Offset of field: KvAppendParams::q"][::core::mem::offset_of!(KvAppendParams, q) - 0usize];
+    ["Offset of field: KvAppendParams::k"][::core::mem::offset_of!(KvAppendParams, k) - 8usize];
+    ["Offset of field: KvAppendParams::v"][::core::mem::offset_of!(KvAppendParams, v) - 16usize];
+    ["Offset of field: KvAppendParams::k_cache"][::core::mem::offset_of!(KvAppendParams, k_cache) - 24usize];
+    ["Offset of field: KvAppendParams::v_cache"][::core::mem::offset_of!(KvAppendParams, v_cache) - 32usize];
+    ["Offset of field: KvAppendParams::slot_mapping"][::core::mem::offset_of!(KvAppendParams, slot_mapping) - 40usize];
+    ["Offset of field: KvAppendParams::positions"][::core::mem::offset_of!(KvAppendParams, positions) - 48usize];
+    ["Offset of field: KvAppendParams::inv_freq"][::core::mem::offset_of!(KvAppendParams, inv_freq) - 56usize];
+    ["Offset of field: KvAppendParams::status"][::core::mem::offset_of!(KvAppendParams, status) - 64usize];
+    ["Offset of field: KvAppendParams::q_token_stride"]
+        [::core::mem::offset_of!(KvAppendParams, q_token_stride) - 72usize];
+    ["Offset of field: KvAppendParams::k_token_stride"]
+        [::core::mem::offset_of!(KvAppendParams, k_token_stride) - 80usize];
+    ["Offset of field: KvAppendParams::v_token_stride"]
+        [::core::mem::offset_of!(KvAppendParams, v_token_stride) - 88usize];
+    ["Offset of field: KvAppendParams::num_slots"][::core::mem::offset_of!(KvAppendParams, num_slots) - 96usize];
+    ["Offset of field: KvAppendParams::tokens"][::core::mem::offset_of!(KvAppendParams, tokens) - 104usize];
+    ["Offset of field: KvAppendParams::n_heads"][::core::mem::offset_of!(KvAppendParams, n_heads) - 108usize];
+    ["Offset of field: KvAppendParams::n_kv_heads"][::core::mem::offset_of!(KvAppendParams, n_kv_heads) - 112usize];
+    ["Offset of field: KvAppendParams::head_dim"][::core::mem::offset_of!(KvAppendParams, head_dim) - 116usize];
+    ["Offset of field: KvAppendParams::rotary_dim"][::core::mem::offset_of!(KvAppendParams, rotary_dim) - 120usize];
+    ["Offset of field: KvAppendParams::layout"][::core::mem::offset_of!(KvAppendParams, layout) - 124usize];
+    ["Offset of field: KvAppendParams::vectorized"][::core::mem::offset_of!(KvAppendParams, vectorized) - 128usize];
+    ["Offset of field: KvAppendParams::reserved0"][::core::mem::offset_of!(KvAppendParams, reserved0) - 132usize];
 };

@@ -16,6 +16,7 @@
 //! | SwiGLU (split or packed `[gate \| up]`) | [`swiglu`](mod@swiglu) | [`swiglu()`], [`swiglu_packed`] | [`swiglu_f64`], [`swiglu_packed_f64`] | |
 //! | attention (causal bottom-right, GQA, LSE) | [`attention`](mod@attention) | [`attention()`] | [`attention_f64`] | [`attention_naive`] |
 //! | GEMM (`alpha·op(A)·op(B) + beta·C`) | [`gemm`](mod@gemm) | [`gemm()`] | [`gemm_f64`] | [`gemm_naive`] |
+//! | KV append fused with RoPE (paged or contiguous cache, slot per token) | [`kv_cache`](mod@kv_cache) | [`kv_append()`] (RoPE as [`rope()`], the rows copied) | | |
 //! | add, convert (copy and cast), embedding gather, on strided rows | [`elementwise`](mod@elementwise) | [`add()`], [`convert()`], [`embedding()`] (exact: the kernels match bit for bit) | | |
 //!
 //! ## Rounding to `T`
@@ -38,6 +39,7 @@
 pub mod attention;
 pub mod elementwise;
 pub mod gemm;
+pub mod kv_cache;
 pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;
@@ -46,6 +48,7 @@ pub mod tolerance;
 pub use attention::{attention, attention_f64, attention_naive, attention_tiled, AttentionTiling};
 pub use elementwise::{add, convert, convert_elem, embedding};
 pub use gemm::{gemm, gemm_abs_bound, gemm_batched, gemm_error_bound, gemm_f64, gemm_naive};
+pub use kv_cache::kv_append;
 pub use rms_norm::{fused_add_rms_norm, fused_add_rms_norm_f64, rms_norm, rms_norm_f64};
 pub use rope::{rope, rope_f64, rope_inv_freq, rope_inv_freq_f64};
 pub use swiglu::{ffn_hidden_dim, silu, swiglu, swiglu_f64, swiglu_packed, swiglu_packed_f64};
