@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use half::{bf16, f16};
 use llama_kernels::backend::{Backend, DeviceValue, EmuBackend};
-use llama_kernels::ops::{add, attention, convert, embedding, gemm, rms_norm, rope, swiglu};
+use llama_kernels::ops::{add, attention, convert, embedding, gemm, kv_cache, rms_norm, rope, swiglu};
 use llama_kernels::reference::{self, Tolerance};
 use llama_kernels::*;
 
@@ -227,6 +227,33 @@ fn judge<T>(
     .map_err(|e| format!("{e} ({})", std::any::type_name::<T>()))
 }
 
+/// `|x0| + |x1|` of the pair each element of `x` (heads of `head_dim`) rotates in, 0 past `rotary_dim`.
+fn pair_sizes<T: Elem>(x: &[T], head_dim: usize, cfg: RopeConfig) -> Vec<f64> {
+    x.chunks(head_dim.max(1))
+        .flat_map(|head| {
+            (0..head.len()).map(move |j| match partner(j, cfg) {
+                Some(p) if p < head.len() => head[j].to_f64().abs() + head[p].to_f64().abs(),
+                _ => 0.0,
+            })
+        })
+        .collect()
+}
+
+/// RoPE's documented bound (src/ops/rope.rs): the f32 sincos and rotation are within about
+/// 3·2^-24·(|x0| + |x1|) of the reference before the rounding to T; elements nothing rotated (size 0)
+/// are held to two ulps of T.
+fn rope_tol<T: Elem>(pair_size: Vec<f64>) -> impl Fn(&[f64], &[f64]) -> std::result::Result<(), String> {
+    move |got: &[f64], want: &[f64]| {
+        let total: Vec<f64> = pair_size
+            .iter()
+            .chain(std::iter::repeat(&0.0))
+            .zip(want)
+            .map(|(size, w)| 4.0 * 2f64.powi(-24) * size + 2.0 * (2.0 * T::EPSILON_HALF_ULP) * w.abs())
+            .collect();
+        reference::check_abs_bound(T::DTYPE, got, want, &total, 1.0, Tolerance::for_elem::<T>().atol)
+    }
+}
+
 /// The element a rotary dimension `j` is paired with, or `None` past `rotary_dim`.
 fn partner(j: usize, cfg: RopeConfig) -> Option<usize> {
     let half = cfg.rotary_dim / 2;
@@ -334,27 +361,8 @@ fn run_typed<T: Elem + DeviceValue>(backend: &EmuBackend, case: &Case) -> std::r
                     .concat())
                 });
             let want = reference::rope(&q, &k, &positions, shape, cfg).map(|(q, k)| [f64s(q), f64s(k)].concat());
-            // The documented bound (src/ops/rope.rs): the f32 sincos and rotation are within about
-            // 3·2^-24·(|x0| + |x1|) of the reference, before the rounding to T.
-            let pair_size: Vec<f64> = [&q, &k]
-                .iter()
-                .flat_map(|x| x.chunks(shape.head_dim.max(1)))
-                .flat_map(|head| {
-                    (0..head.len()).map(move |j| match partner(j, cfg) {
-                        Some(p) if p < head.len() => head[j].to_f64().abs() + head[p].to_f64().abs(),
-                        _ => 0.0,
-                    })
-                })
-                .collect();
-            let rope_tol = move |got: &[f64], want: &[f64]| {
-                let total: Vec<f64> = pair_size
-                    .iter()
-                    .zip(want)
-                    .map(|(size, w)| 4.0 * 2f64.powi(-24) * size + 2.0 * (2.0 * T::EPSILON_HALF_ULP) * w.abs())
-                    .collect();
-                reference::check_abs_bound(T::DTYPE, got, want, &total, 1.0, Tolerance::for_elem::<T>().atol)
-            };
-            judge::<T>(got, want, rope_tol)
+            let pair_size = [pair_sizes(&q, shape.head_dim, cfg), pair_sizes(&k, shape.head_dim, cfg)].concat();
+            judge::<T>(got, want, rope_tol::<T>(pair_size))
         }
         Op::Attention => {
             let shape = AttentionShape {
@@ -540,6 +548,7 @@ fn run_typed<T: Elem + DeviceValue>(backend: &EmuBackend, case: &Case) -> std::r
             1 => convert_to::<T, f16>(backend, case),
             _ => convert_to::<T, bf16>(backend, case),
         },
+        Op::KvAppend => kv_append_case::<T>(backend, case),
         Op::Embedding => {
             let shape = EmbeddingShape::contiguous(d(0), d(1), d(2));
             let table = case.data::<T>(0, n_of(&[shape.vocab, shape.d]));
@@ -606,6 +615,86 @@ fn lse_slack<T: Elem>(q: &[T], k: &[T], shape: AttentionShape, cfg: AttentionCon
         }
     }
     slack
+}
+
+/// `kv_append`: q and k rotated as the RoPE reference (RoPE's bound), the k cache's written rows too; the
+/// rest of the caches and the statuses within two ulps (they are copies).
+fn kv_append_case<T: Elem + DeviceValue>(backend: &EmuBackend, case: &Case) -> std::result::Result<Outcome, String> {
+    let d = |i: usize| case.dims.get(i).copied().unwrap_or(1);
+    let shape = KvAppendShape {
+        tokens: d(0),
+        n_heads: d(1),
+        n_kv_heads: d(2),
+        head_dim: d(3),
+        num_slots: d(4),
+    };
+    let cfg = case.rope_config(shape.head_dim);
+    let q = case.data::<T>(0, n_of(&[shape.tokens, shape.n_heads, shape.head_dim]));
+    let k = case.data::<T>(1, n_of(&[shape.tokens, shape.n_kv_heads, shape.head_dim]));
+    let v = case.data::<T>(2, n_of(&[shape.tokens, shape.n_kv_heads, shape.head_dim]));
+    let cache_n = n_of(&[shape.num_slots, shape.n_kv_heads, shape.head_dim]);
+    let (kc0, vc0) = (case.data::<T>(3, cache_n), case.data::<T>(4, cache_n));
+    let slots = case.slots(shape.tokens, shape.num_slots);
+    let positions = case.positions(shape.tokens);
+    let got = (|| -> OpResult<Vec<f64>> {
+        let inv_freq = match rope::upload_inv_freq(backend, &cfg) {
+            Ok(t) => t,
+            Err(_) => backend.upload(&vec![0.0f32; (cfg.rotary_dim / 2).min(1 << 16)])?,
+        };
+        let (mut qb, mut kb, vb) = (
+            case.upload(backend, &q).map_err(|e| Error::Emulator { detail: e })?,
+            backend.upload(&k)?,
+            backend.upload(&v)?,
+        );
+        let (mut kc, mut vc) = (backend.upload(&kc0)?, backend.upload(&vc0)?);
+        let (sb, pb) = (backend.upload(&slots)?, backend.upload(&positions)?);
+        let mut status = backend.alloc_poisoned::<i32>(slots.len())?;
+        kv_cache::kv_append(
+            backend,
+            &mut qb.view_mut(),
+            &mut kb,
+            &vb,
+            (&mut kc, &mut vc),
+            &sb,
+            (&pb, &inv_freq),
+            &mut status,
+            shape,
+            cfg,
+        )?;
+        let f = |v: Vec<T>| reference::to_f64_vec(&v);
+        Ok([
+            f(backend.download(&qb.buf)?[qb.offset..].to_vec()),
+            f(backend.download(&kb)?),
+            f(backend.download(&kc)?),
+            f(backend.download(&vc)?),
+            backend.download(&status)?.iter().map(|&s| s as f64).collect(),
+        ]
+        .concat())
+    })();
+    let (mut kcr, mut vcr) = (kc0.clone(), vc0.clone());
+    let want =
+        reference::kv_append(&q, &k, &v, (&mut kcr, &mut vcr), &slots, &positions, shape, cfg).map(|(qr, kr, st)| {
+            let f = |v: &[T]| reference::to_f64_vec(v);
+            [f(&qr), f(&kr), f(&kcr), f(&vcr), st.iter().map(|&s| s as f64).collect()].concat()
+        });
+    let hd = shape.head_dim;
+    let (q_pairs, k_pairs) = (pair_sizes(&q, hd, cfg), pair_sizes(&k, hd, cfg));
+    let row = shape.n_kv_heads * hd;
+    let mut kc_pairs = vec![0.0; kc0.len()];
+    for (t, &slot) in slots.iter().enumerate() {
+        let fits = |i: usize, len: usize| {
+            i.checked_add(1)
+                .and_then(|n| n.checked_mul(row))
+                .is_some_and(|end| end <= len)
+        };
+        if let Some(s) = usize::try_from(slot)
+            .ok()
+            .filter(|&s| fits(s, kc_pairs.len()) && fits(t, k_pairs.len()))
+        {
+            kc_pairs[s * row..][..row].copy_from_slice(&k_pairs[t * row..][..row]);
+        }
+    }
+    judge::<T>(got, want, rope_tol::<T>([q_pairs, k_pairs, kc_pairs].concat()))
 }
 
 /// Bit for bit, every NaN as one value (the GPU's canonical NaN is not the CPU's).

@@ -283,7 +283,10 @@ fn kv_append_errors() {
         big,
         wide,
     );
-    assert!(matches!(e, Err(Error::InvalidShape { .. })), "{e:?}");
+    assert!(
+        matches!(e, Err(Error::UnsupportedHeadDim { head_dim: 258, .. })),
+        "{e:?}"
+    );
     // The two caches may not be one buffer.
     // SAFETY: deliberately aliasing views of one emulator buffer, to test the check.
     let (mut kc_view, mut vc_alias) = unsafe { (kc.raw_view_mut(kc.addr(), 64), kc.raw_view_mut(kc.addr() + 8, 64)) };

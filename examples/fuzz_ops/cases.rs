@@ -43,6 +43,9 @@ pub enum Op {
     Convert,
     /// `embedding` with ids from the seed (flag: all valid; else some outside the vocabulary).
     Embedding,
+    /// `kv_append` (RoPE as the case's config) with distinct slots from the seed (flag: all in the cache;
+    /// else some negative or past it).
+    KvAppend,
 }
 
 /// How the input tensors are filled (each tensor from the case seed and its slot).
@@ -128,6 +131,7 @@ impl Case {
             Add,
             Convert,
             Embedding,
+            KvAppend,
         ]);
         let dtype = rng.pick(&[DType::F32, DType::F16, DType::BF16]);
         let mut c = Case::plain(op, dtype);
@@ -135,6 +139,7 @@ impl Case {
         c.dims = match op {
             RmsNorm | FusedAddRmsNorm | Swiglu | SwigluPacked | Add | Convert => vec![dim(rng), dim(rng)],
             Embedding => vec![dim(rng), dim(rng), dim(rng)],
+            KvAppend => vec![dim(rng), dim(rng).min(9), dim(rng).min(9), head_dim(rng), dim(rng)],
             Gemm => vec![dim(rng), dim(rng), dim(rng)],
             Rope => vec![dim(rng), dim(rng).min(9), dim(rng).min(9), head_dim(rng)],
             Attention => {
@@ -268,6 +273,22 @@ impl Case {
                 } else {
                     rng.below(v) as i32
                 }
+            })
+            .collect()
+    }
+
+    /// Slots for `tokens` new tokens in a cache of `num_slots` rows: distinct ones in a shuffled order, then
+    /// (or, without `flag`, for one token in four) -1 or past the cache.
+    pub fn slots(&self, tokens: usize, num_slots: usize) -> Vec<i64> {
+        let mut rng = Rng::new(self.seed ^ 0x5107);
+        let mut free: Vec<i64> = (0..num_slots.min(MAX_ELEMS) as i64).collect();
+        for i in (1..free.len()).rev() {
+            free.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        (0..tokens.min(MAX_ELEMS))
+            .map(|t| match free.get(t) {
+                Some(&s) if self.flag || !rng.chance(25) => s,
+                _ => rng.pick(&[-1, -5, num_slots as i64, num_slots as i64 + 3, i64::MAX]),
             })
             .collect()
     }

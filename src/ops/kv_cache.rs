@@ -35,7 +35,8 @@ fn kernel_for(dtype: DType) -> Kernel<'static> {
 /// `status[t]` saying whether it did (see the module docs). Does not synchronize.
 ///
 /// # Errors
-/// `InvalidShape` for a zero `head_dim`, or a `rotary_dim` that is odd, zero, `> head_dim` or `> 256`;
+/// `InvalidShape` for a zero `head_dim`, or a `rotary_dim` that is odd, zero or `> head_dim`;
+/// `UnsupportedHeadDim` for a `rotary_dim` over 256 (the kernel's limit);
 /// `InvalidArgument` for a bad `theta` or scaling; `ShapeMismatch` for a wrong buffer length;
 /// `SizeOverflow` past the limits; `Misaligned`; `Aliasing` when two written buffers overlap, or a written
 /// buffer overlaps an input; `ContextMismatch`; backend errors.
@@ -166,13 +167,18 @@ fn check(shape: KvAppendShape, cfg: &RopeConfig) -> Result<LaunchDims> {
         Error::InvalidArgument { reason, .. } => Error::InvalidArgument { op: OP, reason },
         other => other,
     })?;
-    if cfg.rotary_dim > head_dim || cfg.rotary_dim > LK_KV_APPEND_MAX_ROTARY as usize {
+    if cfg.rotary_dim > head_dim {
         return Err(Error::InvalidShape {
             op: OP,
-            reason: format!(
-                "rotary_dim ({}) must be <= head_dim ({head_dim}) and <= {LK_KV_APPEND_MAX_ROTARY}",
-                cfg.rotary_dim
-            ),
+            reason: format!("rotary_dim ({}) must be <= head_dim ({head_dim})", cfg.rotary_dim),
+        });
+    }
+    if cfg.rotary_dim > LK_KV_APPEND_MAX_ROTARY as usize {
+        // The kernel's limit (its cos/sin table in shared memory), not the math's.
+        return Err(Error::UnsupportedHeadDim {
+            op: OP,
+            head_dim: cfg.rotary_dim,
+            supported: "a rotary_dim of at most 256",
         });
     }
     let limit = i32::MAX as u128;

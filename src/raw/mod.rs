@@ -2,7 +2,14 @@
 //! modules that `build.rs` embeds, and ptxas's resource report.
 
 pub mod module;
-#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, clippy::all)]
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    missing_docs,
+    clippy::all
+)]
 pub mod params;
 
 pub use module::{find_kernel_resources, module_image, KernelResources, ModuleImage, MODULE_IMAGES, PTXAS_REPORT};
