@@ -8,8 +8,11 @@ use half::{bf16, f16};
 /// The storage type of a tensor, mirrored by `lk_dtype` in `cuda/include/params.h`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// IEEE binary32.
     F32,
+    /// IEEE binary16 (`half::f16`).
     F16,
+    /// bfloat16 (`half::bf16`).
     BF16,
 }
 
@@ -80,9 +83,13 @@ impl std::fmt::Display for DType {
 ///
 /// `from_f32` rounds to nearest even, as `__float2bfloat16_rn` / `__float2half_rn` do on the device.
 pub trait Elem: Copy + Default + Send + Sync + std::fmt::Debug + PartialEq + bytemuck::Pod + 'static {
+    /// The dtype tag of this type.
     const DTYPE: DType;
+    /// Widens exactly to f32.
     fn to_f32(self) -> f32;
+    /// Rounds an f32 to this type (to nearest even; f32 itself is the identity).
     fn from_f32(v: f32) -> Self;
+    /// Widens exactly to f64 (through f32).
     fn to_f64(self) -> f64 {
         self.to_f32() as f64
     }

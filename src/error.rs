@@ -7,59 +7,119 @@ use crate::dtype::DType;
 #[non_exhaustive]
 pub enum Error {
     /// No CUDA driver library (`libcuda.so`) could be loaded on this machine.
-    NoDriver { detail: String },
+    NoDriver {
+        /// What the loader said.
+        detail: String,
+    },
     /// The driver loaded, but no CUDA device is present or it could not be initialised.
-    NoDevice { detail: String },
+    NoDevice {
+        /// What the driver said.
+        detail: String,
+    },
     /// A tensor's length does not match the shape the op was given.
     ShapeMismatch {
+        /// The op that checked.
         op: &'static str,
+        /// The tensor (argument name).
         tensor: &'static str,
+        /// Elements the shape needs.
         expected: usize,
+        /// Elements the buffer has.
         actual: usize,
     },
     /// A shape parameter is invalid (zero where a positive size is needed, or inconsistent).
-    InvalidShape { op: &'static str, reason: String },
+    InvalidShape {
+        /// The op that checked.
+        op: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// A scalar argument is out of its valid range (eps <= 0, theta <= 0, NaN scale, ...).
-    InvalidArgument { op: &'static str, reason: String },
+    InvalidArgument {
+        /// The op that checked.
+        op: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The op does not support this dtype (or this combination of dtypes).
-    UnsupportedDType { op: &'static str, dtype: DType },
+    UnsupportedDType {
+        /// The op that checked.
+        op: &'static str,
+        /// The dtype refused.
+        dtype: DType,
+    },
     /// The attention head dimension is not one the kernels support.
     UnsupportedHeadDim {
+        /// The op that checked.
         op: &'static str,
+        /// The size refused.
         head_dim: usize,
+        /// What the kernels take.
         supported: &'static str,
     },
     /// A device pointer is not aligned to what the kernel needs.
     Misaligned {
+        /// The op that checked.
         op: &'static str,
+        /// The tensor (argument name).
         tensor: &'static str,
+        /// Its device address.
         addr: u64,
+        /// The alignment needed, in bytes.
         align: usize,
     },
     /// Two tensors that must not share memory do.
     Aliasing {
+        /// The op that checked.
         op: &'static str,
+        /// One tensor (argument name).
         a: &'static str,
+        /// The other.
         b: &'static str,
     },
     /// A size or index does not fit the 32-bit or 64-bit fields of the kernel parameters.
-    SizeOverflow { op: &'static str, what: String },
+    SizeOverflow {
+        /// The op that checked.
+        op: &'static str,
+        /// What overflows.
+        what: String,
+    },
     /// A buffer belongs to another device context than the backend's stream.
-    ContextMismatch { op: &'static str, tensor: &'static str },
+    ContextMismatch {
+        /// The op that checked.
+        op: &'static str,
+        /// The tensor (argument name).
+        tensor: &'static str,
+    },
     /// The compiled kernel could not be found or loaded.
-    KernelLoad { kernel: String, detail: String },
+    KernelLoad {
+        /// The kernel or module.
+        kernel: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// The CUDA driver returned an error during a launch or copy.
-    Driver { detail: String },
+    Driver {
+        /// The driver's error.
+        detail: String,
+    },
     /// Token ids outside `[0, vocab)` reached an embedding gather, which read nothing for them (their rows
     /// are zeros): `count` of them, the first at token position `first`.
     IdOutOfRange {
+        /// The op that checked.
         op: &'static str,
+        /// Ids out of range.
         count: usize,
+        /// The first one's token position.
         first: usize,
+        /// The table's rows.
         vocab: usize,
     },
     /// The emulator reported a check failure (memcheck, racecheck, initcheck, synccheck, globalrace) or could not run.
-    Emulator { detail: String },
+    Emulator {
+        /// The emulator's report.
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for Error {

@@ -5,7 +5,7 @@
 //!   modules embedded by `build.rs`, and the launch seam ([`backend::Backend`]).
 //! - [`ops`]: the safe API — one function per op; checks shapes, dtypes and alignment, fills the params
 //!   struct, picks the launch configuration and launches on any backend (CUDA or the ptx-emu emulator).
-//! - [`reference`]: plain CPU code that documents the math and serves as the test oracle.
+//! - [`reference`](mod@reference): plain CPU code that documents the math and serves as the test oracle.
 //!
 //! One decoder-layer fragment, written once over [`backend::Backend`] and run here on the emulator (on a
 //! GPU, pass a [`backend::CudaBackend`] over your own stream and cudarc slices instead):
@@ -49,6 +49,8 @@
 //!     .map_err(|e| llama_kernels::Error::InvalidArgument { op: "doctest", reason: e })?;
 //! # Ok::<(), llama_kernels::Error>(())
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod dtype;
 pub mod error;

@@ -16,14 +16,18 @@ pub enum Rounding {
 /// `x: (rows, hidden)`, `weight: (hidden,)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RmsNormShape {
+    /// Rows (tokens).
     pub rows: usize,
+    /// Elements per row (the model dimension).
     pub hidden: usize,
 }
 
 /// RMSNorm's scalars: `y = x / sqrt(mean(x^2) + eps) * weight`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RmsNormConfig {
+    /// Added to `mean(x²)` before the reciprocal square root.
     pub eps: f32,
+    /// Where the result rounds to the storage dtype.
     pub rounding: Rounding,
 }
 
@@ -76,23 +80,31 @@ pub struct RopeConfig {
     pub theta: f32,
     /// Leading dimensions of each head that rotate (`<= head_dim`, even); the rest pass through.
     pub rotary_dim: usize,
+    /// How the rotary dimensions pair up.
     pub layout: RopeLayout,
+    /// LLaMA 3.1 frequency scaling, if any.
     pub scaling: Option<Llama3Scaling>,
 }
 
 /// `q: (tokens, n_heads, head_dim)`, `k: (tokens, n_kv_heads, head_dim)`, `positions: (tokens,)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RopeShape {
+    /// Tokens (rows of q and k).
     pub tokens: usize,
+    /// Heads of q.
     pub n_heads: usize,
+    /// Heads of k (GQA: fewer than q's).
     pub n_kv_heads: usize,
+    /// Elements per head.
     pub head_dim: usize,
 }
 
 /// `gate, up, out: (rows, d)`; packed input `(rows, 2d)` holds `[gate | up]` per row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SwigluShape {
+    /// Rows (tokens).
     pub rows: usize,
+    /// The FFN hidden size: elements per row of `gate`, `up` and `out`.
     pub d: usize,
 }
 
@@ -100,11 +112,17 @@ pub struct SwigluShape {
 /// `lse: (batch, n_heads, q_len)`. `n_heads % n_kv_heads == 0` (grouped-query attention).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttentionShape {
+    /// Sequences.
     pub batch: usize,
+    /// Query tokens per sequence.
     pub q_len: usize,
+    /// Key/value tokens per sequence (the KV cache's filled length).
     pub kv_len: usize,
+    /// Query heads.
     pub n_heads: usize,
+    /// Key/value heads (`n_heads` is a multiple: GQA, MQA).
     pub n_kv_heads: usize,
+    /// Elements per head.
     pub head_dim: usize,
 }
 
@@ -114,6 +132,7 @@ pub struct AttentionShape {
 /// FlashAttention's `window_size`). A query that sees no key gives zeros and LSE = -inf.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionConfig {
+    /// Bottom-right causal mask (`window_right = 0`).
     pub causal: bool,
     /// Defaults to `1/sqrt(head_dim)`.
     pub softmax_scale: Option<f32>,
@@ -207,8 +226,11 @@ impl AttentionConfig {
 /// `W: (out, in)` is `trans_b = true`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmShape {
+    /// Rows of `op(A)` and `C`.
     pub m: usize,
+    /// Columns of `op(B)` and `C` (gate and up together for SwiGLU).
     pub n: usize,
+    /// The inner dimension.
     pub k: usize,
 }
 
@@ -216,11 +238,15 @@ pub struct GemmShape {
 /// (never read).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GemmConfig {
+    /// `A` is stored `(k, m)`.
     pub trans_a: bool,
+    /// `B` is stored `(n, k)` (LLaMA's `x·Wᵀ`).
     pub trans_b: bool,
+    /// Scales the product.
     pub alpha: f32,
     /// Linear epilogue only; must be 0 with the others.
     pub beta: f32,
+    /// What is done with the f32 accumulator.
     pub epilogue: GemmEpilogue,
 }
 
@@ -300,9 +326,13 @@ impl GemmConfig {
 /// is at least `C`'s elements, so no two products write the same element.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmBatch {
+    /// Products, at most 65535.
     pub count: usize,
+    /// Elements between the `A` of consecutive products (0: one `A` for all).
     pub stride_a: usize,
+    /// Elements between the `B` of consecutive products (0: one `B` for all).
     pub stride_b: usize,
+    /// Elements between the `C` of consecutive products.
     pub stride_c: usize,
 }
 
@@ -337,10 +367,15 @@ pub fn strided_span(rows: usize, d: usize, row_stride: usize) -> Option<usize> {
 /// (one row for all: a bias broadcast); `out`'s is at least `d` when `rows > 1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddShape {
+    /// Rows.
     pub rows: usize,
+    /// Elements per row.
     pub d: usize,
+    /// Elements between rows of `a`.
     pub a_row_stride: usize,
+    /// Elements between rows of `b` (0: one row for all).
     pub b_row_stride: usize,
+    /// Elements between rows of `out`.
     pub out_row_stride: usize,
 }
 
@@ -362,9 +397,13 @@ impl AddShape {
 /// at least `d` when `rows > 1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvertShape {
+    /// Rows.
     pub rows: usize,
+    /// Elements per row.
     pub d: usize,
+    /// Elements between rows of `x`.
     pub x_row_stride: usize,
+    /// Elements between rows of `out`.
     pub out_row_stride: usize,
 }
 
@@ -384,10 +423,15 @@ impl ConvertShape {
 /// `out: (tokens, d)` at `out_row_stride` (at least `d` when `tokens > 1`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EmbeddingShape {
+    /// Tokens (ids).
     pub tokens: usize,
+    /// Elements per row of the table and of `out`.
     pub d: usize,
+    /// Rows of the table: valid ids are `0..vocab`.
     pub vocab: usize,
+    /// Elements between rows of the table.
     pub table_row_stride: usize,
+    /// Elements between rows of `out`.
     pub out_row_stride: usize,
 }
 
@@ -408,8 +452,11 @@ impl EmbeddingShape {
 /// and between heads; a head's `head_dim` elements are contiguous.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeadStrides {
+    /// Elements between batches.
     pub batch: usize,
+    /// Elements between rows (tokens).
     pub row: usize,
+    /// Elements between heads.
     pub head: usize,
 }
 
@@ -442,8 +489,11 @@ impl HeadStrides {
 /// strides, so a fused QKV projection's output feeds attention with no copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttentionLayout {
+    /// Strides of q.
     pub q: HeadStrides,
+    /// Strides of k.
     pub k: HeadStrides,
+    /// Strides of v.
     pub v: HeadStrides,
 }
 
@@ -495,9 +545,14 @@ impl AttentionLayout {
 /// `num_slots = batch · capacity` (slot `b · capacity + position`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvAppendShape {
+    /// New tokens.
     pub tokens: usize,
+    /// Heads of q.
     pub n_heads: usize,
+    /// Heads of k and v.
     pub n_kv_heads: usize,
+    /// Elements per head.
     pub head_dim: usize,
+    /// Rows of each cache.
     pub num_slots: usize,
 }

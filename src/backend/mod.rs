@@ -21,15 +21,20 @@ use crate::raw::KernelParams;
 /// Grid, block and dynamic shared memory of one launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LaunchDims {
+    /// Blocks per grid dimension.
     pub grid: [u32; 3],
+    /// Threads per block dimension.
     pub block: [u32; 3],
+    /// Dynamic shared memory per block, in bytes.
     pub shared_bytes: u32,
 }
 
 /// A kernel: the `cuda/<module>.cu` it lives in and its entry point (`rms_norm_bf16`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kernel<'a> {
+    /// The file stem of the `.cu` (`rms_norm` for `cuda/rms_norm.cu`).
     pub module: &'static str,
+    /// The `extern "C"` entry point.
     pub name: &'a str,
 }
 

@@ -4,10 +4,10 @@
 //! |---|---|
 //! | dtypes | `f32`, `f16`, `bf16` for `q`/`k` (same dtype); `positions: i32`; `inv_freq: f32` |
 //! | layouts | `q: (tokens, n_heads, head_dim)`, `k: (tokens, n_kv_heads, head_dim)` (any head counts: GQA), `positions: (tokens,)`, `inv_freq: (rotary_dim / 2,)`; contiguous |
-//! | pairs | [`RopeLayout::Interleaved`] `(x[2i], x[2i+1])` (Meta), [`RopeLayout::HalfSplit`] `(x[i], x[i + rotary_dim/2])` (HF / NeoX) |
+//! | pairs | [`RopeLayout::Interleaved`](crate::RopeLayout::Interleaved) `(x[2i], x[2i+1])` (Meta), [`RopeLayout::HalfSplit`](crate::RopeLayout::HalfSplit) `(x[i], x[i + rotary_dim/2])` (HF / NeoX) |
 //! | partial rotary | `rotary_dim ≤ head_dim`, even; elements past `rotary_dim` are never touched |
 //! | kernel | `cuda/rope.cu`: one block row per token, threads over frequencies × head groups; each thread computes one `sincosf` and rotates that pair in up to 4 heads |
-//! | numerics | angle `f32(pos) · inv_freq[i]` (one f32 multiply, bit-equal to the reference), f32 `sincosf`, rotation in f32, one rounding to `T`; see [`crate::reference::rope`] |
+//! | numerics | angle `f32(pos) · inv_freq[i]` (one f32 multiply, bit-equal to the reference), f32 `sincosf`, rotation in f32, one rounding to `T`; see [`crate::reference::rope()`] |
 //! | positions | any `i32`: a negative position rotates by a negative angle, in the kernel and the reference alike (positions are device data, so there is nothing to check) |
 //! | zero sizes | `tokens == 0`, or no heads at all, is a no-op (validated as usual, nothing launched) |
 //! | limits | `tokens ≤ i32::MAX`, `n_heads + n_kv_heads ≤ 2^30`, `head_dim ≤ i32::MAX` |

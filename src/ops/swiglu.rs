@@ -5,7 +5,7 @@
 //! | dtypes | `f32`, `f16`, `bf16` (inputs and output share the dtype) |
 //! | layouts | [`swiglu`]: `gate, up, out: (rows, d)`; [`swiglu_packed`]: `gate_up: (rows, 2d)` holding `[gate \| up]` per row (vLLM's `silu_and_mul`), `out: (rows, d)`; contiguous |
 //! | kernel | `cuda/swiglu.cu`: one 256-thread block per (row, chunk of 256·16 bytes); 16-byte vector accesses when every pointer and row stride is 16-byte aligned, coalesced scalar accesses otherwise |
-//! | numerics | silu and the product in f32; [`Rounding::MatchTorch`] rounds `silu(gate)` to `T` before the product (torch), [`Rounding::Once`] rounds once at the store — see [`crate::reference::swiglu`] |
+//! | numerics | silu and the product in f32; [`Rounding::MatchTorch`] rounds `silu(gate)` to `T` before the product (torch), [`Rounding::Once`] rounds once at the store — see [`crate::reference::swiglu()`] |
 //! | aliasing | `out` may not overlap an input (`Error::Aliasing`) |
 //! | zero sizes | `rows == 0` or `d == 0`: a no-op |
 //! | limits | `rows ≤ i32::MAX`; `d ≤ 65535 · 256 · 16 / sizeof(T)` (grid.y chunks: 67 M f32, 134 M f16/bf16) |

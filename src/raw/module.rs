@@ -15,15 +15,21 @@ pub struct ModuleImage {
 /// ptxas's `-v` report for one kernel on one arch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelResources {
+    /// The entry point.
     pub kernel: &'static str,
     /// `sm_80`, `sm_86`, ...
     pub arch: &'static str,
+    /// Registers per thread.
     pub registers: u32,
     /// Static shared memory.
     pub shared_bytes: u32,
+    /// Per-thread stack frame, in bytes.
     pub stack_frame_bytes: u32,
+    /// Bytes stored to local memory by spills.
     pub spill_store_bytes: u32,
+    /// Bytes loaded from local memory by spills.
     pub spill_load_bytes: u32,
+    /// Named barriers used.
     pub barriers: u32,
 }
 

@@ -1,4 +1,4 @@
-//! KV append fused with RoPE: the new tokens' q and k rotated ([`crate::reference::rope`]), then k and v
+//! KV append fused with RoPE: the new tokens' q and k rotated ([`crate::reference::rope()`]), then k and v
 //! written to row `slot_mapping[t]` of caches of `num_slots` rows of `(n_kv_heads, head_dim)` (a paged
 //! cache's pages are runs of `page_size` rows). A negative slot writes nothing (vLLM's padding tokens),
 //! nor does a slot `≥ num_slots`; the status per token says which (0 written, 1 negative, 2 out of range).
@@ -9,12 +9,12 @@ use crate::reference::{check_len, rope};
 use crate::shapes::{KvAppendShape, RopeConfig, RopeShape};
 
 /// Rotates `q: (tokens, n_heads, head_dim)` and `k: (tokens, n_kv_heads, head_dim)` as
-/// [`crate::reference::rope`] does and writes the rotated k and `v` into the caches at `slot_mapping`;
+/// [`crate::reference::rope()`] does and writes the rotated k and `v` into the caches at `slot_mapping`;
 /// returns `(q, k, status)`. Two tokens mapped to one slot: the later token's row wins here (the kernel
 /// leaves either).
 ///
 /// # Errors
-/// As [`crate::reference::rope`]; `ShapeMismatch` for a wrong `v`, cache or `slot_mapping` length.
+/// As [`crate::reference::rope()`]; `ShapeMismatch` for a wrong `v`, cache or `slot_mapping` length.
 #[allow(clippy::too_many_arguments)]
 pub fn kv_append<T: Elem>(
     q: &[T],

@@ -43,7 +43,9 @@ use crate::dtype::{DType, Elem};
 /// `|actual - expected| <= atol + rounding_floor(dtype) + rtol·|expected|`, for values rounded to `dtype`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tolerance {
+    /// Absolute part of the bound.
     pub atol: f64,
+    /// Relative part of the bound (times `|expected|`).
     pub rtol: f64,
     /// The type the compared values were rounded to: sets the floor and where infinity starts.
     pub dtype: DType,
@@ -272,11 +274,28 @@ pub fn check_2x_rule(dtype: DType, kernel: &[f64], naive: &[f64], oracle: &[f64]
 /// The IEEE class of a value, with its sign: what an edge-value test pins exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FloatClass {
+    /// Not a number.
     Nan,
-    Infinite { negative: bool },
-    Zero { negative: bool },
-    Subnormal { negative: bool },
-    Normal { negative: bool },
+    /// ±infinity.
+    Infinite {
+        /// The sign bit is set.
+        negative: bool,
+    },
+    /// ±0.
+    Zero {
+        /// The sign bit is set.
+        negative: bool,
+    },
+    /// A subnormal value.
+    Subnormal {
+        /// The sign bit is set.
+        negative: bool,
+    },
+    /// A normal (finite, non-zero, not subnormal) value.
+    Normal {
+        /// The sign bit is set.
+        negative: bool,
+    },
 }
 
 impl FloatClass {

@@ -9,8 +9,8 @@
 //! | masking | bottom-right aligned: query `i` has diagonal key `d = kv_len - q_len + i` and sees `j < kv_len` with `d - window_left <= j <= d + window_right` ([`AttentionConfig`]; causal is `window_right = 0`); a query that sees no key gives `o = 0`, `lse = -inf` |
 //! | softcap | `s = softcap · tanh(scale·q·k / softcap)` when set (Gemma 2) |
 //! | head_dim | a multiple of 8, at most 256 (buckets 64, 128, 256 pick the tile config) |
-//! | kernels | f16/bf16: `cuda/attention.cu` v2 on tensor cores, prefill or split-KV decode, chosen by [`plan`] (rule and split rule in [`plan`](mod@plan)'s docs); f32: v1 on CUDA cores (`dev/attention/v1_cuda_cores.cu`) |
-//! | numerics | v2: `q·k` and `P·V` in f32 on tensor cores, softmax in f32 with `exp2`, `P` rounded to `T` for the second matmul (the row sum from unrounded `P`), `O` rounded to `T` once; split-KV partials in f32, merged in split order. v1: everything f32, `P` unrounded. `lse` f32. The references are [`crate::reference::attention_tiled`] (v2) and [`crate::reference::attention`] (v1) |
+//! | kernels | f16/bf16: `cuda/attention.cu` v2 on tensor cores, prefill or split-KV decode, chosen by [`plan()`] (rule and split rule in [`plan`](mod@plan)'s docs); f32: v1 on CUDA cores (`dev/attention/v1_cuda_cores.cu`) |
+//! | numerics | v2: `q·k` and `P·V` in f32 on tensor cores, softmax in f32 with `exp2`, `P` rounded to `T` for the second matmul (the row sum from unrounded `P`), `O` rounded to `T` once; split-KV partials in f32, merged in split order. v1: everything f32, `P` unrounded. `lse` f32. The references are [`crate::reference::attention_tiled`] (v2) and [`crate::reference::attention()`] (v1) |
 //! | workspace | split-KV needs [`attention_workspace_bytes`] of f32 scratch: [`attention_with_workspace`] takes it from the caller (no allocation), the other entry points allocate it per call when the plan splits |
 //! | zero sizes | `batch == 0` or `q_len == 0`: a no-op; `kv_len == 0`: `o = 0`, `lse = -inf` |
 //! | NaN, inf | a NaN or `+inf` score makes its row NaN in `o` and `lse` (never the `-inf` "no key" marker); a `-inf` score is a key of weight 0; v2 multiplies a masked key's `v` row by 0, so an inf/NaN `v` row of a key that another row of the same tile sees reaches this row as NaN (FlashAttention's behaviour; v1 skips such keys); keys at or past `kv_len` are never read; where `q·k` itself leaves f32's range, v1 gives the infinities or NaN of an f32 fma chain in `d` order and v2 those of the tensor core's accumulation (order and width are the hardware's; the emulator sums exactly) |
@@ -60,7 +60,7 @@ pub fn plan<B: Backend>(backend: &B, shape: AttentionShape, dtype: DType, split:
 /// split rule (0 when the call does not split): the partial O and LSE of every split.
 ///
 /// # Errors
-/// As [`plan`].
+/// As [`plan()`].
 pub fn attention_workspace_bytes<B: Backend>(backend: &B, shape: AttentionShape, dtype: DType) -> Result<usize> {
     let p = plan(backend, shape, dtype, SplitKv::Auto)?;
     Ok(p.workspace_len(shape) * 4)

@@ -59,8 +59,11 @@ pub enum Kind {
 /// The launch plan of one attention call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttentionPlan {
+    /// Which kernel family runs (v1, v2 prefill, v2 split-KV decode).
     pub kind: Kind,
+    /// The entry point launched.
     pub kernel: Kernel<'static>,
+    /// Grid, block and dynamic shared memory of the launch.
     pub dims: LaunchDims,
     /// Head-dim bucket (64, 128 or 256).
     pub bucket: usize,
@@ -72,6 +75,7 @@ pub struct AttentionPlan {
     pub warps_kv: usize,
     /// 1 = unsplit.
     pub n_splits: usize,
+    /// Keys each split covers (`kv_len` when unsplit).
     pub keys_per_split: usize,
 }
 

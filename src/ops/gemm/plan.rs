@@ -152,7 +152,9 @@ pub enum Plan {
 /// One decode-path launch: the block shape and the k split across blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decode {
+    /// Wide or narrow blocks.
     pub shape: DecodeShape,
+    /// How k is split across blocks.
     pub split: Split,
 }
 
@@ -160,7 +162,9 @@ pub struct Decode {
 /// splitting k (reduced in shared memory in warp order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeShape {
+    /// 128 rows of W per block; the warps split them.
     Wide,
+    /// 32 rows of W per block; the warps split k.
     Narrow,
 }
 
@@ -177,7 +181,9 @@ impl DecodeShape {
 /// The decode path's k split: `count` splits of `k` elements each (the last may be shorter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Split {
+    /// Splits, at least 1.
     pub count: usize,
+    /// Elements of k per split.
     pub k: usize,
 }
 
