@@ -153,37 +153,41 @@ impl Allocation {
         (off..off + len).all(|i| (self.init_bits(i) >> (i % 64)) & 1 == 1)
     }
 
-    /// Marks bytes [off, off + len) written.
+    /// Calls `f(word, mask)` for each initcheck word the bytes [off, off + len) have bits in (`word` is the
+    /// data word of the first such byte), with the mask of their bits.
     #[inline]
-    pub fn mark_init(&self, off: u64, len: u64) {
+    fn init_words(off: u64, len: u64, mut f: impl FnMut(usize, u64)) {
         let mut i = off;
         while i < off + len {
             let lo = i % 64;
             let n = (64 - lo).min(off + len - i);
-            let m = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << lo };
-            let word = (i / 8) as usize;
-            let cell = &self.page_mut(word)[PAGE_WORDS + (word % PAGE_WORDS) / 8];
-            if cell.load(Relaxed) & m != m {
-                cell.fetch_or(m, Relaxed);
-            }
+            f(
+                (i / 8) as usize,
+                if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << lo },
+            );
             i += n;
         }
     }
 
+    /// Marks bytes [off, off + len) written.
+    #[inline]
+    pub fn mark_init(&self, off: u64, len: u64) {
+        Self::init_words(off, len, |word, m| {
+            let cell = &self.page_mut(word)[PAGE_WORDS + (word % PAGE_WORDS) / 8];
+            if cell.load(Relaxed) & m != m {
+                cell.fetch_or(m, Relaxed);
+            }
+        });
+    }
+
     /// Marks bytes [off, off + len) never written.
     fn clear_init(&self, off: u64, len: u64) {
-        let mut i = off;
-        while i < off + len {
-            let lo = i % 64;
-            let n = (64 - lo).min(off + len - i);
-            let m = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << lo };
-            let word = (i / 8) as usize;
+        Self::init_words(off, len, |word, m| {
             // An absent page of a plain allocation is never written already.
             if self.zeroed || self.page(word).is_some() {
                 self.page_mut(word)[PAGE_WORDS + (word % PAGE_WORDS) / 8].fetch_and(!m, Relaxed);
             }
-            i += n;
-        }
+        });
     }
 
     /// Host memory this allocation holds now (materialized pages).
