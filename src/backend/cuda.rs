@@ -19,14 +19,28 @@ use crate::raw::{module_image, KernelParams};
 /// Dynamic shared memory a kernel may use without opting in.
 const DEFAULT_MAX_DYNAMIC_SHARED: u32 = 48 * 1024;
 
+#[cfg(all(feature = "dynamic-loading", feature = "dynamic-linking"))]
+compile_error!(
+    "llama-kernels: the features `dynamic-loading` (a default) and `dynamic-linking` exclude each other; next to \
+     candle-core's `cuda` feature use `default-features = false, features = [\"dynamic-linking\", \"cuda-13020\"]`"
+);
+#[cfg(not(any(feature = "dynamic-loading", feature = "dynamic-linking")))]
+compile_error!("llama-kernels: enable one of the features `dynamic-loading` (the default) or `dynamic-linking`");
+
 /// Whether the CUDA driver library can be loaded, and the first device initialised. `Err` says why not.
+/// (With the `dynamic-linking` feature the library is linked into the program, so only the device is
+/// checked.)
 pub fn cuda_available() -> Result<()> {
-    // SAFETY: only tries to dlopen the driver library by its usual names; loads nothing into cudarc's state.
-    let present = unsafe { cudarc::driver::sys::is_culib_present() };
-    if !present {
-        return Err(Error::NoDriver {
-            detail: "libcuda.so could not be loaded".into(),
-        });
+    #[cfg(feature = "dynamic-loading")]
+    {
+        // SAFETY: only tries to dlopen the driver library by its usual names; loads nothing into cudarc's
+        // state.
+        let present = unsafe { cudarc::driver::sys::is_culib_present() };
+        if !present {
+            return Err(Error::NoDriver {
+                detail: "libcuda.so could not be loaded".into(),
+            });
+        }
     }
     let count = cudarc::driver::result::init()
         .and_then(|_| cudarc::driver::result::device::get_count())
