@@ -234,7 +234,8 @@ fn ptxas_reports_every_kernel_on_every_arch_with_zero_spills() {
 /// The SASS of the tensor-core kernels shows what their headers claim, on every arch: HMMA (mma.sync
 /// m16n8k16 with f32 accumulators), LDSM (ldmatrix; .MT88 is the transposed load: attention's V, GEMM
 /// operands stored mn-major), for attention v2 and GEMM v3 LDGSTS (16-byte cp.async bypassing L1), for
-/// GEMM v3 16-byte stores of C, for the GEMM decode path 16-byte loads of W that skip L1, and no local memory (LDL/STL: spills or stack arrays).
+/// GEMM v3 16-byte stores of C, for the GEMM decode path 16-byte loads of W that skip L1, for the small ops and
+/// the KV append 16-byte loads and stores, and no local memory (LDL/STL: spills or stack arrays).
 #[test]
 fn tensor_core_kernels_show_hmma_ldsm_and_ldgsts_in_their_sass() {
     let Some(tool) = cuobjdump() else {
@@ -272,6 +273,11 @@ fn tensor_core_kernels_show_hmma_ldsm_and_ldgsts_in_their_sass() {
             "gemm_decode_f16_narrow",
             &["HMMA.16816.F32", "LDG.E.NA.128.CONSTANT", "LDGSTS.E.BYPASS.128"],
         ),
+        // The row-wise small ops and the KV append move 16 bytes per access on their vector paths.
+        ("add", "add_bf16", &["LDG.E.128", "STG.E.128"]),
+        ("convert", "convert_f32_bf16", &["LDG.E.128.CONSTANT", "STG.E.128"]),
+        ("embedding", "embedding_bf16", &["LDG.E.128.CONSTANT", "STG.E.128"]),
+        ("kv_append", "kv_append_bf16", &["LDG.E.128", "STG.E.128"]),
     ];
     for (module, kernel, wanted) in cases {
         let image = llama_kernels::raw::module_image(module).unwrap();

@@ -4,15 +4,16 @@
 //! Shapes: GEMMs `y = x·Wᵀ` (qkv 4096→6144, o 4096→4096, gate/up 4096→28672, down 14336→4096) at
 //! 4096 tokens and at decode batch 1, 8, 32; causal GQA 32/8 attention at head_dim 128, a 4096-token
 //! prefill and one query over 8192 keys at batch 1, 8, 32; RMSNorm, RoPE (LLaMA 3.1 scaling) and
-//! SwiGLU at 4096 tokens and at 32.
+//! SwiGLU at 4096 tokens and at 32; the residual add, the KV append (RoPE fused, into a paged cache of
+//! 16-slot pages) and the embedding gather (LLaMA 3's 128256-row table) at 4096 tokens and at 32.
 
 use half::bf16;
 use llama_kernels::backend::Backend;
-use llama_kernels::ops::{attention, gemm, rms_norm, rope, swiglu};
+use llama_kernels::ops::{add, attention, embedding, gemm, kv_cache, rms_norm, rope, swiglu};
 use llama_kernels::reference::random_vec;
 use llama_kernels::{
-    AttentionConfig, AttentionShape, GemmConfig, GemmShape, Llama3Scaling, RmsNormConfig, RmsNormShape, RopeConfig,
-    RopeLayout, RopeShape, Rounding, SwigluShape,
+    AddShape, AttentionConfig, AttentionShape, EmbeddingShape, GemmConfig, GemmShape, KvAppendShape, Llama3Scaling,
+    RmsNormConfig, RmsNormShape, RopeConfig, RopeLayout, RopeShape, Rounding, SwigluShape,
 };
 
 pub type T = bf16;
@@ -23,6 +24,14 @@ const FFN: usize = 14336;
 const HEADS: usize = 32;
 const KV_HEADS: usize = 8;
 const D: usize = 128;
+const VOCAB: usize = 128256;
+/// The KV append's cache: this many slots past the new tokens (a prefix already cached).
+const CACHED: usize = 1024;
+
+/// Slots of the KV append's cache for `t` new tokens: whole pages of 16.
+fn kv_slots(t: usize) -> usize {
+    (CACHED + t).div_ceil(16) * 16
+}
 
 #[derive(Clone, Copy, Debug)]
 pub enum Case {
@@ -34,6 +43,12 @@ pub enum Case {
     RmsNorm(usize),
     Rope(usize),
     Swiglu(usize),
+    /// tokens: the residual add `h += x` over the hidden size
+    Add(usize),
+    /// new tokens: RoPE on q and k, k and v into the cache
+    KvAppend(usize),
+    /// tokens
+    Embedding(usize),
 }
 
 impl Case {
@@ -45,6 +60,9 @@ impl Case {
             Case::RmsNorm(_) => "rms_norm",
             Case::Rope(_) => "rope",
             Case::Swiglu(_) => "swiglu",
+            Case::Add(_) => "add",
+            Case::KvAppend(_) => "kv_append",
+            Case::Embedding(_) => "embedding",
         }
     }
 
@@ -64,6 +82,17 @@ impl Case {
                 (3.0 * qk, 2.0 * E * qk + 4.0 * t as f64)
             }
             Case::Swiglu(t) => (6.0 * (t * FFN) as f64, 3.0 * E * (t * FFN) as f64),
+            Case::Add(t) => ((t * HIDDEN) as f64, 3.0 * E * (t * HIDDEN) as f64),
+            // q and k read and written, v read, k and v written to the cache; positions and slots.
+            Case::KvAppend(t) => {
+                let (q, kv) = ((t * HEADS * D) as f64, (t * KV_HEADS * D) as f64);
+                (
+                    3.0 * (q + kv),
+                    E * (2.0 * q + 2.0 * kv + kv + 2.0 * kv) + 12.0 * t as f64,
+                )
+            }
+            // The rows read once, written once; the ids.
+            Case::Embedding(t) => (0.0, 2.0 * E * (t * HIDDEN) as f64 + 4.0 * t as f64),
         }
     }
 }
@@ -102,6 +131,12 @@ pub fn cases() -> Vec<(String, Case)> {
         v.push((format!("{phase} {t}x{HIDDEN}"), Case::RmsNorm(t)));
         v.push((format!("{phase} {t} tok, 32+8 heads x128"), Case::Rope(t)));
         v.push((format!("{phase} {t}x{FFN}"), Case::Swiglu(t)));
+        v.push((format!("{phase} {t}x{HIDDEN} residual"), Case::Add(t)));
+        v.push((
+            format!("{phase} {t} tok, 32+8 heads x128, 16-slot pages"),
+            Case::KvAppend(t),
+        ));
+        v.push((format!("{phase} {t} ids, {VOCAB}x{HIDDEN}"), Case::Embedding(t)));
     }
     v
 }
@@ -111,6 +146,8 @@ pub fn cases() -> Vec<(String, Case)> {
 pub struct Bufs<B: Backend> {
     pub x: Vec<B::Buffer<T>>,
     pos: Option<B::Buffer<i32>>,
+    slots: Option<B::Buffer<i64>>,
+    status: Option<B::Buffer<i32>>,
 }
 
 pub fn buffers<B: Backend>(b: &B, c: Case, random: bool) -> llama_kernels::Result<Bufs<B>> {
@@ -127,6 +164,12 @@ pub fn buffers<B: Backend>(b: &B, c: Case, random: bool) -> llama_kernels::Resul
         Case::RmsNorm(t) => vec![t * HIDDEN, HIDDEN, t * HIDDEN],
         Case::Rope(t) => vec![t * HEADS * D, t * KV_HEADS * D],
         Case::Swiglu(t) => vec![t * FFN, t * FFN, t * FFN],
+        Case::Add(t) => vec![t * HIDDEN, t * HIDDEN],
+        Case::KvAppend(t) => {
+            let cache = kv_slots(t) * KV_HEADS * D;
+            vec![t * HEADS * D, t * KV_HEADS * D, t * KV_HEADS * D, cache, cache]
+        }
+        Case::Embedding(t) => vec![VOCAB * HIDDEN, t * HIDDEN],
     };
     let mut x = vec![];
     for (i, n) in sizes.iter().enumerate() {
@@ -137,10 +180,27 @@ pub fn buffers<B: Backend>(b: &B, c: Case, random: bool) -> llama_kernels::Resul
         });
     }
     let pos = match c {
-        Case::Rope(t) => Some(b.upload(&(0..t as i32).collect::<Vec<i32>>())?),
+        Case::Rope(t) | Case::KvAppend(t) => {
+            Some(b.upload(&(0..t as i32).map(|p| p + CACHED as i32).collect::<Vec<i32>>())?)
+        }
+        // Token ids spread over the vocabulary.
+        Case::Embedding(t) => Some(b.upload(&(0..t).map(|i| (i * 7919 % VOCAB) as i32).collect::<Vec<i32>>())?),
         _ => None,
     };
-    Ok(Bufs { x, pos })
+    // The new tokens' slots: after the cached prefix, pages of 16 taken in reverse order.
+    let slots = match c {
+        Case::KvAppend(t) => {
+            let pages = kv_slots(t) / 16;
+            let slot = |pos: usize| ((pages - 1 - pos / 16) * 16 + pos % 16) as i64;
+            Some(b.upload(&(CACHED..CACHED + t).map(slot).collect::<Vec<i64>>())?)
+        }
+        _ => None,
+    };
+    let status = match c {
+        Case::KvAppend(t) | Case::Embedding(t) => Some(b.alloc_poisoned::<i32>(t)?),
+        _ => None,
+    };
+    Ok(Bufs { x, pos, slots, status })
 }
 
 /// Runs the case's op once (one kernel launch).
@@ -207,6 +267,66 @@ pub fn launch<B: Backend>(b: &B, c: Case, bufs: &mut Bufs<B>) -> llama_kernels::
                 &mut out[0],
                 SwigluShape { rows: t, d: FFN },
                 Rounding::MatchTorch,
+            )
+        }
+        Case::Add(t) => {
+            let (h, xs) = x.split_at_mut(1);
+            add::add_inplace(b, &mut h[0], &xs[0], AddShape::contiguous(t, HIDDEN))
+        }
+        Case::KvAppend(t) => {
+            let missing = |what: &str| llama_kernels::Error::InvalidArgument {
+                op: "kv_append",
+                reason: format!("no {what} buffer"),
+            };
+            let cfg = RopeConfig {
+                theta: 500000.0,
+                rotary_dim: D,
+                layout: RopeLayout::HalfSplit,
+                scaling: Some(Llama3Scaling::LLAMA_3_1),
+            };
+            let inv_freq = rope::upload_inv_freq(b, &cfg)?;
+            let shape = KvAppendShape {
+                tokens: t,
+                n_heads: HEADS,
+                n_kv_heads: KV_HEADS,
+                head_dim: D,
+                num_slots: kv_slots(t),
+            };
+            let (qkv, caches) = x.split_at_mut(3);
+            let (q, kv) = qkv.split_at_mut(1);
+            let (k, v) = kv.split_at_mut(1);
+            let (kc, vc) = caches.split_at_mut(1);
+            let pos = bufs.pos.as_ref().ok_or_else(|| missing("positions"))?;
+            let slots = bufs.slots.as_ref().ok_or_else(|| missing("slot"))?;
+            let status = bufs.status.as_mut().ok_or_else(|| missing("status"))?;
+            kv_cache::kv_append(
+                b,
+                &mut q[0],
+                &mut k[0],
+                &v[0],
+                (&mut kc[0], &mut vc[0]),
+                slots,
+                (pos, &inv_freq),
+                status,
+                shape,
+                cfg,
+            )
+        }
+        Case::Embedding(t) => {
+            let (table, out) = x.split_at_mut(1);
+            let missing = |what: &str| llama_kernels::Error::InvalidArgument {
+                op: "embedding",
+                reason: format!("no {what} buffer"),
+            };
+            let ids = bufs.pos.as_ref().ok_or_else(|| missing("ids"))?;
+            let status = bufs.status.as_mut().ok_or_else(|| missing("status"))?;
+            embedding::embedding(
+                b,
+                &table[0],
+                ids,
+                &mut out[0],
+                status,
+                EmbeddingShape::contiguous(t, HIDDEN, VOCAB),
             )
         }
     }
