@@ -10,11 +10,14 @@
 //   No slot is read: two tokens mapped to one slot would race, and the host cannot see device data, so the
 //   contract (as vLLM's) is distinct slots per launch.
 //
-// Work mapping: grid = tokens, block = THREADS. Phase 0: threads i < rotary_dim / 2 compute sincosf of
-// f32(pos) * inv_freq[i] (the same f32 product as rope.cu) into shared memory. Phase 1: the block's threads
-// stride over the (head, pair) rotations of q and k. A barrier (global writes of the block are visible to
-// it after __syncthreads). Phase 2: the threads stride over the n_kv_heads * head_dim elements of k[t] and
-// v[t] (16-byte chunks when the host says everything is aligned) into the slot's rows.
+// Work mapping: grid = (tokens, groups), block = THREADS; block (t, hk) owns the heads h of token t, q's
+// and k's, with h % groups == hk. The host takes groups = 1 for many tokens (one block per token: its
+// sincos once) and groups = n_kv_heads for few (with GQA, a block per kv head and the q heads that read
+// it), so a decode step still spreads over many blocks. Phase 0: threads i < rotary_dim / 2 compute
+// sincosf of f32(pos) * inv_freq[i] (the same f32 product as rope.cu) into shared memory. Phase 1: the
+// block's threads stride over the (head, pair) rotations of its q heads and its k heads. A barrier (global
+// writes of the block are visible to it after __syncthreads). Phase 2: the threads copy its k heads and
+// v heads (16-byte chunks when the host says everything is aligned) into the slot's row.
 //
 // Numerics: the rotation of cuda/rope.cu bit for bit (sincosf, fma, one rounding); the cache gets the
 // rotated k's bits and v's bits unchanged.
@@ -50,14 +53,22 @@ __device__ __forceinline__ void kv_append_kernel(const KvAppendParams& p) {
     }
     __syncthreads();
 
+    // This block's heads: those h with h % groups == hk, of q and of k (groups = gridDim.y: 1 for many
+    // tokens, n_kv_heads for few; with GQA and groups = n_kv_heads, kv head hk and the q heads that read it).
+    const int groups = gridDim.y;
+    const int hk = blockIdx.y;
+    const auto count = [&](int heads) { return hk < heads ? (heads - 1 - hk) / groups + 1 : 0; };
+    const int q_heads = count(p.n_heads);
+    const int kv_heads = count(p.n_kv_heads);
     T* __restrict__ q_tok = static_cast<T*>(p.q) + t * p.q_token_stride;
     T* __restrict__ k_tok = static_cast<T*>(p.k) + t * p.k_token_stride;
     const bool interleaved = p.layout == LK_ROPE_INTERLEAVED;
-    const int rotations = (p.n_heads + p.n_kv_heads) * half;  // host: < 2^31
+    const int rotations = (q_heads + kv_heads) * half;  // host: < 2^31
     for (int w = tid; w < rotations; w += Tr::THREADS) {
-        const int h = w / half;
+        const int j = w / half;  // the block's j-th head: its q heads first, then its k heads
         const int i = w % half;
-        T* x = h < p.n_heads ? q_tok + int64_t(h) * p.head_dim : k_tok + int64_t(h - p.n_heads) * p.head_dim;
+        T* x = j < q_heads ? q_tok + int64_t(hk + j * groups) * p.head_dim
+                           : k_tok + int64_t(hk + (j - q_heads) * groups) * p.head_dim;
         const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
         if (interleaved) {
             rotate_adjacent(x + 2 * i, c, s);
@@ -65,27 +76,29 @@ __device__ __forceinline__ void kv_append_kernel(const KvAppendParams& p) {
             rotate_split(x + i, half, c, s);
         }
     }
-
-    __syncthreads();  // every rotated k element is written before phase 2 reads it
+    __syncthreads();  // the rotated k heads are written before phase 2 reads them
 
     const int64_t slot = p.slot_mapping[t];
     const bool written = slot >= 0 && slot < p.num_slots;
-    if (tid == 0) p.status[t] = written ? 0 : (slot < 0 ? 1 : 2);
+    if (hk == 0 && tid == 0) p.status[t] = written ? 0 : (slot < 0 ? 1 : 2);
     if (!written) return;  // no barrier below
-    const int row = p.n_kv_heads * p.head_dim;  // host: < 2^31
     const T* __restrict__ v_tok = static_cast<const T*>(p.v) + t * p.v_token_stride;
-    T* __restrict__ k_dst = static_cast<T*>(p.k_cache) + slot * row;
-    T* __restrict__ v_dst = static_cast<T*>(p.v_cache) + slot * row;
+    T* __restrict__ k_row = static_cast<T*>(p.k_cache) + slot * p.n_kv_heads * p.head_dim;  // (n_kv_heads, hd)
+    T* __restrict__ v_row = static_cast<T*>(p.v_cache) + slot * p.n_kv_heads * p.head_dim;
     if (p.vectorized) {
-        constexpr int E = 16 / sizeof(T);  // elements per 16-byte chunk; the host checked row % E == 0
-        for (int c = tid; c < row / E; c += Tr::THREADS) {
-            reinterpret_cast<uint4*>(k_dst)[c] = reinterpret_cast<const uint4*>(k_tok)[c];
-            reinterpret_cast<uint4*>(v_dst)[c] = reinterpret_cast<const uint4*>(v_tok)[c];
+        // 16-byte chunks of this block's heads; the host checked head_dim % E == 0.
+        constexpr int E = 16 / sizeof(T);
+        const int per_head = p.head_dim / E;
+        for (int w = tid; w < kv_heads * per_head; w += Tr::THREADS) {
+            const int64_t c = int64_t(hk + (w / per_head) * groups) * per_head + w % per_head;  // chunk in the row
+            reinterpret_cast<uint4*>(k_row)[c] = reinterpret_cast<const uint4*>(k_tok)[c];
+            reinterpret_cast<uint4*>(v_row)[c] = reinterpret_cast<const uint4*>(v_tok)[c];
         }
     } else {
-        for (int e = tid; e < row; e += Tr::THREADS) {
-            k_dst[e] = k_tok[e];
-            v_dst[e] = v_tok[e];
+        for (int w = tid; w < kv_heads * p.head_dim; w += Tr::THREADS) {
+            const int64_t e = int64_t(hk + (w / p.head_dim) * groups) * p.head_dim + w % p.head_dim;
+            k_row[e] = k_tok[e];
+            v_row[e] = v_tok[e];
         }
     }
 }

@@ -1,5 +1,6 @@
 //! KV append fused with RoPE on every backend: ragged new tokens of three sequences into a paged cache of
-//! page size 1, 16 and 256 whose pages are out of order (and a contiguous cache), a padding token (slot
+//! page size 1, 16 and 256 whose pages are out of order (and a contiguous cache; and 72 tokens, past the
+//! kernel's switch from a block per (token, kv head) to a block per token), a padding token (slot
 //! -1) and a slot past the cache. q and k come out bit for bit as `ops::rope` rotates them, the caches get
 //! exactly those k rows and the v rows at the slots and nothing else, status says which token was
 //! written; the fused-QKV entry point is bit for bit the split one; the reference agrees within RoPE's
@@ -62,6 +63,8 @@ fn append_case<T: Elem + DeviceValue, B: Backend>(backend: &B) {
         .iter()
         .map(|&ps| paged_slots(ps, [0, 17, 5], [9, 1, 3]))
         .collect();
+    // 72 new tokens: past the kernel's 64, one block per token instead of one per (token, kv head).
+    layouts.push(paged_slots(16, [0, 17, 5], [40, 20, 10]));
     // A contiguous (batch 2, capacity 40) cache: slot = b * 40 + pos.
     layouts.push((
         (0..6).map(|i| (i / 3) * 40 + 20 + i % 3).map(|s| s as i64).collect(),

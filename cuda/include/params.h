@@ -293,7 +293,7 @@ typedef struct EmbeddingParams {
     int32_t vectorized;       /* 1: out, table and their row strides are 16-byte aligned */
 } EmbeddingParams;
 
-/* KV append fused with RoPE (cuda/kv_append.cu): one block of LK_KV_APPEND_THREADS threads per new token;
+/* KV append fused with RoPE (cuda/kv_append.cu): one block of LK_KV_APPEND_THREADS threads per new token, or per (new token, kv head) for few tokens;
  * rotary_dim at most LK_KV_APPEND_MAX_ROTARY (its cos/sin table sits in shared memory). */
 #define LK_KV_APPEND_THREADS 256
 #define LK_KV_APPEND_MAX_ROTARY 256

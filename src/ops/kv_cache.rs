@@ -7,10 +7,10 @@
 //! | layouts | [`kv_append`]: `q: (tokens, n_heads, head_dim)`, `k, v: (tokens, n_kv_heads, head_dim)`; [`kv_append_qkv`]: one fused `qkv: (tokens, n_heads + 2·n_kv_heads, head_dim)`; caches `(num_slots, n_kv_heads, head_dim)` ([`KvAppendShape`]: a paged cache's pages are consecutive runs of `page_size` slots, in any order) |
 //! | slots | token `t` goes to row `slot_mapping[t]`; a negative slot writes nothing (vLLM's padding tokens), nor does one `≥ num_slots`; `status[t]` says which: 0 written, 1 negative, 2 out of range. Slots are device data, so distinct slots per call are the caller's contract (as vLLM's); two tokens to one slot leave either's row |
 //! | RoPE | as [`crate::ops::rope`]: the same table ([`crate::ops::rope::upload_inv_freq`]), layouts and partial rotary; `rotary_dim ≤ 256` |
-//! | kernel | `cuda/kv_append.cu`: one 256-thread block per new token: sin/cos of its angle into shared memory, the q and k rotations, then the k and v rows to the slot (16-byte chunks when aligned) |
+//! | kernel | `cuda/kv_append.cu`: one 256-thread block per new token (64 tokens or more) or per (new token, kv head) (decode): sin/cos of the token's angle into shared memory, the rotations of the block's q and k heads, then its k and v heads to the slot (16-byte chunks when aligned) |
 //! | numerics | bit for bit [`crate::ops::rope::rope`] on q and k (the same rotation, `cuda/include/rope_rotate.cuh`); the caches get those bits and v's unchanged |
 //! | zero sizes | `tokens == 0`: a no-op |
-//! | limits | `tokens ≤ i32::MAX`; `(n_heads + n_kv_heads) · rotary_dim / 2` and `n_kv_heads · head_dim` under 2³¹ |
+//! | limits | `tokens ≤ i32::MAX`, `n_kv_heads ≤ 65535`; `(n_heads + n_kv_heads) · rotary_dim / 2` and `n_kv_heads · head_dim` under 2³¹ |
 
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
 use crate::dtype::{DType, Elem};
@@ -22,6 +22,8 @@ use crate::raw::{rope_layout_code, KvAppendParams};
 use crate::shapes::{KvAppendShape, RopeConfig};
 
 const OP: &str = "kv_append";
+/// From this many new tokens on, one block per token; below, one per (token, kv head).
+const MANY_TOKENS: usize = 64;
 
 /// The KV append entry points, one per dtype.
 pub const KERNELS: &[Kernel<'static>] =
@@ -190,8 +192,17 @@ fn check(shape: KvAppendShape, cfg: &RopeConfig) -> Result<LaunchDims> {
             what: format!("{n_heads} + 2·{n_kv_heads} heads of {head_dim} are over the kernel's int limits"),
         });
     }
+    // Many tokens: a block per token (its sincos once). Few (decode): a block per (token, kv head), so
+    // the step spreads over more blocks; grid.y within CUDA's 65535.
+    let groups = if tokens >= MANY_TOKENS { 1 } else { n_kv_heads.max(1) };
+    if groups > 65535 {
+        return Err(Error::SizeOverflow {
+            op: OP,
+            what: format!("n_kv_heads = {n_kv_heads} is over the grid limit 65535"),
+        });
+    }
     Ok(LaunchDims {
-        grid: [validate::to_i32(OP, "tokens", tokens)? as u32, 1, 1],
+        grid: [validate::to_i32(OP, "tokens", tokens)? as u32, groups as u32, 1],
         block: [LK_KV_APPEND_THREADS, 1, 1],
         shared_bytes: 0,
     })
@@ -248,10 +259,10 @@ fn launch<T: DeviceValue, B: Backend>(
             validate::check_no_overlap(OP, *w, *o)?;
         }
     }
-    let row_bytes = n_kv_heads * head_dim * elem;
+    // Each block copies one head: 16-byte chunks when every head starts 16-byte aligned.
     let vectorized = [t.k.1, t.v.1, kc_addr, vc_addr].iter().all(|a| a % 16 == 0)
         && [t.k.3, t.v.3].iter().all(|s| s * elem % 16 == 0)
-        && row_bytes % 16 == 0;
+        && head_dim * elem % 16 == 0;
     let i32_of = |name, v| validate::to_i32(OP, name, v);
     let params = KvAppendParams {
         q: t.q.1 as *mut std::ffi::c_void,
