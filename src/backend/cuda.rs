@@ -12,7 +12,9 @@ use cudarc::driver::{
     LaunchConfig, PushKernelArg, SyncOnDrop,
 };
 
-use super::{check_copy, check_range, in_copy, Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
+use super::{
+    check_range, copy_regions, write_region, Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims,
+};
 use crate::error::{Error, Result};
 use crate::raw::{module_image, KernelParams};
 
@@ -264,10 +266,7 @@ impl Backend for CudaBackend {
         src: &impl DeviceSlice<T, Self>,
         dst: &mut impl DeviceSliceMut<T, Self>,
     ) -> Result<()> {
-        let bytes = check_copy("copy", src.len(), dst.len(), std::mem::size_of::<T>())?;
-        let (s, _src_guard) = src.device_addr(self).map_err(|e| in_copy("src", e))?;
-        let (d, _dst_guard) = dst.device_addr_mut(self).map_err(|e| in_copy("dst", e))?;
-        crate::ops::validate::check_no_overlap("copy", ("dst", d, bytes), ("src", s, bytes))?;
+        let ((s, _src_guard), (d, _dst_guard), bytes) = copy_regions(self, src, dst)?;
         if bytes == 0 {
             return Ok(());
         }
@@ -279,8 +278,7 @@ impl Backend for CudaBackend {
     }
 
     fn write<T: DeviceValue>(&self, src: &[T], dst: &mut impl DeviceSliceMut<T, Self>) -> Result<()> {
-        check_copy("write", src.len(), dst.len(), std::mem::size_of::<T>())?;
-        let (d, _dst_guard) = dst.device_addr_mut(self).map_err(|e| in_copy("dst", e))?;
+        let (d, _dst_guard) = write_region(self, src, dst)?;
         if src.is_empty() {
             return Ok(());
         }

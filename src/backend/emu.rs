@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
-use super::{check_copy, in_copy, Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
+use super::{copy_regions, write_region, Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
 use crate::error::{Error, Result};
 use crate::raw::{module_image, KernelParams};
 
@@ -129,6 +129,29 @@ impl EmuBackend {
         Ok(m)
     }
 
+    /// A buffer of `len` elements from `alloc` (never written, or written zeros).
+    fn new_buffer<T: DeviceValue>(
+        &self,
+        len: usize,
+        op: &'static str,
+        alloc: fn(&ptx_emu::Device, usize) -> std::result::Result<u64, ptx_emu::EmuError>,
+    ) -> Result<EmuBuffer<T>> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or_else(|| Error::SizeOverflow {
+                op,
+                what: format!("{len} elements"),
+            })?;
+        // Zero-length buffers still get a distinct address (one byte that nothing may touch).
+        let addr = alloc(&self.device, bytes.max(1)).map_err(Self::emu_err)?;
+        Ok(EmuBuffer {
+            device: self.device.clone(),
+            addr,
+            len,
+            _elem: PhantomData,
+        })
+    }
+
     fn emu_err(e: ptx_emu::EmuError) -> Error {
         Error::Emulator { detail: e.to_string() }
     }
@@ -205,36 +228,11 @@ impl Backend for EmuBackend {
     }
 
     fn alloc_poisoned<T: DeviceValue>(&self, len: usize) -> Result<EmuBuffer<T>> {
-        let bytes = len
-            .checked_mul(std::mem::size_of::<T>())
-            .ok_or_else(|| Error::SizeOverflow {
-                op: "alloc",
-                what: format!("{len} elements"),
-            })?;
-        // Zero-length buffers still get a distinct address (one byte that nothing may touch).
-        let addr = self.device.alloc(bytes.max(1)).map_err(Self::emu_err)?;
-        Ok(EmuBuffer {
-            device: self.device.clone(),
-            addr,
-            len,
-            _elem: PhantomData,
-        })
+        self.new_buffer(len, "alloc", ptx_emu::Device::alloc)
     }
 
     fn alloc_zeros<T: DeviceValue>(&self, len: usize) -> Result<EmuBuffer<T>> {
-        let bytes = len
-            .checked_mul(std::mem::size_of::<T>())
-            .ok_or_else(|| Error::SizeOverflow {
-                op: "alloc_zeros",
-                what: format!("{len} elements"),
-            })?;
-        let addr = self.device.alloc_zeroed(bytes.max(1)).map_err(Self::emu_err)?;
-        Ok(EmuBuffer {
-            device: self.device.clone(),
-            addr,
-            len,
-            _elem: PhantomData,
-        })
+        self.new_buffer(len, "alloc_zeros", ptx_emu::Device::alloc_zeroed)
     }
 
     fn slice<'a, T: DeviceValue>(
@@ -258,17 +256,13 @@ impl Backend for EmuBackend {
         src: &impl DeviceSlice<T, Self>,
         dst: &mut impl DeviceSliceMut<T, Self>,
     ) -> Result<()> {
-        let bytes = check_copy("copy", src.len(), dst.len(), std::mem::size_of::<T>())?;
-        let (s, ()) = src.device_addr(self).map_err(|e| in_copy("src", e))?;
-        let (d, ()) = dst.device_addr_mut(self).map_err(|e| in_copy("dst", e))?;
-        crate::ops::validate::check_no_overlap("copy", ("dst", d, bytes), ("src", s, bytes))?;
+        let ((s, ()), (d, ()), bytes) = copy_regions(self, src, dst)?;
         // The emulator copies the initcheck bits too: never-written bytes stay never written.
         self.device.copy(d, s, bytes).map_err(Self::emu_err)
     }
 
     fn write<T: DeviceValue>(&self, src: &[T], dst: &mut impl DeviceSliceMut<T, Self>) -> Result<()> {
-        check_copy("write", src.len(), dst.len(), std::mem::size_of::<T>())?;
-        let (d, ()) = dst.device_addr_mut(self).map_err(|e| in_copy("dst", e))?;
+        let (d, ()) = write_region(self, src, dst)?;
         if src.is_empty() {
             return Ok(());
         }

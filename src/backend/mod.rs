@@ -141,18 +141,29 @@ pub trait Backend {
     fn synchronize(&self) -> Result<()>;
 }
 
-/// The checks [`Backend::copy`] and [`Backend::write`] share: equal lengths, and for a copy, no
-/// overlap. Returns the byte count.
-pub(crate) fn check_copy(op: &'static str, src_len: usize, dst_len: usize, elem: usize) -> Result<usize> {
-    if src_len != dst_len {
-        return Err(crate::error::Error::ShapeMismatch {
-            op,
-            tensor: "dst",
-            expected: src_len,
-            actual: dst_len,
-        });
-    }
-    Ok(src_len * elem) // the length of existing memory: no overflow
+/// [`Backend::copy`]'s checks, as the ops make them ([`crate::ops::validate`]): `dst` as long as `src`,
+/// both of this backend's context, not overlapping. Returns both addresses with their guards, and the bytes.
+#[allow(clippy::type_complexity)]
+pub(crate) fn copy_regions<'a, T: DeviceValue, B: Backend>(
+    backend: &'a B,
+    src: &'a impl DeviceSlice<T, B>,
+    dst: &'a mut impl DeviceSliceMut<T, B>,
+) -> Result<((u64, B::Guard<'a>), (u64, B::Guard<'a>), usize)> {
+    let len = src.len();
+    let s = crate::ops::validate::addr_of("copy", "src", src, backend, &[len])?;
+    let d = crate::ops::validate::addr_of_mut("copy", "dst", dst, backend, &[len])?;
+    let bytes = len * std::mem::size_of::<T>(); // the length of an existing buffer
+    crate::ops::validate::check_no_overlap("copy", ("dst", d.0, bytes), ("src", s.0, bytes))?;
+    Ok((s, d, bytes))
+}
+
+/// [`Backend::write`]'s checks: `dst` as long as `src`, of this backend's context. Its address and guard.
+pub(crate) fn write_region<'a, T: DeviceValue, B: Backend>(
+    backend: &'a B,
+    src: &[T],
+    dst: &'a mut impl DeviceSliceMut<T, B>,
+) -> Result<(u64, B::Guard<'a>)> {
+    crate::ops::validate::addr_of_mut("write", "dst", dst, backend, &[src.len()])
 }
 
 /// `range` lies inside a buffer of `len` elements.
@@ -164,14 +175,6 @@ pub(crate) fn check_range(range: &std::ops::Range<usize>, len: usize) -> Result<
         });
     }
     Ok(())
-}
-
-/// A context mismatch found by a copy names the copy and the operand.
-pub(crate) fn in_copy(tensor: &'static str, e: crate::error::Error) -> crate::error::Error {
-    match e {
-        crate::error::Error::ContextMismatch { .. } => crate::error::Error::ContextMismatch { op: "copy", tensor },
-        other => other,
-    }
 }
 
 /// Device memory an op may read.

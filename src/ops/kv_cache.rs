@@ -15,7 +15,7 @@
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
-use crate::ops::rope::checked_inv_freq;
+use crate::ops::rope::check_rotary;
 use crate::ops::validate;
 use crate::raw::params::{LK_KV_APPEND_MAX_ROTARY, LK_KV_APPEND_THREADS};
 use crate::raw::{rope_layout_code, KvAppendParams};
@@ -77,11 +77,10 @@ where
         q: ("q", q_addr, q_bytes, n_heads * head_dim),
         k: ("k", k_addr, kv_bytes, n_kv_heads * head_dim),
         v: ("v", v_addr, kv_bytes, n_kv_heads * head_dim),
+        fused: false,
     };
     launch(
         backend,
-        T::DTYPE,
-        elem,
         tensors,
         (k_cache, v_cache),
         slot_mapping,
@@ -132,11 +131,10 @@ where
         q: ("qkv", addr, bytes, stride),
         k: ("qkv", at(n_heads), bytes, stride),
         v: ("qkv", at(n_heads + n_kv_heads), bytes, stride),
+        fused: true,
     };
     launch(
         backend,
-        T::DTYPE,
-        elem,
         tensors,
         (k_cache, v_cache),
         slot_mapping,
@@ -148,10 +146,12 @@ where
 }
 
 /// q, k and v as the kernel sees them: (name, address, bytes of the region they lie in, token stride).
+/// `fused`: the three are one qkv buffer, whose regions interleave without sharing an element.
 struct Tensors {
     q: (&'static str, u64, usize, usize),
     k: (&'static str, u64, usize, usize),
     v: (&'static str, u64, usize, usize),
+    fused: bool,
 }
 
 /// The checks of the shape and `cfg` both entry points make first; the launch dimensions.
@@ -163,18 +163,7 @@ fn check(shape: KvAppendShape, cfg: &RopeConfig) -> Result<LaunchDims> {
         head_dim,
         ..
     } = shape;
-    validate::check_positive(OP, "head_dim", head_dim)?;
-    checked_inv_freq(cfg).map_err(|e| match e {
-        Error::InvalidShape { reason, .. } => Error::InvalidShape { op: OP, reason },
-        Error::InvalidArgument { reason, .. } => Error::InvalidArgument { op: OP, reason },
-        other => other,
-    })?;
-    if cfg.rotary_dim > head_dim {
-        return Err(Error::InvalidShape {
-            op: OP,
-            reason: format!("rotary_dim ({}) must be <= head_dim ({head_dim})", cfg.rotary_dim),
-        });
-    }
+    check_rotary(OP, head_dim, cfg)?;
     if cfg.rotary_dim > LK_KV_APPEND_MAX_ROTARY as usize {
         // The kernel's limit (its cos/sin table in shared memory), not the math's.
         return Err(Error::UnsupportedHeadDim {
@@ -209,10 +198,8 @@ fn check(shape: KvAppendShape, cfg: &RopeConfig) -> Result<LaunchDims> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn launch<T: DeviceValue, B: Backend>(
+fn launch<T: Elem + DeviceValue, B: Backend>(
     backend: &B,
-    dtype: DType,
-    elem: usize,
     t: Tensors,
     (k_cache, v_cache): (&mut impl DeviceSliceMut<T, B>, &mut impl DeviceSliceMut<T, B>),
     slot_mapping: &impl DeviceSlice<i64, B>,
@@ -228,6 +215,7 @@ fn launch<T: DeviceValue, B: Backend>(
         head_dim,
         num_slots,
     } = shape;
+    let elem = std::mem::size_of::<T>();
     let cache_dims = [num_slots, n_kv_heads, head_dim];
     let (kc_addr, _kcg) = validate::addr_of_mut(OP, "k_cache", k_cache, backend, &cache_dims)?;
     let (vc_addr, _vcg) = validate::addr_of_mut(OP, "v_cache", v_cache, backend, &cache_dims)?;
@@ -236,30 +224,38 @@ fn launch<T: DeviceValue, B: Backend>(
     let (freq_addr, _fg) = validate::addr_of(OP, "inv_freq", inv_freq, backend, &[cfg.rotary_dim / 2])?;
     let (status_addr, _stg) = validate::addr_of_mut(OP, "status", status, backend, &[tokens])?;
     let cache_bytes = num_slots * n_kv_heads * head_dim * elem; // lengths of existing buffers
-                                                                // Everything written (q, k, the caches, status) against everything else, q and k excepted (they are
-                                                                // one buffer in kv_append_qkv, whose regions interleave without sharing an element).
-    let written = [
-        (t.q.0, t.q.1, t.q.2),
-        (t.k.0, t.k.1, t.k.2),
-        ("k_cache", kc_addr, cache_bytes),
-        ("v_cache", vc_addr, cache_bytes),
-        ("status", status_addr, tokens * 4),
-    ];
-    let read = [
-        (t.v.0, t.v.1, t.v.2),
-        ("slot_mapping", slot_addr, tokens * 8),
-        ("positions", pos_addr, tokens * 4),
-        ("inv_freq", freq_addr, cfg.rotary_dim / 2 * 4),
-    ];
+                                                                // Everything written (q, k, the caches, status) against everything else; a fused qkv buffer is one
+                                                                // region, checked once.
+    let qkv = [(t.q.0, t.q.1, t.q.2), (t.k.0, t.k.1, t.k.2), (t.v.0, t.v.1, t.v.2)];
+    let (qk, v): (&[_], &[_]) = if t.fused {
+        (&qkv[..1], &[])
+    } else {
+        (&qkv[..2], &qkv[2..])
+    };
+    let written: Vec<_> = qk
+        .iter()
+        .copied()
+        .chain([
+            ("k_cache", kc_addr, cache_bytes),
+            ("v_cache", vc_addr, cache_bytes),
+            ("status", status_addr, tokens * 4),
+        ])
+        .collect();
+    let read: Vec<_> = v
+        .iter()
+        .copied()
+        .chain([
+            ("slot_mapping", slot_addr, tokens * 8),
+            ("positions", pos_addr, tokens * 4),
+            ("inv_freq", freq_addr, cfg.rotary_dim / 2 * 4),
+        ])
+        .collect();
     for (i, w) in written.iter().enumerate() {
-        for r in read.iter().filter(|r| !(r.1 == t.v.1 && w.0 == "qkv")) {
-            validate::check_no_overlap(OP, *w, *r)?;
-        }
-        for o in written[i + 1..].iter().filter(|o| !(o.0 == "qkv" && w.0 == "qkv")) {
-            validate::check_no_overlap(OP, *w, *o)?;
+        for other in read.iter().chain(&written[i + 1..]) {
+            validate::check_no_overlap(OP, *w, *other)?;
         }
     }
-    // Each block copies one head: 16-byte chunks when every head starts 16-byte aligned.
+    // Blocks copy whole heads: 16-byte chunks when every head starts 16-byte aligned.
     let vectorized = [t.k.1, t.v.1, kc_addr, vc_addr].iter().all(|a| a % 16 == 0)
         && [t.k.3, t.v.3].iter().all(|s| s * elem % 16 == 0)
         && head_dim * elem % 16 == 0;
@@ -290,5 +286,5 @@ fn launch<T: DeviceValue, B: Backend>(
     if tokens == 0 {
         return Ok(());
     }
-    backend.launch(kernel_for(dtype), dims, &params)
+    backend.launch(kernel_for(T::DTYPE), dims, &params)
 }

@@ -87,12 +87,26 @@ fn kernel_for(dtype: DType) -> Kernel<'static> {
 
 /// Checks `cfg` (`rotary_dim` even and > 0, `theta` and the scaling) by building its frequency table with
 /// [`reference::rope_inv_freq`], the single source of both the checks and the table, and returns it.
-pub(crate) fn checked_inv_freq(cfg: &RopeConfig) -> Result<Vec<f32>> {
+fn checked_inv_freq(op: &'static str, cfg: &RopeConfig) -> Result<Vec<f32>> {
     reference::rope_inv_freq(cfg.rotary_dim, cfg.theta, cfg.scaling).map_err(|e| match e {
-        Error::InvalidShape { reason, .. } => Error::InvalidShape { op: OP, reason },
-        Error::InvalidArgument { reason, .. } => Error::InvalidArgument { op: OP, reason },
+        Error::InvalidShape { reason, .. } => Error::InvalidShape { op, reason },
+        Error::InvalidArgument { reason, .. } => Error::InvalidArgument { op, reason },
         other => other,
     })
+}
+
+/// The checks of a rotation every RoPE entry point makes (here and [`crate::ops::kv_cache`]): `head_dim`
+/// positive, `cfg` valid ([`checked_inv_freq`]), `rotary_dim ≤ head_dim`.
+pub(crate) fn check_rotary(op: &'static str, head_dim: usize, cfg: &RopeConfig) -> Result<()> {
+    validate::check_positive(op, "head_dim", head_dim)?;
+    checked_inv_freq(op, cfg)?;
+    if cfg.rotary_dim > head_dim {
+        return Err(Error::InvalidShape {
+            op,
+            reason: format!("rotary_dim ({}) must be <= head_dim ({head_dim})", cfg.rotary_dim),
+        });
+    }
+    Ok(())
 }
 
 /// The frequency table of `cfg` ([`reference::rope_inv_freq`]), uploaded for [`rope`]: `(rotary_dim / 2,)`
@@ -102,7 +116,7 @@ pub(crate) fn checked_inv_freq(cfg: &RopeConfig) -> Result<Vec<f32>> {
 /// `InvalidShape` unless `rotary_dim` is even and > 0; `InvalidArgument` for a `theta` that is not finite
 /// and > 0 or invalid scaling parameters; backend errors from the upload.
 pub fn upload_inv_freq<B: Backend>(backend: &B, cfg: &RopeConfig) -> Result<B::Buffer<f32>> {
-    backend.upload(&checked_inv_freq(cfg)?)
+    backend.upload(&checked_inv_freq(OP, cfg)?)
 }
 
 /// Rotates `q` and, when given, `k` in place on `backend` (see the module docs), with the frequency
@@ -222,17 +236,7 @@ where
 
 /// The checks of `cfg` and the head counts both entry points make; returns `n_heads + n_kv_heads`.
 fn checked_heads(shape: RopeShape, cfg: &RopeConfig) -> Result<usize> {
-    validate::check_positive(OP, "head_dim", shape.head_dim)?;
-    checked_inv_freq(cfg)?;
-    if cfg.rotary_dim > shape.head_dim {
-        return Err(Error::InvalidShape {
-            op: OP,
-            reason: format!(
-                "rotary_dim ({}) must be <= head_dim ({})",
-                cfg.rotary_dim, shape.head_dim
-            ),
-        });
-    }
+    check_rotary(OP, shape.head_dim, cfg)?;
     shape
         .n_heads
         .checked_add(shape.n_kv_heads)
