@@ -25,6 +25,13 @@
 // as NaN (FlashAttention's behaviour). Keys at or past kv_len are never read: their tile rows are
 // zero-filled by cp.async.
 //
+// Serving batches (ops::attention::serving): with cu_seqlens_q / seq_lens / cu_seqlens_k / block_table
+// set, each sequence b has its own q_len, kv_len, first rows and diag_offset (kv_len - q_len), read once
+// per block by attention_seq (cuda/include/attention_seq.cuh) and clamped there; the grid is sized for the
+// longest sequence and a block past its sequence's rows exits at once. Paged, load_kv takes each K/V
+// row's address from its page (attention_key_row) instead of walking one pointer; a page id out of range
+// reads nothing and, through one __syncthreads_or at the end, turns the sequence's outputs to NaN.
+//
 // Layouts (element strides from the params struct, innermost dim contiguous, 16-byte aligned rows):
 //   q, o: (batch, q_len, n_heads, head_dim)   k, v: (batch, kv_len, n_kv_heads, head_dim)
 //   lse: (batch, n_heads, q_len) f32;  split-KV workspace o_partial (n_splits, batch, n_heads, q_len,
@@ -64,6 +71,7 @@
 // | head-dim max | 64, 128, 256            | (the bucket)                             |
 // | kind         | prefill, decode         | tiles: LK_ATTENTION_<KIND>_D<bucket>_* in params.h |
 // | combine      | f16, bf16               | attention_combine_<dtype>                |
+#include "attention_seq.cuh"
 #include "mma.cuh"
 
 namespace lk {
@@ -125,14 +133,17 @@ template <int D> __device__ __forceinline__ int swizzle(int r, int c) { return r
 struct AttentionOut {
     const AttentionParams& p;
     int b, hk, split;
+    int64_t q_start;  // the sequence's first row in o and lse
+    bool bad;         // its metadata was out of range: NaN
 
     // Stores O columns d, d + 1 of packed row `pr` (already normalized).
     template <typename T> __device__ __forceinline__ void pair(int pr, int d, float o0, float o1) const {
         const int G = p.heads_per_kv_head;
         const int i = pr / G;
         const int h = hk * G + pr % G;
+        if (bad) o0 = o1 = __int_as_float(0x7fffffff);
         if (p.n_splits == 1) {
-            T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + int64_t(i) * p.o_row_stride + h * p.o_head_stride;
+            T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + (q_start + i) * p.o_row_stride + h * p.o_head_stride;
             *reinterpret_cast<uint32_t*>(o + d) = pack2<T>(o0, o1);
         } else {
             float* o = p.o_partial + ((int64_t(split) * p.batch + b) * p.n_heads + h) * int64_t(p.q_len) * p.head_dim +
@@ -146,9 +157,9 @@ struct AttentionOut {
         const int i = pr / G;
         const int h = hk * G + pr % G;
         // l == 0 only when every score was -inf or masked; a NaN l (NaN or +inf score) stays NaN.
-        const float lse2 = l == 0.0f ? -INFINITY : m + log2f(l);
+        const float lse2 = bad ? __int_as_float(0x7fffffff) : l == 0.0f ? -INFINITY : m + log2f(l);
         if (p.n_splits == 1) {
-            if (p.lse != nullptr) p.lse[(int64_t(b) * p.n_heads + h) * p.q_len + i] = lse2 / LOG2E;
+            if (p.lse != nullptr) p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + q_start + i] = lse2 / LOG2E;
         } else {
             p.lse_partial[((int64_t(split) * p.batch + b) * p.n_heads + h) * p.q_len + i] = lse2;
         }
@@ -173,23 +184,29 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
     const int hd = p.head_dim;
     const int hd16 = (hd + 15) / 16;    // k-steps of Q K^T that hold data; also O column pairs of 16
     const int G = p.heads_per_kv_head;
-    const int rows = p.q_len * G;       // packed rows of this (kv head, batch); host: < 2^31 - 64
     const int split = blockIdx.x % p.n_splits;
     const int m0 = (blockIdx.x / p.n_splits) * Tr::BLOCK_M;
     const int hk = blockIdx.y;
     const int b = blockIdx.z;
-    const T* q = static_cast<const T*>(p.q) + b * p.q_batch_stride + int64_t(hk) * G * p.q_head_stride;
-    const T* k = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;  // (kv_len, hd)
-    const T* v = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;  // (kv_len, hd)
-    const AttentionOut out{p, b, hk, split};
+    const AttentionSeq seq = attention_seq(p, b);  // this sequence's rows and keys (attention_seq.cuh)
+    const int rows = seq.q_len * G;     // packed rows of this (kv head, sequence); host: < 2^31 - 64
+    if (m0 >= rows) return;             // a shorter sequence of a ragged batch (the grid fits the longest)
+    const int kv_len = seq.kv_len;
+    const int diag_offset = seq.diag_offset;
+    const bool paged = p.block_table != nullptr;
+    const T* q = static_cast<const T*>(p.q) + b * p.q_batch_stride + seq.q_start * p.q_row_stride +
+                 int64_t(hk) * G * p.q_head_stride;
+    const T* k = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;  // key rows, below
+    const T* v = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
+    AttentionOut out{p, b, hk, split, seq.q_start, seq.bad};
 
     // Keys [n_lo, n_hi) are in this split and seen by some row of the block (queries i_first..i_last).
     const int64_t i_first = m0 / G;
     const int64_t i_last = (min(m0 + Tr::BLOCK_M, rows) - 1) / G;
     int64_t n_lo = int64_t(split) * p.keys_per_split;
-    int64_t n_hi = min(int64_t(p.kv_len), n_lo + p.keys_per_split);
-    if (p.window_left >= 0) n_lo = max(n_lo, i_first + p.diag_offset - p.window_left);
-    if (p.window_right >= 0) n_hi = min(n_hi, i_last + p.diag_offset + p.window_right + 1);
+    int64_t n_hi = min(int64_t(kv_len), n_lo + p.keys_per_split);
+    if (p.window_left >= 0) n_lo = max(n_lo, i_first + diag_offset - p.window_left);
+    if (p.window_right >= 0) n_hi = min(n_hi, i_last + diag_offset + p.window_right + 1);
     const int t_lo = int(max(n_lo, int64_t(0)) / Tr::BLOCK_N);
     const int t_hi = n_hi > n_lo ? int((n_hi + Tr::BLOCK_N - 1) / Tr::BLOCK_N) : t_lo;  // tiles [t_lo, t_hi)
 
@@ -212,17 +229,32 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
         const T* src = valid ? q + int64_t(pr / G) * p.q_row_stride + int64_t(pr % G) * p.q_head_stride + c * 8 : q;
         cp_async_16(q_s + swizzle<D>(r, c), src, valid ? 16 : 0);
     }
-    // K and V of tile t into stage `st`; keys at or past kv_len are zero-filled and never read.
-    const T* k_thread = k + int64_t(r0) * p.k_row_stride + c * 8;
-    const T* v_thread = v + int64_t(r0) * p.v_row_stride + c * 8;
+    // K and V of tile t into stage `st`; keys at or past kv_len are zero-filled and never read. Unpaged,
+    // one pointer per tensor walks the rows; paged, each row's address comes from its page (a page id out
+    // of range reads nothing and marks the sequence bad).
+    const T* k_thread = k + (seq.k_start + r0) * p.k_row_stride + c * 8;
+    const T* v_thread = v + (seq.k_start + r0) * p.v_row_stride + c * 8;
+    bool page_bad = false;
     auto load_kv = [&](int t, int st) {
         const int n0 = t * Tr::BLOCK_N;
+        if (paged) {
+#pragma unroll
+            for (int it = 0; it < Tr::BLOCK_N / ROW_STEP; ++it) {
+                const int r = r0 + it * ROW_STEP;
+                const int64_t row = n0 + r < kv_len ? attention_key_row(p, b, seq, n0 + r, page_bad) : -1;
+                const bool valid = c_data && row >= 0;
+                const int dst = st * Tr::TILE_ELEMS + swizzle<D>(r, c);
+                cp_async_16(k_s + dst, valid ? k + row * p.k_row_stride + c * 8 : k, valid ? 16 : 0);
+                cp_async_16(v_s + dst, valid ? v + row * p.v_row_stride + c * 8 : v, valid ? 16 : 0);
+            }
+            return;
+        }
         const T* k_src = k_thread + int64_t(n0) * p.k_row_stride;
         const T* v_src = v_thread + int64_t(n0) * p.v_row_stride;
 #pragma unroll
         for (int it = 0; it < Tr::BLOCK_N / ROW_STEP; ++it) {
             const int r = r0 + it * ROW_STEP;
-            const bool valid = c_data && n0 + r < p.kv_len;
+            const bool valid = c_data && n0 + r < kv_len;
             const int dst = st * Tr::TILE_ELEMS + swizzle<D>(r, c);
             cp_async_16(k_s + dst, valid ? k_src : k, valid ? 16 : 0);
             cp_async_16(v_s + dst, valid ? v_src : v, valid ? 16 : 0);
@@ -314,15 +346,15 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
                 for (int e = 0; e < 4; ++e) s[nt][e] *= p.softmax_scale_log2;
         }
         const int tile0 = t * Tr::BLOCK_N;
-        const bool needs_mask = tile0 + Tr::BLOCK_N > p.kv_len ||
-                                (p.window_left >= 0 && tile0 < i_last + p.diag_offset - p.window_left) ||
-                                (p.window_right >= 0 && tile0 + Tr::BLOCK_N - 1 > i_first + p.diag_offset + p.window_right);
+        const bool needs_mask = tile0 + Tr::BLOCK_N > kv_len ||
+                                (p.window_left >= 0 && tile0 < i_last + diag_offset - p.window_left) ||
+                                (p.window_right >= 0 && tile0 + Tr::BLOCK_N - 1 > i_first + diag_offset + p.window_right);
         if (needs_mask) {
             // Row r sees this warp's local keys jl in [lo, hi] (int32 after clamping to the tile).
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
-                const int64_t diag = int64_t(pr_lane[r] / G) + p.diag_offset - n0;
-                int64_t hi = int64_t(p.kv_len) - 1 - n0;
+                const int64_t diag = int64_t(pr_lane[r] / G) + diag_offset - n0;
+                int64_t hi = int64_t(kv_len) - 1 - n0;
                 if (p.window_right >= 0) hi = min(hi, diag + p.window_right);
                 const int64_t lo = p.window_left >= 0 ? diag - p.window_left : 0;
                 const int lo32 = int(max(int64_t(-1), min(lo, int64_t(Tr::WARP_N)))) - 2 * t4;
@@ -404,6 +436,7 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
         l_run[r] += __shfl_xor_sync(FULL_MASK, l_run[r], 1);
         l_run[r] += __shfl_xor_sync(FULL_MASK, l_run[r], 2);
     }
+    if (paged) out.bad |= __syncthreads_or(page_bad) != 0;  // any thread's page out of range: all NaN
 
     if constexpr (Tr::WARPS_KV == 1) {
 #pragma unroll
@@ -487,6 +520,14 @@ __device__ __forceinline__ void attention_combine_kernel(const AttentionCombineP
     const int i = int(row % p.q_len);
     const int h = int(row / p.q_len % p.n_heads);
     const int b = int(row / p.q_len / p.n_heads);
+    // A ragged batch's sequence b has its own query count and first row (clamped as the attention kernel
+    // clamps them, cuda/include/attention_seq.cuh); its rows past that count were never computed.
+    int64_t q_start = 0;
+    int q_len = p.q_len;
+    bool bad = false;
+    if (p.cu_seqlens_q != nullptr) attention_packed_rows(p.cu_seqlens_q, b, p.total_q, p.q_len, q_start, q_len, bad);
+    if (i >= q_len) return;
+    (void)bad;  // a bad sequence's partials are NaN already, and NaN reaches o and lse below
     // m = max over splits (fmaxf skips NaN: a NaN split's weight below is NaN and reaches o and lse).
     float m = -INFINITY;
     for (int s = lane; s < p.n_splits; s += WARP_SIZE) m = fmaxf(m, p.lse_partial[s * rows + row]);
@@ -529,11 +570,12 @@ __device__ __forceinline__ void attention_combine_kernel(const AttentionCombineP
         }
     }
     const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;  // every split empty: zeros (their partials are 0)
-    T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + int64_t(i) * p.o_row_stride + h * p.o_head_stride;
+    T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + (q_start + i) * p.o_row_stride + h * p.o_head_stride;
 #pragma unroll
     for (int u = 0; u < 4; ++u)
         if (col[u]) *reinterpret_cast<uint32_t*>(o + 2 * lane + 64 * u) = pack2<T>(acc[2 * u] * inv_l, acc[2 * u + 1] * inv_l);
-    if (p.lse != nullptr && lane == 0) p.lse[(int64_t(b) * p.n_heads + h) * p.q_len + i] = l == 0.0f ? -INFINITY : (m_sub + log2f(l)) / LOG2E;
+    if (p.lse != nullptr && lane == 0)
+        p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + q_start + i] = l == 0.0f ? -INFINITY : (m_sub + log2f(l)) / LOG2E;
 }
 
 }  // namespace lk

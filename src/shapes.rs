@@ -126,6 +126,62 @@ pub struct AttentionShape {
     pub head_dim: usize,
 }
 
+/// A ragged batch for serving attention ([`crate::ops::attention::attention_paged`],
+/// [`crate::ops::attention::attention_varlen`]): `batch` sequences of different lengths, their queries
+/// packed into `q, o: (total_q, n_heads, head_dim)` (sequence `b`'s are rows `cu_seqlens_q[b]..
+/// cu_seqlens_q[b + 1]`) and `lse: (n_heads, total_q)`. Each sequence is masked on its own, bottom-right
+/// aligned: query `i` of a sequence with `q_len_b` queries and `kv_len_b` keys has diagonal key
+/// `kv_len_b - q_len_b + i` (prefill with a cached prefix, or decode). `max_q_len` and `max_kv_len` bound
+/// every sequence's counts and size the launch (a sequence past them is an error, reported as NaN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VarlenShape {
+    /// Sequences.
+    pub batch: usize,
+    /// Rows of `q` and `o` (query tokens of every sequence, packed).
+    pub total_q: usize,
+    /// The most queries any sequence has.
+    pub max_q_len: usize,
+    /// The most keys any sequence has (its cached prefix and its new tokens).
+    pub max_kv_len: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads (`n_heads` is a multiple).
+    pub n_kv_heads: usize,
+    /// Elements per head.
+    pub head_dim: usize,
+}
+
+impl VarlenShape {
+    /// The padded batch the launch is planned for: every sequence at `max_q_len` queries and
+    /// `max_kv_len` keys (its kernel, tiles and KV splits; [`crate::ops::attention::plan()`]).
+    pub fn padded(&self) -> AttentionShape {
+        AttentionShape {
+            batch: self.batch,
+            q_len: self.max_q_len,
+            kv_len: self.max_kv_len,
+            n_heads: self.n_heads,
+            n_kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+        }
+    }
+}
+
+/// A paged KV cache: `k_cache, v_cache: (num_pages, page_size, n_kv_heads, head_dim)` (the caches
+/// [`crate::ops::kv_cache::kv_append`] writes, with `num_slots = num_pages · page_size`), and a
+/// `block_table: (batch, max_pages_per_seq)` of i32 page ids: key `j` of sequence `b` is slot
+/// `block_table[b][j / page_size] · page_size + j % page_size`. Pages may be in any order and shared
+/// between sequences; entries past a sequence's last page are never read. A contiguous
+/// `(batch, capacity, ...)` cache is `num_pages = batch`, `page_size = capacity`, `block_table[b] = [b]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PagedKvShape {
+    /// Pages of each cache.
+    pub num_pages: usize,
+    /// Keys per page (any size ≥ 1; engines use 16, FlashAttention-2 needs 256).
+    pub page_size: usize,
+    /// Entries per sequence of `block_table` (`max_pages_per_seq · page_size ≥ max_kv_len`).
+    pub max_pages_per_seq: usize,
+}
+
 /// Attention's configuration. Masks are bottom-right aligned: query `i` of a `q_len` block has diagonal
 /// key `d = kv_len - q_len + i` (the KV-cache case) and sees the keys `j < kv_len` with
 /// `d - window_left <= j <= d + window_right` (a `None` side is unbounded; `causal` is `window_right = 0`,

@@ -5,15 +5,18 @@
 //! 4096 tokens and at decode batch 1, 8, 32; causal GQA 32/8 attention at head_dim 128, a 4096-token
 //! prefill and one query over 8192 keys at batch 1, 8, 32; RMSNorm, RoPE (LLaMA 3.1 scaling) and
 //! SwiGLU at 4096 tokens and at 32; the residual add, the KV append (RoPE fused, into a paged cache of
-//! 16-slot pages) and the embedding gather (LLaMA 3's 128256-row table) at 4096 tokens and at 32.
+//! 16-slot pages) and the embedding gather (LLaMA 3's 128256-row table) at 4096 tokens and at 32; serving
+//! decode (`attention_paged`) over 8192 keys per sequence in 16-slot pages scattered over the cache, at
+//! batch 8 and 32.
 
 use half::bf16;
 use llama_kernels::backend::Backend;
+use llama_kernels::ops::attention::SplitKv;
 use llama_kernels::ops::{add, attention, embedding, gemm, kv_cache, rms_norm, rope, swiglu};
 use llama_kernels::reference::random_vec;
 use llama_kernels::{
     AddShape, AttentionConfig, AttentionShape, EmbeddingShape, GemmConfig, GemmShape, KvAppendShape, Llama3Scaling,
-    RmsNormConfig, RmsNormShape, RopeConfig, RopeLayout, RopeShape, Rounding, SwigluShape,
+    PagedKvShape, RmsNormConfig, RmsNormShape, RopeConfig, RopeLayout, RopeShape, Rounding, SwigluShape, VarlenShape,
 };
 
 pub type T = bf16;
@@ -28,6 +31,9 @@ const VOCAB: usize = 128256;
 /// The KV append's cache: this many slots past the new tokens (a prefix already cached).
 const CACHED: usize = 1024;
 
+/// Keys per page of the paged caches.
+const PAGE: usize = 16;
+
 /// Slots of the KV append's cache for `t` new tokens: whole pages of 16.
 fn kv_slots(t: usize) -> usize {
     (CACHED + t).div_ceil(16) * 16
@@ -39,6 +45,8 @@ pub enum Case {
     Gemm(usize, usize, usize),
     /// batch, q_len, kv_len
     Attention(usize, usize, usize),
+    /// batch, kv_len: one query per sequence over a paged cache (`attention_paged`)
+    PagedDecode(usize, usize),
     /// tokens
     RmsNorm(usize),
     Rope(usize),
@@ -56,7 +64,7 @@ impl Case {
     pub fn op(self) -> &'static str {
         match self {
             Case::Gemm(..) => "gemm",
-            Case::Attention(..) => "attention",
+            Case::Attention(..) | Case::PagedDecode(..) => "attention",
             Case::RmsNorm(_) => "rms_norm",
             Case::Rope(_) => "rope",
             Case::Swiglu(_) => "swiglu",
@@ -75,6 +83,11 @@ impl Case {
                 let full = 4.0 * (b * HEADS * q * kv * D) as f64;
                 let flops = if q == kv { full / 2.0 } else { full };
                 (flops, E * (2 * b * q * HEADS * D + 2 * b * kv * KV_HEADS * D) as f64)
+            }
+            Case::PagedDecode(b, kv) => {
+                // As a decode query; the block table and lengths are under 0.2% of the bytes.
+                let (flops, bytes) = Case::Attention(b, 1, kv).work();
+                (flops, bytes + 4.0 * (b * kv.div_ceil(PAGE) + 2 * b + 1) as f64)
             }
             Case::RmsNorm(t) => (4.0 * (t * HIDDEN) as f64, E * (2 * t * HIDDEN + HIDDEN) as f64),
             Case::Rope(t) => {
@@ -127,6 +140,12 @@ pub fn cases() -> Vec<(String, Case)> {
             Case::Attention(batch, q_len, kv_len),
         ));
     }
+    for batch in [8usize, 32] {
+        v.push((
+            format!("decode b{batch} q 1 kv 8192 GQA 32/8 d128, paged (16-slot pages, scattered)"),
+            Case::PagedDecode(batch, 8192),
+        ));
+    }
     for (phase, t) in [("prefill", 4096usize), ("decode b32", 32)] {
         v.push((format!("{phase} {t}x{HIDDEN}"), Case::RmsNorm(t)));
         v.push((format!("{phase} {t} tok, 32+8 heads x128"), Case::Rope(t)));
@@ -145,6 +164,9 @@ pub fn cases() -> Vec<(String, Case)> {
 /// the model, which needs no values), outputs poisoned; RoPE's positions.
 pub struct Bufs<B: Backend> {
     pub x: Vec<B::Buffer<T>>,
+    /// Paged decode: cu_seqlens_q, seq_lens, block_table; then lse and the split-KV workspace.
+    meta: Vec<B::Buffer<i32>>,
+    f32s: Vec<B::Buffer<f32>>,
     pos: Option<B::Buffer<i32>>,
     slots: Option<B::Buffer<i64>>,
     status: Option<B::Buffer<i32>>,
@@ -160,6 +182,10 @@ pub fn buffers<B: Backend>(b: &B, c: Case, random: bool) -> llama_kernels::Resul
                 bt * kv * KV_HEADS * D,
                 bt * q * HEADS * D,
             ]
+        }
+        Case::PagedDecode(bt, kv) => {
+            let cache = bt * kv * KV_HEADS * D;
+            vec![bt * HEADS * D, cache, cache, bt * HEADS * D]
         }
         Case::RmsNorm(t) => vec![t * HIDDEN, HIDDEN, t * HIDDEN],
         Case::Rope(t) => vec![t * HEADS * D, t * KV_HEADS * D],
@@ -200,7 +226,43 @@ pub fn buffers<B: Backend>(b: &B, c: Case, random: bool) -> llama_kernels::Resul
         Case::KvAppend(t) | Case::Embedding(t) => Some(b.alloc_poisoned::<i32>(t)?),
         _ => None,
     };
-    Ok(Bufs { x, pos, slots, status })
+    let (mut meta, mut f32s) = (vec![], vec![]);
+    if let Case::PagedDecode(bt, kv) = c {
+        // Every sequence full; its pages spread over the cache (page j of sequence s is page
+        // (j * bt + s) reversed), as an engine's allocator leaves them after some churn.
+        let per_seq = kv.div_ceil(PAGE);
+        let pages = bt * per_seq;
+        meta.push(b.upload(&(0..=bt as i32).collect::<Vec<i32>>())?);
+        meta.push(b.upload(&vec![kv as i32; bt])?);
+        let table: Vec<i32> = (0..bt * per_seq)
+            .map(|i| (pages - 1 - ((i % per_seq) * bt + i / per_seq)) as i32)
+            .collect();
+        meta.push(b.upload(&table)?);
+        let shape = paged_shape(bt, kv);
+        let ws = attention::serving_workspace_len(b, shape, llama_kernels::DType::BF16, SplitKv::Auto)?;
+        f32s.push(b.alloc_poisoned::<f32>(bt * HEADS)?);
+        f32s.push(b.alloc_poisoned::<f32>(ws.max(1))?);
+    }
+    Ok(Bufs {
+        x,
+        meta,
+        f32s,
+        pos,
+        slots,
+        status,
+    })
+}
+
+fn paged_shape(batch: usize, kv: usize) -> VarlenShape {
+    VarlenShape {
+        batch,
+        total_q: batch,
+        max_q_len: 1,
+        max_kv_len: kv,
+        n_heads: HEADS,
+        n_kv_heads: KV_HEADS,
+        head_dim: D,
+    }
 }
 
 /// Runs the case's op once (one kernel launch).
@@ -229,6 +291,27 @@ pub fn launch<B: Backend>(b: &B, c: Case, bufs: &mut Bufs<B>) -> llama_kernels::
             };
             let (qkv, o) = x.split_at_mut(3);
             attention::attention(b, &qkv[0], &qkv[1], &qkv[2], &mut o[0], s, AttentionConfig::default())
+        }
+        Case::PagedDecode(batch, kv) => {
+            let (qkv, o) = x.split_at_mut(3);
+            let (lse, ws) = bufs.f32s.split_at_mut(1);
+            let pages = PagedKvShape {
+                num_pages: batch * kv.div_ceil(PAGE),
+                page_size: PAGE,
+                max_pages_per_seq: kv.div_ceil(PAGE),
+            };
+            attention::attention_paged(
+                b,
+                &qkv[0],
+                (&qkv[1], &qkv[2]),
+                (&bufs.meta[0], &bufs.meta[1], &bufs.meta[2]),
+                (&mut o[0], &mut lse[0]),
+                &mut ws[0],
+                paged_shape(batch, kv),
+                pages,
+                AttentionConfig::default(),
+                SplitKv::Auto,
+            )
         }
         Case::RmsNorm(t) => {
             let (xw, out) = x.split_at_mut(2);

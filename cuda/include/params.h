@@ -85,7 +85,14 @@ typedef struct SwigluParams {
  * h / heads_per_kv_head.
  * Split-KV (n_splits > 1): split s covers keys [s * keys_per_split, (s + 1) * keys_per_split) and writes
  * its normalized partial output and base-2 LSE to o_partial / lse_partial instead of o / lse; the
- * combine kernel (AttentionCombineParams) merges the splits. */
+ * combine kernel (AttentionCombineParams) merges the splits.
+ * Serving batches (each optional; NULL = off): cu_seqlens_q packs sequences of different query counts
+ * (sequence b's queries are rows cu_seqlens_q[b]..cu_seqlens_q[b + 1] of q, o and lse; q_len is then the
+ * largest); seq_lens gives each sequence's key count, or cu_seqlens_k packs the keys as cu_seqlens_q
+ * packs the queries (kv_len is then the largest); block_table pages the keys: key j of sequence b is row
+ * block_table[b * block_table_stride + j / page_size] * page_size + j % page_size of k and v. Per
+ * sequence, diag_offset is that sequence's kv_len - q_len (the field is used only without them).
+ * cuda/include/attention_seq.cuh reads them; a sequence whose metadata is out of range is written NaN. */
 typedef struct AttentionParams {
     void* o;                  /* (batch, q_len, n_heads, head_dim) */
     float* lse;               /* (batch, n_heads, q_len) natural-log LSE, f32; NULL = not written */
@@ -94,6 +101,10 @@ typedef struct AttentionParams {
     const void* v;            /* (batch, kv_len, n_kv_heads, head_dim) */
     float* o_partial;         /* split-KV: (n_splits, batch, n_heads, q_len, head_dim) f32; NULL when unsplit */
     float* lse_partial;       /* split-KV: (n_splits, batch, n_heads, q_len) f32, base 2; NULL when unsplit */
+    const int32_t* cu_seqlens_q; /* (batch + 1) first query row of each sequence in q, o and lse; NULL */
+    const int32_t* cu_seqlens_k; /* (batch + 1) first key row of each sequence in k and v; NULL */
+    const int32_t* seq_lens;     /* (batch) keys of each sequence (paged or batched cache); NULL */
+    const int32_t* block_table;  /* (batch, block_table_stride) pages of each sequence; NULL = unpaged */
     int64_t q_batch_stride;   /* elements between batches of q */
     int64_t q_row_stride;     /* elements between tokens of q */
     int64_t q_head_stride;    /* elements between heads of q */
@@ -106,6 +117,9 @@ typedef struct AttentionParams {
     int64_t o_batch_stride;
     int64_t o_row_stride;
     int64_t o_head_stride;
+    int64_t lse_batch_stride;  /* elements between sequences of lse (0 with cu_seqlens_q) */
+    int64_t lse_head_stride;   /* elements between heads of lse (q_len, or total_q with cu_seqlens_q) */
+    int64_t block_table_stride; /* entries between sequences of block_table */
     int32_t batch;
     int32_t q_len;             /* queries per sequence */
     int32_t kv_len;            /* keys per sequence (KV cache included) */
@@ -123,6 +137,10 @@ typedef struct AttentionParams {
     float softcap;             /* > 0: logits soft-capped at +-softcap; 0 = off */
     float softcap_input_scale; /* softmax_scale / softcap (0 when off) */
     float softcap_output_log2; /* softcap * log2(e) (0 when off) */
+    int32_t total_q;           /* rows of q and o with cu_seqlens_q (cu_seqlens_q[b] is clamped to it) */
+    int32_t total_k;           /* rows of k and v with cu_seqlens_k */
+    int32_t page_size;         /* keys per page with block_table (>= 1) */
+    int32_t num_pages;         /* pages of k and v with block_table (a page id past it is an error) */
     int32_t reserved0;         /* 0; keeps the struct free of padding */
 } AttentionParams;
 
@@ -134,15 +152,18 @@ typedef struct AttentionCombineParams {
     float* lse;               /* (batch, n_heads, q_len) natural-log LSE; NULL = not written */
     const float* o_partial;   /* (n_splits, batch, n_heads, q_len, head_dim) */
     const float* lse_partial; /* (n_splits, batch, n_heads, q_len), base 2 */
+    const int32_t* cu_seqlens_q; /* as AttentionParams */
     int64_t o_batch_stride;
     int64_t o_row_stride;
     int64_t o_head_stride;
+    int64_t lse_batch_stride;
+    int64_t lse_head_stride;
     int32_t batch;
     int32_t q_len;
     int32_t n_heads;
     int32_t head_dim;
     int32_t n_splits;
-    int32_t reserved0;        /* 0; keeps the struct free of padding */
+    int32_t total_q;
 } AttentionCombineParams;
 
 /* Tile configurations of the tensor-core attention kernels (cuda/attention.cu), per head-dim bucket
@@ -337,15 +358,18 @@ LK_STATIC_ASSERT(sizeof(void*) == 8, "llama-kernels needs a 64-bit target");
 LK_STATIC_ASSERT(sizeof(RmsNormParams) == 4 * 8 + 3 * 8 + 6 * 4, "RmsNormParams has padding");
 LK_STATIC_ASSERT(sizeof(RopeParams) == 4 * 8 + 2 * 8 + 6 * 4, "RopeParams has padding");
 LK_STATIC_ASSERT(sizeof(SwigluParams) == 3 * 8 + 3 * 8 + 4 * 4, "SwigluParams has padding");
-LK_STATIC_ASSERT(sizeof(AttentionParams) == 7 * 8 + 12 * 8 + 18 * 4, "AttentionParams has padding");
-LK_STATIC_ASSERT(sizeof(AttentionCombineParams) == 4 * 8 + 3 * 8 + 6 * 4, "AttentionCombineParams has padding");
+LK_STATIC_ASSERT(sizeof(AttentionParams) == 11 * 8 + 15 * 8 + 22 * 4, "AttentionParams has padding");
+LK_STATIC_ASSERT(sizeof(AttentionCombineParams) == 5 * 8 + 5 * 8 + 6 * 4, "AttentionCombineParams has padding");
 LK_STATIC_ASSERT(sizeof(GemmParams) == 4 * 8 + 6 * 8 + 12 * 4, "GemmParams has padding");
 LK_STATIC_ASSERT(sizeof(AddParams) == 3 * 8 + 3 * 8 + 4 * 4, "AddParams has padding");
 LK_STATIC_ASSERT(sizeof(ConvertParams) == 2 * 8 + 2 * 8 + 4 * 4, "ConvertParams has padding");
 LK_STATIC_ASSERT(sizeof(EmbeddingParams) == 4 * 8 + 2 * 8 + 4 * 4, "EmbeddingParams has padding");
 LK_STATIC_ASSERT(sizeof(KvAppendParams) == 9 * 8 + 4 * 8 + 8 * 4, "KvAppendParams has padding");
 
-/* Field offsets, generated from the Rust mirror (tests/build_artifacts.rs). */
+/* Field offsets, generated from the Rust mirror (tests/build_artifacts.rs). bindgen, which makes that
+ * mirror, reads this header without them (LK_PARAMS_BINDGEN), so a changed struct can be mirrored anew. */
+#ifndef LK_PARAMS_BINDGEN
 #include "params_layout.h"
+#endif
 
 #endif /* LLAMA_KERNELS_PARAMS_H */

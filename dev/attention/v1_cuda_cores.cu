@@ -21,6 +21,9 @@
 //                                                            both o_i and lse_i for a NaN or +inf score)
 // computed in one pass over the keys with the online softmax: the score matrix is never materialized.
 //
+// Serving batches: per-sequence lengths, rows and pages come from attention_seq.cuh, as in v2
+// (cuda/attention.cu has the scheme); a key's row is attention_key_row's, and a bad sequence writes NaN.
+//
 // Layouts (element strides from the params struct, innermost dim contiguous):
 //   q, o: (batch, q_len, n_heads, head_dim)   k, v: (batch, kv_len, n_kv_heads, head_dim)
 //   lse:  (batch, n_heads, q_len) f32, contiguous, optional (NULL = not written)
@@ -53,7 +56,7 @@
 // | dtype T       | f32, f16, bf16                 | attention_<dtype>_d<bucket>    |
 // | head-dim max  | 64, 128, 256 (head_dim <= max) | (the bucket)                   |
 // | tile config   | AttentionTraits per bucket     | (fixed by the bucket)          |
-#include "common.cuh"
+#include "attention_seq.cuh"
 
 namespace lk {
 
@@ -116,14 +119,20 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
     // Packed rows: row R of kv head hk is query i = R / G of query head hk * G + R % G (G = heads per kv
     // head), so the G query heads that share K and V are one block's rows and read each K/V tile once.
     const int G = p.heads_per_kv_head;
-    const int rows = p.q_len * G;             // packed rows of this (kv head, batch); host: < 2^31 - 64
     const int m0 = blockIdx.x * Tr::BLOCK_M;  // first packed row of the block
     const int hk = blockIdx.y;
     const int b = blockIdx.z;
-    const T* q = static_cast<const T*>(p.q) + b * p.q_batch_stride + int64_t(hk) * G * p.q_head_stride;
-    const T* k = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;  // (kv_len, hd) at k_row_stride
-    const T* v = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;  // (kv_len, hd) at v_row_stride
-    T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + int64_t(hk) * G * p.o_head_stride;
+    const AttentionSeq seq = attention_seq(p, b);  // this sequence's rows and keys (attention_seq.cuh)
+    const int rows = seq.q_len * G;           // packed rows of this (kv head, sequence); host: < 2^31 - 64
+    if (m0 >= rows) return;                   // a shorter sequence of a ragged batch (the grid fits the longest)
+    const int kv_len = seq.kv_len;
+    const int diag_offset = seq.diag_offset;
+    const T* q = static_cast<const T*>(p.q) + b * p.q_batch_stride + seq.q_start * p.q_row_stride +
+                 int64_t(hk) * G * p.q_head_stride;
+    const T* k = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;  // key rows: attention_key_row
+    const T* v = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
+    T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + seq.q_start * p.o_row_stride + int64_t(hk) * G * p.o_head_stride;
+    bool bad = seq.bad;  // metadata out of range (a page id: found while staging keys): outputs NaN
     // q and o above point at the group's first query head; packed row R is at (R / G) * row + (R % G) * head.
 
     // Stage the Q tile as f32; packed rows past the end are zero.
@@ -138,10 +147,10 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
     // rounded down to a tile.
     const int64_t i_first = m0 / G;
     const int64_t i_last = (min(m0 + Tr::BLOCK_M, rows) - 1) / G;
-    int64_t n_hi = p.kv_len;
+    int64_t n_hi = kv_len;
     int64_t n_lo = 0;
-    if (p.window_right >= 0) n_hi = min(n_hi, i_last + p.diag_offset + p.window_right + 1);
-    if (p.window_left >= 0) n_lo = max(n_lo, i_first + p.diag_offset - p.window_left);
+    if (p.window_right >= 0) n_hi = min(n_hi, i_last + diag_offset + p.window_right + 1);
+    if (p.window_left >= 0) n_lo = max(n_lo, i_first + diag_offset - p.window_left);
     const int n_end = int(max(int64_t(0), n_hi));
     const int n_begin = n_lo < n_hi ? int(n_lo / Tr::BLOCK_N * Tr::BLOCK_N) : n_end;
 
@@ -164,11 +173,12 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
         const int n_valid = min(Tr::BLOCK_N, n_end - n0);  // keys of this tile
         __syncthreads();  // the previous tile is consumed (first tile: Q is staged)
         for (int r = warp; r < n_valid; r += Tr::WARPS) {
-            const T* k_row = k + (n0 + r) * p.k_row_stride;  // (hd,)
-            const T* v_row = v + (n0 + r) * p.v_row_stride;  // (hd,)
+            const int64_t row = attention_key_row(p, b, seq, n0 + r, bad);  // -1: page out of range
+            const T* k_row = k + max(row, int64_t(0)) * p.k_row_stride;  // (hd,)
+            const T* v_row = v + max(row, int64_t(0)) * p.v_row_stride;  // (hd,)
             for (int d = lane; d < hd; d += WARP_SIZE) {
-                k_s[r * k_stride + d] = k_row[d];
-                v_s[r * hd + d] = v_row[d];
+                k_s[r * k_stride + d] = row >= 0 ? k_row[d] : from_f32<T>(0.0f);
+                v_s[r * hd + d] = row >= 0 ? v_row[d] : from_f32<T>(0.0f);
             }
         }
         __syncthreads();
@@ -202,9 +212,9 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
         // 2. Mask, scale to base 2, online softmax per row; s becomes p = exp2(s - m).
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-            const int64_t diag = int64_t((row0 + r) / G) + p.diag_offset;
+            const int64_t diag = int64_t((row0 + r) / G) + diag_offset;
             const int64_t first_visible = p.window_left >= 0 ? diag - p.window_left : 0;
-            const int64_t last_visible = p.window_right >= 0 ? diag + p.window_right : int64_t(p.kv_len) - 1;
+            const int64_t last_visible = p.window_right >= 0 ? diag + p.window_right : int64_t(kv_len) - 1;
             float m_tile = -INFINITY;
 #pragma unroll
             for (int t = 0; t < KPL; ++t) {
@@ -255,6 +265,7 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
         }
     }
 
+    if (p.block_table != nullptr) bad = __syncthreads_or(bad) != 0;  // a page out of range: all NaN
     if (!warp_active) return;
     // Normalize, round once, store; lse in natural log. A row that saw no key (or only keys of score -inf)
     // has l = 0: zeros, -inf. A NaN or +inf score makes l NaN, and the NaN reaches both o and lse (a test
@@ -267,14 +278,16 @@ __device__ __forceinline__ void attention_kernel(const AttentionParams& p) {
         const int i = pr / G;       // query
         const int g = pr % G;       // head within the group
         const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
+        const float nan = __int_as_float(0x7fffffff);
         T* o_row = o + int64_t(i) * p.o_row_stride + int64_t(g) * p.o_head_stride;  // (hd,)
 #pragma unroll
         for (int u = 0; u < DPL; ++u) {
             const int d = lane + u * WARP_SIZE;
-            if (d < hd) o_row[d] = from_f32<T>(acc[r][u] * inv_l);
+            if (d < hd) o_row[d] = from_f32<T>(bad ? nan : acc[r][u] * inv_l);
         }
         if (p.lse != nullptr && lane == 0) {
-            p.lse[(int64_t(b) * p.n_heads + int64_t(hk) * G + g) * p.q_len + i] = l == 0.0f ? -INFINITY : (m_run[r] + log2f(l)) / LOG2E;
+            p.lse[b * p.lse_batch_stride + int64_t(hk * G + g) * p.lse_head_stride + seq.q_start + i] =
+                bad ? nan : l == 0.0f ? -INFINITY : (m_run[r] + log2f(l)) / LOG2E;
         }
     }
 }

@@ -62,12 +62,12 @@ fn unsupported_instruction_is_a_typed_error_with_line() {
         dev.launch(&m, "k", &cfg([1, 1, 1], [1, 1, 1], 0), &[])
     };
     let src = format!(
-        "{HEADER}.visible .entry k()\n{{\n.reg .b32 %r<4>;\nmov.u32 %r1, 1;\nbar.red.popc.u32 %r2, 0, %r1;\nret;\n}}\n"
+        "{HEADER}.visible .entry k()\n{{\n.reg .b32 %r<4>;\nmov.u32 %r1, 1;\nbarrier.cluster.arrive;\nret;\n}}\n"
     );
     match launch(&src) {
         Err(EmuError::Unsupported { line, instruction }) => {
             assert_eq!(line, 8);
-            assert!(instruction.starts_with("bar.red.popc.u32"), "{instruction}");
+            assert!(instruction.starts_with("barrier.cluster.arrive"), "{instruction}");
         }
         other => panic!("expected Unsupported, got {other:?}"),
     }

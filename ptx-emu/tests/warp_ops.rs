@@ -171,3 +171,29 @@ fn partial_warp_and_multi_warp_blocks() {
         assert_eq!(*g, if i < 32 { 3 } else { 35 }, "thread {i}");
     }
 }
+
+#[test]
+fn barrier_reductions_cover_every_thread_of_the_block() {
+    // 64 threads (two warps): bar.red gives each thread the reduction over both warps' predicates.
+    let run = |pred_of: &dyn Fn(usize) -> bool, neg: bool| {
+        let inp = lanes_x0(64, |i| pred_of(i) as u64);
+        let c = if neg { "!%p0" } else { "%p0" };
+        let body = format!(
+            "setp.ne.u64 %p0, %x0, 0;
+             bar.red.popc.u32 %r1, 0, {c};
+             barrier.cta.red.and.pred %p1, 0, {c};
+             bar.red.or.pred %p2, 0, 64, {c};
+             cvt.u64.u32 %y0, %r1; selp.u64 %y1, 1, 0, %p1; selp.u64 %y2, 1, 0, %p2;"
+        );
+        let out = eval_threads(&body, &inp, 64).unwrap_or_else(|e| panic!("{body}: {e}"));
+        let trues = (0..64).filter(|&i| pred_of(i) != neg).count() as u64;
+        for v in &out {
+            assert_eq!([v[0], v[1], v[2]], [trues, (trues == 64) as u64, (trues > 0) as u64]);
+        }
+    };
+    run(&|i| i == 40, false); // one thread of the second warp: or is true for the first warp too
+    run(&|i| i == 40, true);
+    run(&|_| true, false);
+    run(&|_| false, false);
+    run(&|i| i % 3 == 0, false);
+}

@@ -166,6 +166,10 @@ pub struct AttentionParams {
     pub v: *const ::core::ffi::c_void,
     pub o_partial: *mut f32,
     pub lse_partial: *mut f32,
+    pub cu_seqlens_q: *const i32,
+    pub cu_seqlens_k: *const i32,
+    pub seq_lens: *const i32,
+    pub block_table: *const i32,
     pub q_batch_stride: i64,
     pub q_row_stride: i64,
     pub q_head_stride: i64,
@@ -178,6 +182,9 @@ pub struct AttentionParams {
     pub o_batch_stride: i64,
     pub o_row_stride: i64,
     pub o_head_stride: i64,
+    pub lse_batch_stride: i64,
+    pub lse_head_stride: i64,
+    pub block_table_stride: i64,
     pub batch: i32,
     pub q_len: i32,
     pub kv_len: i32,
@@ -195,11 +202,15 @@ pub struct AttentionParams {
     pub softcap: f32,
     pub softcap_input_scale: f32,
     pub softcap_output_log2: f32,
+    pub total_q: i32,
+    pub total_k: i32,
+    pub page_size: i32,
+    pub num_pages: i32,
     pub reserved0: i32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of AttentionParams"][::core::mem::size_of::<AttentionParams>() - 224usize];
+    ["Size of AttentionParams"][::core::mem::size_of::<AttentionParams>() - 296usize];
     ["Alignment of AttentionParams"][::core::mem::align_of::<AttentionParams>() - 8usize];
     ["Offset of field: AttentionParams::o"][::core::mem::offset_of!(AttentionParams, o) - 0usize];
     ["Offset of field: AttentionParams::lse"][::core::mem::offset_of!(AttentionParams, lse) - 8usize];
@@ -208,55 +219,71 @@ const _: () = {
     ["Offset of field: AttentionParams::v"][::core::mem::offset_of!(AttentionParams, v) - 32usize];
     ["Offset of field: AttentionParams::o_partial"][::core::mem::offset_of!(AttentionParams, o_partial) - 40usize];
     ["Offset of field: AttentionParams::lse_partial"][::core::mem::offset_of!(AttentionParams, lse_partial) - 48usize];
+    ["Offset of field: AttentionParams::cu_seqlens_q"]
+        [::core::mem::offset_of!(AttentionParams, cu_seqlens_q) - 56usize];
+    ["Offset of field: AttentionParams::cu_seqlens_k"]
+        [::core::mem::offset_of!(AttentionParams, cu_seqlens_k) - 64usize];
+    ["Offset of field: AttentionParams::seq_lens"][::core::mem::offset_of!(AttentionParams, seq_lens) - 72usize];
+    ["Offset of field: AttentionParams::block_table"][::core::mem::offset_of!(AttentionParams, block_table) - 80usize];
     ["Offset of field: AttentionParams::q_batch_stride"]
-        [::core::mem::offset_of!(AttentionParams, q_batch_stride) - 56usize];
+        [::core::mem::offset_of!(AttentionParams, q_batch_stride) - 88usize];
     ["Offset of field: AttentionParams::q_row_stride"]
-        [::core::mem::offset_of!(AttentionParams, q_row_stride) - 64usize];
+        [::core::mem::offset_of!(AttentionParams, q_row_stride) - 96usize];
     ["Offset of field: AttentionParams::q_head_stride"]
-        [::core::mem::offset_of!(AttentionParams, q_head_stride) - 72usize];
+        [::core::mem::offset_of!(AttentionParams, q_head_stride) - 104usize];
     ["Offset of field: AttentionParams::k_batch_stride"]
-        [::core::mem::offset_of!(AttentionParams, k_batch_stride) - 80usize];
+        [::core::mem::offset_of!(AttentionParams, k_batch_stride) - 112usize];
     ["Offset of field: AttentionParams::k_row_stride"]
-        [::core::mem::offset_of!(AttentionParams, k_row_stride) - 88usize];
+        [::core::mem::offset_of!(AttentionParams, k_row_stride) - 120usize];
     ["Offset of field: AttentionParams::k_head_stride"]
-        [::core::mem::offset_of!(AttentionParams, k_head_stride) - 96usize];
+        [::core::mem::offset_of!(AttentionParams, k_head_stride) - 128usize];
     ["Offset of field: AttentionParams::v_batch_stride"]
-        [::core::mem::offset_of!(AttentionParams, v_batch_stride) - 104usize];
+        [::core::mem::offset_of!(AttentionParams, v_batch_stride) - 136usize];
     ["Offset of field: AttentionParams::v_row_stride"]
-        [::core::mem::offset_of!(AttentionParams, v_row_stride) - 112usize];
+        [::core::mem::offset_of!(AttentionParams, v_row_stride) - 144usize];
     ["Offset of field: AttentionParams::v_head_stride"]
-        [::core::mem::offset_of!(AttentionParams, v_head_stride) - 120usize];
+        [::core::mem::offset_of!(AttentionParams, v_head_stride) - 152usize];
     ["Offset of field: AttentionParams::o_batch_stride"]
-        [::core::mem::offset_of!(AttentionParams, o_batch_stride) - 128usize];
+        [::core::mem::offset_of!(AttentionParams, o_batch_stride) - 160usize];
     ["Offset of field: AttentionParams::o_row_stride"]
-        [::core::mem::offset_of!(AttentionParams, o_row_stride) - 136usize];
+        [::core::mem::offset_of!(AttentionParams, o_row_stride) - 168usize];
     ["Offset of field: AttentionParams::o_head_stride"]
-        [::core::mem::offset_of!(AttentionParams, o_head_stride) - 144usize];
-    ["Offset of field: AttentionParams::batch"][::core::mem::offset_of!(AttentionParams, batch) - 152usize];
-    ["Offset of field: AttentionParams::q_len"][::core::mem::offset_of!(AttentionParams, q_len) - 156usize];
-    ["Offset of field: AttentionParams::kv_len"][::core::mem::offset_of!(AttentionParams, kv_len) - 160usize];
-    ["Offset of field: AttentionParams::n_heads"][::core::mem::offset_of!(AttentionParams, n_heads) - 164usize];
-    ["Offset of field: AttentionParams::n_kv_heads"][::core::mem::offset_of!(AttentionParams, n_kv_heads) - 168usize];
-    ["Offset of field: AttentionParams::head_dim"][::core::mem::offset_of!(AttentionParams, head_dim) - 172usize];
+        [::core::mem::offset_of!(AttentionParams, o_head_stride) - 176usize];
+    ["Offset of field: AttentionParams::lse_batch_stride"]
+        [::core::mem::offset_of!(AttentionParams, lse_batch_stride) - 184usize];
+    ["Offset of field: AttentionParams::lse_head_stride"]
+        [::core::mem::offset_of!(AttentionParams, lse_head_stride) - 192usize];
+    ["Offset of field: AttentionParams::block_table_stride"]
+        [::core::mem::offset_of!(AttentionParams, block_table_stride) - 200usize];
+    ["Offset of field: AttentionParams::batch"][::core::mem::offset_of!(AttentionParams, batch) - 208usize];
+    ["Offset of field: AttentionParams::q_len"][::core::mem::offset_of!(AttentionParams, q_len) - 212usize];
+    ["Offset of field: AttentionParams::kv_len"][::core::mem::offset_of!(AttentionParams, kv_len) - 216usize];
+    ["Offset of field: AttentionParams::n_heads"][::core::mem::offset_of!(AttentionParams, n_heads) - 220usize];
+    ["Offset of field: AttentionParams::n_kv_heads"][::core::mem::offset_of!(AttentionParams, n_kv_heads) - 224usize];
+    ["Offset of field: AttentionParams::head_dim"][::core::mem::offset_of!(AttentionParams, head_dim) - 228usize];
     ["Offset of field: AttentionParams::heads_per_kv_head"]
-        [::core::mem::offset_of!(AttentionParams, heads_per_kv_head) - 176usize];
-    ["Offset of field: AttentionParams::diag_offset"][::core::mem::offset_of!(AttentionParams, diag_offset) - 180usize];
-    ["Offset of field: AttentionParams::window_left"][::core::mem::offset_of!(AttentionParams, window_left) - 184usize];
+        [::core::mem::offset_of!(AttentionParams, heads_per_kv_head) - 232usize];
+    ["Offset of field: AttentionParams::diag_offset"][::core::mem::offset_of!(AttentionParams, diag_offset) - 236usize];
+    ["Offset of field: AttentionParams::window_left"][::core::mem::offset_of!(AttentionParams, window_left) - 240usize];
     ["Offset of field: AttentionParams::window_right"]
-        [::core::mem::offset_of!(AttentionParams, window_right) - 188usize];
-    ["Offset of field: AttentionParams::n_splits"][::core::mem::offset_of!(AttentionParams, n_splits) - 192usize];
+        [::core::mem::offset_of!(AttentionParams, window_right) - 244usize];
+    ["Offset of field: AttentionParams::n_splits"][::core::mem::offset_of!(AttentionParams, n_splits) - 248usize];
     ["Offset of field: AttentionParams::keys_per_split"]
-        [::core::mem::offset_of!(AttentionParams, keys_per_split) - 196usize];
+        [::core::mem::offset_of!(AttentionParams, keys_per_split) - 252usize];
     ["Offset of field: AttentionParams::softmax_scale"]
-        [::core::mem::offset_of!(AttentionParams, softmax_scale) - 200usize];
+        [::core::mem::offset_of!(AttentionParams, softmax_scale) - 256usize];
     ["Offset of field: AttentionParams::softmax_scale_log2"]
-        [::core::mem::offset_of!(AttentionParams, softmax_scale_log2) - 204usize];
-    ["Offset of field: AttentionParams::softcap"][::core::mem::offset_of!(AttentionParams, softcap) - 208usize];
+        [::core::mem::offset_of!(AttentionParams, softmax_scale_log2) - 260usize];
+    ["Offset of field: AttentionParams::softcap"][::core::mem::offset_of!(AttentionParams, softcap) - 264usize];
     ["Offset of field: AttentionParams::softcap_input_scale"]
-        [::core::mem::offset_of!(AttentionParams, softcap_input_scale) - 212usize];
+        [::core::mem::offset_of!(AttentionParams, softcap_input_scale) - 268usize];
     ["Offset of field: AttentionParams::softcap_output_log2"]
-        [::core::mem::offset_of!(AttentionParams, softcap_output_log2) - 216usize];
-    ["Offset of field: AttentionParams::reserved0"][::core::mem::offset_of!(AttentionParams, reserved0) - 220usize];
+        [::core::mem::offset_of!(AttentionParams, softcap_output_log2) - 272usize];
+    ["Offset of field: AttentionParams::total_q"][::core::mem::offset_of!(AttentionParams, total_q) - 276usize];
+    ["Offset of field: AttentionParams::total_k"][::core::mem::offset_of!(AttentionParams, total_k) - 280usize];
+    ["Offset of field: AttentionParams::page_size"][::core::mem::offset_of!(AttentionParams, page_size) - 284usize];
+    ["Offset of field: AttentionParams::num_pages"][::core::mem::offset_of!(AttentionParams, num_pages) - 288usize];
+    ["Offset of field: AttentionParams::reserved0"][::core::mem::offset_of!(AttentionParams, reserved0) - 292usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -265,19 +292,22 @@ pub struct AttentionCombineParams {
     pub lse: *mut f32,
     pub o_partial: *const f32,
     pub lse_partial: *const f32,
+    pub cu_seqlens_q: *const i32,
     pub o_batch_stride: i64,
     pub o_row_stride: i64,
     pub o_head_stride: i64,
+    pub lse_batch_stride: i64,
+    pub lse_head_stride: i64,
     pub batch: i32,
     pub q_len: i32,
     pub n_heads: i32,
     pub head_dim: i32,
     pub n_splits: i32,
-    pub reserved0: i32,
+    pub total_q: i32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of AttentionCombineParams"][::core::mem::size_of::<AttentionCombineParams>() - 80usize];
+    ["Size of AttentionCombineParams"][::core::mem::size_of::<AttentionCombineParams>() - 104usize];
     ["Alignment of AttentionCombineParams"][::core::mem::align_of::<AttentionCombineParams>() - 8usize];
     ["Offset of field: AttentionCombineParams::o"][::core::mem::offset_of!(AttentionCombineParams, o) - 0usize];
     ["Offset of field: AttentionCombineParams::lse"][::core::mem::offset_of!(AttentionCombineParams, lse) - 8usize];
@@ -285,24 +315,30 @@ const _: () = {
         [::core::mem::offset_of!(AttentionCombineParams, o_partial) - 16usize];
     ["Offset of field: AttentionCombineParams::lse_partial"]
         [::core::mem::offset_of!(AttentionCombineParams, lse_partial) - 24usize];
+    ["Offset of field: AttentionCombineParams::cu_seqlens_q"]
+        [::core::mem::offset_of!(AttentionCombineParams, cu_seqlens_q) - 32usize];
     ["Offset of field: AttentionCombineParams::o_batch_stride"]
-        [::core::mem::offset_of!(AttentionCombineParams, o_batch_stride) - 32usize];
+        [::core::mem::offset_of!(AttentionCombineParams, o_batch_stride) - 40usize];
     ["Offset of field: AttentionCombineParams::o_row_stride"]
-        [::core::mem::offset_of!(AttentionCombineParams, o_row_stride) - 40usize];
+        [::core::mem::offset_of!(AttentionCombineParams, o_row_stride) - 48usize];
     ["Offset of field: AttentionCombineParams::o_head_stride"]
-        [::core::mem::offset_of!(AttentionCombineParams, o_head_stride) - 48usize];
+        [::core::mem::offset_of!(AttentionCombineParams, o_head_stride) - 56usize];
+    ["Offset of field: AttentionCombineParams::lse_batch_stride"]
+        [::core::mem::offset_of!(AttentionCombineParams, lse_batch_stride) - 64usize];
+    ["Offset of field: AttentionCombineParams::lse_head_stride"]
+        [::core::mem::offset_of!(AttentionCombineParams, lse_head_stride) - 72usize];
     ["Offset of field: AttentionCombineParams::batch"]
-        [::core::mem::offset_of!(AttentionCombineParams, batch) - 56usize];
+        [::core::mem::offset_of!(AttentionCombineParams, batch) - 80usize];
     ["Offset of field: AttentionCombineParams::q_len"]
-        [::core::mem::offset_of!(AttentionCombineParams, q_len) - 60usize];
+        [::core::mem::offset_of!(AttentionCombineParams, q_len) - 84usize];
     ["Offset of field: AttentionCombineParams::n_heads"]
-        [::core::mem::offset_of!(AttentionCombineParams, n_heads) - 64usize];
+        [::core::mem::offset_of!(AttentionCombineParams, n_heads) - 88usize];
     ["Offset of field: AttentionCombineParams::head_dim"]
-        [::core::mem::offset_of!(AttentionCombineParams, head_dim) - 68usize];
+        [::core::mem::offset_of!(AttentionCombineParams, head_dim) - 92usize];
     ["Offset of field: AttentionCombineParams::n_splits"]
-        [::core::mem::offset_of!(AttentionCombineParams, n_splits) - 72usize];
-    ["Offset of field: AttentionCombineParams::reserved0"]
-        [::core::mem::offset_of!(AttentionCombineParams, reserved0) - 76usize];
+        [::core::mem::offset_of!(AttentionCombineParams, n_splits) - 96usize];
+    ["Offset of field: AttentionCombineParams::total_q"]
+        [::core::mem::offset_of!(AttentionCombineParams, total_q) - 100usize];
 };
 pub const lk_gemm_epilogue_LK_GEMM_EPILOGUE_LINEAR: lk_gemm_epilogue = 0;
 pub const lk_gemm_epilogue_LK_GEMM_EPILOGUE_RESIDUAL: lk_gemm_epilogue = 1;

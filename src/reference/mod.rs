@@ -15,6 +15,7 @@
 //! | RoPE (both layouts, partial rotary, LLaMA 3.1 scaling) | [`rope`](mod@rope) | [`rope()`], [`rope_inv_freq`] | [`rope_f64`], [`rope_inv_freq_f64`] | |
 //! | SwiGLU (split or packed `[gate \| up]`) | [`swiglu`](mod@swiglu) | [`swiglu()`], [`swiglu_packed`] | [`swiglu_f64`], [`swiglu_packed_f64`] | |
 //! | attention (causal bottom-right, GQA, LSE) | [`attention`](mod@attention) | [`attention()`] | [`attention_f64`] | [`attention_naive`] |
+//! | serving attention (ragged batches, paged or packed keys) | [`serving`](mod@serving) | [`attention_serving`] on [`gather_paged`] / [`gather_varlen`] | [`attention_serving_f64`] | [`attention_serving_naive`] |
 //! | GEMM (`alpha·op(A)·op(B) + beta·C`) | [`gemm`](mod@gemm) | [`gemm()`] | [`gemm_f64`] | [`gemm_naive`] |
 //! | KV append fused with RoPE (paged or contiguous cache, slot per token) | [`kv_cache`](mod@kv_cache) | [`kv_append()`] (RoPE as [`rope()`], the rows copied) | | |
 //! | add, convert (copy and cast), embedding gather, on strided rows | [`elementwise`](mod@elementwise) | [`add()`], [`convert()`], [`embedding()`] (exact: the kernels match bit for bit) | | |
@@ -42,6 +43,7 @@ pub mod gemm;
 pub mod kv_cache;
 pub mod rms_norm;
 pub mod rope;
+pub mod serving;
 pub mod swiglu;
 pub mod tolerance;
 
@@ -51,6 +53,9 @@ pub use gemm::{gemm, gemm_abs_bound, gemm_batched, gemm_error_bound, gemm_f64, g
 pub use kv_cache::kv_append;
 pub use rms_norm::{fused_add_rms_norm, fused_add_rms_norm_f64, rms_norm, rms_norm_f64};
 pub use rope::{rope, rope_f64, rope_inv_freq, rope_inv_freq_f64};
+pub use serving::{
+    attention_serving, attention_serving_f64, attention_serving_naive, gather_paged, gather_varlen, GatheredSeq,
+};
 pub use swiglu::{ffn_hidden_dim, silu, swiglu, swiglu_f64, swiglu_packed, swiglu_packed_f64};
 pub use tolerance::{
     check_2x_rule, check_abs_bound, check_close, check_same_class, max_abs_diff, rounding_floor, FloatClass, Tolerance,

@@ -5,6 +5,8 @@
 pub fn generate_params_rs(header_path: &str) -> Result<String, String> {
     let bindings = bindgen::Builder::default()
         .header(header_path)
+        // The offset asserts come from the mirror this generates: a stale copy must not stop it.
+        .clang_arg("-DLK_PARAMS_BINDGEN")
         .allowlist_type("RmsNormParams|RopeParams|SwigluParams|AttentionParams|AttentionCombineParams|GemmParams|AddParams|ConvertParams|EmbeddingParams|KvAppendParams|lk_.*")
         .allowlist_var("LK_ATTENTION_.*|LK_GEMM_.*|LK_ROWWISE_.*|LK_KV_APPEND_.*")
         .derive_default(false)

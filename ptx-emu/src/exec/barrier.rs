@@ -2,10 +2,13 @@
 //! divergent-barrier check and racecheck's barrier epochs), and naming every stuck thread when no
 //! thread of the block can move (a deadlock report instead of a hang).
 
-use super::step::{get, lanes};
+use super::step::{get, lanes, set};
 use super::{Env, Lane, Warp};
 use crate::error::CheckKind;
-use crate::ir::{BarKind, Inst, Src};
+use crate::ir::{BarKind, BarRed, Inst, Op, Slot, Src};
+
+/// `bar.red`'s destination, predicate and whether the predicate is negated.
+pub(crate) type BarRedOperands = (Slot, Src, bool);
 
 /// The `active` lanes arrive at `bar.sync` / `bar.arrive` (`bar` = kind, id, optional thread count)
 /// at `pc`. Returns true when they now wait there (`bar.sync`), false when they go on (`bar.arrive`,
@@ -14,11 +17,11 @@ pub(crate) fn arrive(
     w: &mut Warp,
     env: &mut Env,
     inst: &Inst,
-    bar: (BarKind, Src, Option<Src>),
+    bar: (BarKind, Src, Option<Src>, Option<BarRedOperands>),
     pc: u32,
     active: u32,
 ) -> bool {
-    let (kind, id, count) = bar;
+    let (kind, id, count, red) = bar;
     let l0 = active.trailing_zeros() as usize;
     let id = (get(&w.regs, id, l0) & 15) as usize;
     let count = count.map(|c| get(&w.regs, c, l0) as u32);
@@ -41,6 +44,13 @@ pub(crate) fn arrive(
     let racecheck = env.checks.racecheck;
     let b = &mut env.bars[id];
     b.arrived = b.arrived.saturating_add(active.count_ones());
+    if let Some((_, a, neg)) = red {
+        lanes!(active, |l| {
+            if ((get(&w.regs, a, l) & 1) != 0) != neg {
+                b.red_true += 1;
+            }
+        });
+    }
     if count.is_some() {
         b.expected = count;
     }
@@ -83,6 +93,7 @@ pub(crate) fn release_all(env: &mut Env, warps: &mut [Warp]) -> bool {
         // synccheck: every waiting thread must stand at the same barrier instruction
         let mut first: Option<(u32, u32, usize)> = None;
         let mut mismatch: Option<(u32, usize, u32, u32)> = None;
+        let red_true = env.bars[id].red_true;
         let mut released = if env.trace.is_some() {
             vec![false; warps.len()]
         } else {
@@ -100,6 +111,20 @@ pub(crate) fn release_all(env: &mut Env, warps: &mut [Warp]) -> bool {
                             mismatch = Some((w.id, l, pc0, w.pc[l]));
                         }
                         _ => {}
+                    }
+                    // bar.red: the reduction over every thread that arrived.
+                    if let Op::Bar {
+                        kind: BarKind::Red(op),
+                        red: Some((d, _, _)),
+                        ..
+                    } = env.prog.code[w.pc[l] as usize].op
+                    {
+                        let v = match op {
+                            BarRed::Popc => red_true as u64,
+                            BarRed::And => (red_true == arrived) as u64,
+                            BarRed::Or => (red_true > 0) as u64,
+                        };
+                        set(&mut w.regs, d, l, v);
                     }
                     w.state[l] = Lane::Ready;
                     w.pc[l] += 1;

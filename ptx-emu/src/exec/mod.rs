@@ -77,6 +77,8 @@ pub(crate) struct Warp {
 pub(crate) struct Bar {
     pub arrived: u32,
     pub expected: Option<u32>,
+    /// `bar.red`: arrived threads whose predicate was true.
+    pub red_true: u32,
     /// Threads (block-linear ids) that arrived, for racecheck.
     pub members: Vec<u32>,
 }

@@ -574,11 +574,11 @@ fn exec(w: &mut Warp, env: &mut Env, inst: &Inst, pc: u32, mask: u32, active: u3
             env.fatal = true;
             return Flow::Stop;
         }
-        Op::Bar { kind, id, count } => {
+        Op::Bar { kind, id, count, red } => {
             if active == 0 {
                 return Flow::Next;
             }
-            if !barrier::arrive(w, env, inst, (*kind, *id, *count), pc, active) {
+            if !barrier::arrive(w, env, inst, (*kind, *id, *count, *red), pc, active) {
                 return Flow::Next;
             }
             skip(w, mask, active, pc);

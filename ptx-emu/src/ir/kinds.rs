@@ -193,6 +193,20 @@ pub enum SReg {
 pub enum BarKind {
     Sync,
     Arrive,
+    /// `bar.red`: waits as `bar.sync`, then gives every thread the reduction of the arrived threads'
+    /// predicates.
+    Red(BarRed),
+}
+
+/// The reduction of `bar.red`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarRed {
+    /// `.popc.u32`: how many predicates were true.
+    Popc,
+    /// `.and.pred`: all were true.
+    And,
+    /// `.or.pred`: any was true.
+    Or,
 }
 
 /// Element type of an `mma.sync` operand.

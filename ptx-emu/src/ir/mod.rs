@@ -337,6 +337,8 @@ pub enum Op {
         kind: BarKind,
         id: Src,
         count: Option<Src>,
+        /// `bar.red`: destination, predicate and whether it is negated.
+        red: Option<(Slot, Src, bool)>,
     },
     Membar,
     Shfl {

@@ -314,7 +314,38 @@ pub(crate) fn lower_inst_mem(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<
         "exit" => ctx.emit(Op::Exit, guard, Class::Control),
         "trap" | "brkpt" => ctx.emit(Op::Trap, guard, Class::Control),
         "bar" | "barrier" => {
-            if o.has("red") || o.mods.iter().any(|m| m.starts_with("cluster")) || o.base == "bar" && o.has("warp") {
+            if o.has("red") {
+                // bar.red.{popc.u32, and.pred, or.pred} d, a{, b}, {!}c
+                let op = if o.has("popc") && o.has("u32") {
+                    BarRed::Popc
+                } else if o.has("and") && o.has("pred") {
+                    BarRed::And
+                } else if o.has("or") && o.has("pred") {
+                    BarRed::Or
+                } else {
+                    return un(i);
+                };
+                if n != 3 && n != 4 {
+                    return parse_err(i.line, "bar.red takes 3 or 4 operands");
+                }
+                let d = ctx.dst(&x[0])?;
+                let id = ctx.src(&x[1], None)?;
+                let count = if n == 4 { Some(ctx.src(&x[2], None)?) } else { None };
+                let (a, neg) = pred_src(ctx, &x[n - 1])?;
+                let red = Some((d, a, neg));
+                ctx.emit(
+                    Op::Bar {
+                        kind: BarKind::Red(op),
+                        id,
+                        count,
+                        red,
+                    },
+                    guard,
+                    Class::Barrier,
+                );
+                return Ok(());
+            }
+            if o.mods.iter().any(|m| m.starts_with("cluster")) || o.base == "bar" && o.has("warp") {
                 if o.base == "bar" && o.has("warp") && o.has("sync") {
                     if n != 1 {
                         return parse_err(i.line, "bar.warp.sync takes 1 operand");
@@ -340,7 +371,16 @@ pub(crate) fn lower_inst_mem(ctx: &mut FnCtx, i: &Instr, o: &Opc, guard: Option<
             if kind == BarKind::Arrive && count.is_none() {
                 return parse_err(i.line, "bar.arrive needs a thread count");
             }
-            ctx.emit(Op::Bar { kind, id, count }, guard, Class::Barrier);
+            ctx.emit(
+                Op::Bar {
+                    kind,
+                    id,
+                    count,
+                    red: None,
+                },
+                guard,
+                Class::Barrier,
+            );
         }
         "membar" | "fence" => {
             if o.mods.iter().any(|m| m.starts_with("proxy") && *m != "proxy") && !o.has("async") {

@@ -63,7 +63,9 @@ fn allowed(base: &str) -> Option<Vec<&'static str>> {
             ]);
         }
         "bra" | "ret" | "call" => add(&["uni"]),
-        "bar" | "barrier" => add(&["sync", "arrive", "aligned", "cta", "warp"]),
+        "bar" | "barrier" => add(&[
+            "sync", "arrive", "red", "popc", "and", "or", "pred", "u32", "aligned", "cta", "warp",
+        ]),
         "membar" => add(&["cta", "gl", "sys"]),
         "fence" => add(&["sc", "acq_rel", "cta", "gpu", "sys", "proxy", "async", "alias"]),
         "prefetch" | "prefetchu" => add(&["L1", "L2", "tensormap"]),

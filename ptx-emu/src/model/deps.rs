@@ -154,10 +154,14 @@ pub fn of(inst: &Inst) -> Deps {
                 d.w(*x);
             }
         }
-        Op::Bar { id, count, .. } => {
+        Op::Bar { id, count, red, .. } => {
             d.r(*id);
             if let Some(c) = count {
                 d.r(*c);
+            }
+            if let Some((x, a, _)) = red {
+                d.r(*a);
+                d.w(*x);
             }
         }
         Op::Shfl {

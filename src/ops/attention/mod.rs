@@ -16,12 +16,17 @@
 //! | NaN, inf | a NaN or `+inf` score makes its row NaN in `o` and `lse` (never the `-inf` "no key" marker); a `-inf` score is a key of weight 0; v2 multiplies a masked key's `v` row by 0, so an inf/NaN `v` row of a key that another row of the same tile sees reaches this row as NaN (FlashAttention's behaviour; v1 skips such keys); keys at or past `kv_len` are never read; where `q·k` itself leaves f32's range, v1 gives the infinities or NaN of an f32 fma chain in `d` order and v2 those of the tensor core's accumulation (order and width are the hardware's; the emulator sums exactly) |
 //! | limits | `batch, n_kv_heads ≤ 65535` (grid), `kv_len` and `q_len · n_heads / n_kv_heads ≤ i32::MAX - 64`, each tensor's element count ≤ `i64::MAX` |
 //!
+//! Serving: [`attention_paged`] (a paged KV cache, per-sequence `seq_lens`, ragged queries: prefill
+//! with a cached prefix and decode in one call) and [`attention_varlen`] (packed prompts, `cu_seqlens`),
+//! both with LSE and a caller's workspace; their contract is in [`serving`]'s docs.
+//!
 //! A KV cache: [`attention_kv_cache`] reads a preallocated `(batch, kv_capacity, n_kv_heads, head_dim)`
 //! cache of which the first `kv_len` rows of each sequence are filled (decode: `q_len = 1`, the new token
 //! at position `kv_len - 1`); for `batch = 1` a prefix of the cache is also contiguous and [`attention`]
 //! takes it directly.
 
 pub mod plan;
+pub mod serving;
 
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue};
 use crate::dtype::{DType, Elem};
@@ -31,6 +36,7 @@ use crate::raw::{AttentionCombineParams, AttentionParams};
 use crate::shapes::{AttentionConfig, AttentionLayout, AttentionShape, HeadStrides};
 use plan::{check_shape, window_field};
 pub use plan::{AttentionPlan, Kind, SplitKv, HEAD_DIM_STEP, KERNELS, MAX_HEAD_DIM, MAX_SPLITS};
+pub use serving::{attention_paged, attention_varlen, check_metadata, serving_plan, serving_workspace_len, Keys};
 
 const OP: &str = "attention";
 
@@ -438,6 +444,10 @@ where
         v: v_addr as *const std::ffi::c_void,
         o_partial,
         lse_partial,
+        cu_seqlens_q: std::ptr::null(),
+        cu_seqlens_k: std::ptr::null(),
+        seq_lens: std::ptr::null(),
+        block_table: std::ptr::null(),
         q_batch_stride: i64_of("q batch stride", layout.q.batch)?,
         q_row_stride: i64_of("q row stride", layout.q.row)?,
         q_head_stride: i64_of("q head stride", layout.q.head)?,
@@ -450,6 +460,9 @@ where
         o_batch_stride: q_row * s.q_len as i64,
         o_row_stride: q_row,
         o_head_stride: hd,
+        lse_batch_stride: (s.n_heads * s.q_len) as i64,
+        lse_head_stride: s.q_len as i64,
+        block_table_stride: 0,
         batch: i32_of("batch", s.batch)?,
         q_len: i32_of("q_len", s.q_len)?,
         kv_len: i32_of("kv_len", s.kv_len)?,
@@ -468,6 +481,10 @@ where
         softcap: softcap.unwrap_or(0.0),
         softcap_input_scale: softcap.map_or(0.0, |c| scale / c),
         softcap_output_log2: softcap.map_or(0.0, |c| c * std::f32::consts::LOG2_E),
+        total_q: 0,
+        total_k: 0,
+        page_size: 0,
+        num_pages: 0,
         reserved0: 0,
     };
     if s.batch == 0 || s.q_len == 0 {
@@ -480,15 +497,18 @@ where
             lse: params.lse,
             o_partial,
             lse_partial,
+            cu_seqlens_q: params.cu_seqlens_q,
             o_batch_stride: params.o_batch_stride,
             o_row_stride: params.o_row_stride,
             o_head_stride: params.o_head_stride,
+            lse_batch_stride: params.lse_batch_stride,
+            lse_head_stride: params.lse_head_stride,
             batch: params.batch,
             q_len: params.q_len,
             n_heads: params.n_heads,
             head_dim: params.head_dim,
             n_splits: params.n_splits,
-            reserved0: 0,
+            total_q: params.total_q,
         };
         backend.launch(AttentionPlan::combine_kernel(T::DTYPE), p.combine_dims(s), &combine)?;
     }
