@@ -230,18 +230,29 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
         cp_async_16(q_s + swizzle<D>(r, c), src, valid ? 16 : 0);
     }
     // K and V of tile t into stage `st`; keys at or past kv_len are zero-filled and never read. Unpaged,
-    // one pointer per tensor walks the rows; paged, each row's address comes from its page (a page id out
-    // of range reads nothing and marks the sequence bad).
+    // one pointer per tensor walks the rows. Paged, each row's address comes from its page id, read from
+    // block_table one tile ahead (fetch_pages) so that the id's load latency hides behind a tile of math
+    // instead of holding up the cp.async; an id out of range reads nothing and marks the sequence bad.
     const T* k_thread = k + (seq.k_start + r0) * p.k_row_stride + c * 8;
     const T* v_thread = v + (seq.k_start + r0) * p.v_row_stride + c * 8;
+    constexpr int KV_ROWS = Tr::BLOCK_N / ROW_STEP;  // rows of a tile this thread stages
+    int page_ids[KV_ROWS];                           // paged: the page of each of them, for the next load
+    const int* table = paged ? p.block_table + b * p.block_table_stride : nullptr;
+    auto fetch_pages = [&](int t) {
+#pragma unroll
+        for (int it = 0; it < KV_ROWS; ++it) {
+            const int j = t * Tr::BLOCK_N + r0 + it * ROW_STEP;
+            page_ids[it] = t < t_hi && j < kv_len ? table[attention_page_entry(p, j)] : -1;
+        }
+    };
     bool page_bad = false;
     auto load_kv = [&](int t, int st) {
         const int n0 = t * Tr::BLOCK_N;
         if (paged) {
 #pragma unroll
-            for (int it = 0; it < Tr::BLOCK_N / ROW_STEP; ++it) {
+            for (int it = 0; it < KV_ROWS; ++it) {
                 const int r = r0 + it * ROW_STEP;
-                const int64_t row = n0 + r < kv_len ? attention_key_row(p, b, seq, n0 + r, page_bad) : -1;
+                const int64_t row = n0 + r < kv_len ? attention_paged_row(p, page_ids[it], n0 + r, page_bad) : -1;
                 const bool valid = c_data && row >= 0;
                 const int dst = st * Tr::TILE_ELEMS + swizzle<D>(r, c);
                 cp_async_16(k_s + dst, valid ? k + row * p.k_row_stride + c * 8 : k, valid ? 16 : 0);
@@ -262,7 +273,9 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
             v_src += ROW_STEP * p.v_row_stride;
         }
     };
+    if (paged) fetch_pages(t_lo);
     if (t_lo < t_hi) load_kv(t_lo, 0);
+    if (paged) fetch_pages(t_lo + 1);
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();
@@ -306,6 +319,7 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
             __syncthreads();     // ... for every thread, and every warp is done with tile t - 1
         }
         if (t + 1 < t_hi) load_kv(t + 1, (t + 1 - t_lo) % Tr::STAGES);
+        if (paged) fetch_pages(t + 2);  // consumed by the next iteration's load_kv
         cp_async_commit();
         const int n0 = t * Tr::BLOCK_N + wk * Tr::WARP_N;  // first key of this warp's part of the tile
         const T* k_t = k_s + st * Tr::TILE_ELEMS;

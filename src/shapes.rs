@@ -41,6 +41,31 @@ impl Default for RmsNormConfig {
     }
 }
 
+/// Row strides, in elements, of RMSNorm's row tensors ([`crate::ops::rms_norm::rms_norm_strided`],
+/// [`crate::ops::rms_norm::fused_add_rms_norm_strided`]): row `r` of a tensor starts `r · stride` elements
+/// after its first, and its buffer holds exactly the span ([`strided_span`]). A written tensor's stride is
+/// at least `hidden` (its rows may not overlap); `x` may also be read at stride 0 (one row, broadcast).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RmsNormStrides {
+    /// Between rows of `x`.
+    pub x: usize,
+    /// Between rows of `residual` (fused op only).
+    pub residual: usize,
+    /// Between rows of `out`.
+    pub out: usize,
+}
+
+impl RmsNormStrides {
+    /// Contiguous rows of `hidden` elements.
+    pub const fn contiguous(hidden: usize) -> Self {
+        RmsNormStrides {
+            x: hidden,
+            residual: hidden,
+            out: hidden,
+        }
+    }
+}
+
 /// How the rotary dimensions of a head are paired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RopeLayout {
@@ -106,6 +131,26 @@ pub struct SwigluShape {
     pub rows: usize,
     /// The FFN hidden size: elements per row of `gate`, `up` and `out`.
     pub d: usize,
+}
+
+/// Row strides, in elements, of SwiGLU's tensors ([`crate::ops::swiglu::swiglu_strided`]), as
+/// [`RmsNormStrides`]: `gate` and `up` may be two views of one packed `[gate | up]` buffer (strides `2d`,
+/// `up` starting `d` elements in) or of a wider fused projection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwigluStrides {
+    /// Between rows of `gate`.
+    pub gate: usize,
+    /// Between rows of `up`.
+    pub up: usize,
+    /// Between rows of `out`.
+    pub out: usize,
+}
+
+impl SwigluStrides {
+    /// Contiguous rows of `d` elements.
+    pub const fn contiguous(d: usize) -> Self {
+        SwigluStrides { gate: d, up: d, out: d }
+    }
 }
 
 /// `q, o: (batch, q_len, n_heads, head_dim)`, `k, v: (batch, kv_len, n_kv_heads, head_dim)`,

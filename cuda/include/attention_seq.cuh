@@ -47,17 +47,28 @@ __device__ __forceinline__ AttentionSeq attention_seq(const AttentionParams& p, 
     return s;
 }
 
+// The block_table entry of key j's page (page_shift: log2(page_size) when a power of two, else -1).
+__device__ __forceinline__ int attention_page_entry(const AttentionParams& p, int j) {
+    return p.page_shift >= 0 ? j >> p.page_shift : j / p.page_size;
+}
+
+// Row of key j in k and v given its page id (from block_table): -1, and `bad` set, for an id out of range.
+__device__ __forceinline__ int64_t attention_paged_row(const AttentionParams& p, int page, int j, bool& bad) {
+    if (page < 0 || page >= p.num_pages) {
+        bad = true;
+        return -1;
+    }
+    const int in_page = p.page_shift >= 0 ? j & (p.page_size - 1) : j % p.page_size;
+    return int64_t(page) * p.page_size + in_page;
+}
+
 // Row of key j (< s.kv_len) of sequence b in k and v: its page's row with block_table, else k_start + j.
 // A page id out of range returns -1 and sets `bad` (the caller reads nothing for the key).
 __device__ __forceinline__ int64_t attention_key_row(const AttentionParams& p, int b, const AttentionSeq& s, int j,
                                                      bool& bad) {
     if (p.block_table == nullptr) return s.k_start + j;
-    const int page = p.block_table[b * p.block_table_stride + j / p.page_size];
-    if (page < 0 || page >= p.num_pages) {
-        bad = true;
-        return -1;
-    }
-    return int64_t(page) * p.page_size + j % p.page_size;
+    const int page = p.block_table[b * p.block_table_stride + attention_page_entry(p, j)];
+    return attention_paged_row(p, page, j, bad);
 }
 
 }  // namespace lk

@@ -141,7 +141,7 @@ typedef struct AttentionParams {
     int32_t total_k;           /* rows of k and v with cu_seqlens_k */
     int32_t page_size;         /* keys per page with block_table (>= 1) */
     int32_t num_pages;         /* pages of k and v with block_table (a page id past it is an error) */
-    int32_t reserved0;         /* 0; keeps the struct free of padding */
+    int32_t page_shift;        /* log2(page_size) when it is a power of two (shifts for / and %), else -1 */
 } AttentionParams;
 
 /* Split-KV combine: per (batch, head, query) row, merges the n_splits partial outputs and base-2 LSEs

@@ -85,7 +85,7 @@ LK_STATIC_ASSERT(__builtin_offsetof(AttentionParams, total_q) == 276, "Attention
 LK_STATIC_ASSERT(__builtin_offsetof(AttentionParams, total_k) == 280, "AttentionParams::total_k is at byte 280 in the Rust mirror");
 LK_STATIC_ASSERT(__builtin_offsetof(AttentionParams, page_size) == 284, "AttentionParams::page_size is at byte 284 in the Rust mirror");
 LK_STATIC_ASSERT(__builtin_offsetof(AttentionParams, num_pages) == 288, "AttentionParams::num_pages is at byte 288 in the Rust mirror");
-LK_STATIC_ASSERT(__builtin_offsetof(AttentionParams, reserved0) == 292, "AttentionParams::reserved0 is at byte 292 in the Rust mirror");
+LK_STATIC_ASSERT(__builtin_offsetof(AttentionParams, page_shift) == 292, "AttentionParams::page_shift is at byte 292 in the Rust mirror");
 LK_STATIC_ASSERT(__builtin_offsetof(AttentionCombineParams, o) == 0, "AttentionCombineParams::o is at byte 0 in the Rust mirror");
 LK_STATIC_ASSERT(__builtin_offsetof(AttentionCombineParams, lse) == 8, "AttentionCombineParams::lse is at byte 8 in the Rust mirror");
 LK_STATIC_ASSERT(__builtin_offsetof(AttentionCombineParams, o_partial) == 16, "AttentionCombineParams::o_partial is at byte 16 in the Rust mirror");

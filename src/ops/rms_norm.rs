@@ -3,7 +3,7 @@
 //! | | |
 //! |---|---|
 //! | dtypes | `f32`, `f16`, `bf16` (x, residual, weight and out share the dtype) |
-//! | layouts | `x, residual, out: (rows, hidden)`, `weight: (hidden,)`; contiguous |
+//! | layouts | `x, residual, out: (rows, hidden)`, `weight: (hidden,)`; contiguous, or each at its own row stride in [`rms_norm_strided`] and [`fused_add_rms_norm_strided`] ([`RmsNormStrides`]: e.g. the q or k heads of a fused QKV output for QK-norm, or every other row) |
 //! | math | `out = s / sqrt(mean(s²) + eps) · weight`, `s = x` or (fused) `s = round_T(x + residual)`, which is also written to `residual` |
 //! | kernel | `cuda/rms_norm.cu` v1: one block per row (32..256 threads), sum of squares in f32 with a block reduction, a second pass that normalizes from registers (rows up to 8192 bf16/f16, 4096 f32 elements; wider rows are re-read); 16-byte vector accesses with a scalar tail when every row starts 16-byte aligned |
 //! | numerics | [`Rounding::MatchTorch`](crate::Rounding::MatchTorch) (default): `round_T(round_T(s·r)·w)` as Meta/HF LLaMA; [`Rounding::Once`](crate::Rounding::Once): `round_T(s·r·w)`; `r` in f32 (`sqrt.rn`, `div.rn`) |
@@ -15,9 +15,10 @@
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
+use crate::ops::rowwise::{self, Region};
 use crate::ops::validate;
 use crate::raw::{rounding_code, RmsNormParams};
-use crate::shapes::{RmsNormConfig, RmsNormShape};
+use crate::shapes::{RmsNormConfig, RmsNormShape, RmsNormStrides};
 
 const OP: &str = "rms_norm";
 const OP_FUSED: &str = "fused_add_rms_norm";
@@ -74,11 +75,11 @@ pub(crate) fn launch_config(shape: RmsNormShape, elem_bytes: usize, vectorized: 
     })
 }
 
-/// Whether every row of each tensor starts 16-byte aligned: the base addresses are, and so is the row
-/// stride (`hidden` elements), unless there is a single row. The kernel then uses vector accesses for the
-/// whole chunks of each row and scalar ones for the rest.
-pub(crate) fn can_vectorize(addrs: &[u64], shape: RmsNormShape, elem_bytes: usize) -> bool {
-    let stride_ok = shape.rows == 1 || (shape.hidden * elem_bytes) % VEC_BYTES == 0;
+/// Whether every row of each tensor starts 16-byte aligned: the base addresses are, and so are the row
+/// strides, unless there is a single row. The kernel then uses vector accesses for the whole chunks of
+/// each row and scalar ones for the rest.
+pub(crate) fn can_vectorize(addrs: &[u64], strides: &[usize], rows: usize, elem_bytes: usize) -> bool {
+    let stride_ok = rows == 1 || strides.iter().all(|s| (s * elem_bytes) % VEC_BYTES == 0);
     stride_ok && addrs.iter().all(|a| a % VEC_BYTES as u64 == 0)
 }
 
@@ -95,12 +96,13 @@ fn check_shape(op: &'static str, shape: RmsNormShape, cfg: RmsNormConfig) -> Res
     Ok(())
 }
 
-/// The device addresses of one launch; `residual` only for the fused op.
+/// The device addresses of one launch; `residual` only for the fused op; row strides in elements.
 struct Addrs {
     x: u64,
     out: u64,
     weight: u64,
     residual: Option<u64>,
+    strides: RmsNormStrides,
 }
 
 fn launch_rms<T: Elem + DeviceValue, B: Backend>(
@@ -114,19 +116,25 @@ fn launch_rms<T: Elem + DeviceValue, B: Backend>(
         return Ok(()); // nothing to normalize (validated like any other call)
     }
     let elem = std::mem::size_of::<T>();
+    let st = a.strides;
     let mut all = vec![a.x, a.out, a.weight];
     all.extend(a.residual);
-    let vectorized = can_vectorize(&all, shape, elem);
+    let mut strides = vec![st.x, st.out];
+    strides.extend(a.residual.map(|_| st.residual));
+    let vectorized = can_vectorize(&all, &strides, shape.rows, elem);
     let dims = launch_config(shape, elem, vectorized)?;
-    let stride = validate::to_i64(op, "hidden", shape.hidden)?;
     let params = RmsNormParams {
         out: a.out as *mut std::ffi::c_void,
         x: a.x as *const std::ffi::c_void,
         residual: a.residual.map_or(std::ptr::null_mut(), |r| r as *mut std::ffi::c_void),
         weight: a.weight as *const std::ffi::c_void,
-        x_row_stride: stride,
-        out_row_stride: stride,
-        residual_row_stride: if a.residual.is_some() { stride } else { 0 },
+        x_row_stride: validate::to_i64(op, "x row stride", st.x)?,
+        out_row_stride: validate::to_i64(op, "out row stride", st.out)?,
+        residual_row_stride: if a.residual.is_some() {
+            validate::to_i64(op, "residual row stride", st.residual)?
+        } else {
+            0
+        },
         rows: validate::to_i32(op, "rows", shape.rows)?,
         hidden: validate::to_i32(op, "hidden", shape.hidden)?,
         eps: cfg.eps,
@@ -170,6 +178,7 @@ pub fn rms_norm<T: Elem + DeviceValue, B: Backend>(
         out: out_addr,
         weight: w_addr,
         residual: None,
+        strides: RmsNormStrides::contiguous(shape.hidden),
     };
     launch_rms::<T, B>(backend, OP, addrs, shape, cfg)
 }
@@ -195,6 +204,7 @@ pub fn rms_norm_in_place<T: Elem + DeviceValue, B: Backend>(
         out: x_addr,
         weight: w_addr,
         residual: None,
+        strides: RmsNormStrides::contiguous(shape.hidden),
     };
     launch_rms::<T, B>(backend, OP, addrs, shape, cfg)
 }
@@ -231,6 +241,7 @@ pub fn fused_add_rms_norm<T: Elem + DeviceValue, B: Backend>(
         out: out_addr,
         weight: w_addr,
         residual: Some(r_addr),
+        strides: RmsNormStrides::contiguous(shape.hidden),
     };
     launch_rms::<T, B>(backend, OP_FUSED, addrs, shape, cfg)
 }
@@ -262,6 +273,85 @@ pub fn fused_add_rms_norm_in_place<T: Elem + DeviceValue, B: Backend>(
         out: x_addr,
         weight: w_addr,
         residual: Some(r_addr),
+        strides: RmsNormStrides::contiguous(shape.hidden),
+    };
+    launch_rms::<T, B>(backend, OP_FUSED, addrs, shape, cfg)
+}
+
+/// [`rms_norm`] with each tensor at its own row stride ([`RmsNormStrides`]; `strides.residual` unused):
+/// each buffer holds exactly its span. `out` may be `x` itself (the same address and stride: in place).
+///
+/// # Errors
+/// As [`rms_norm`]; `ShapeMismatch` unless each buffer holds its span; `InvalidShape` for an `out` stride
+/// under `hidden`; `Aliasing` when `out` overlaps `x` (other than exactly) or `weight`.
+pub fn rms_norm_strided<T: Elem + DeviceValue, B: Backend>(
+    backend: &B,
+    x: &impl DeviceSlice<T, B>,
+    weight: &impl DeviceSlice<T, B>,
+    out: &mut impl DeviceSliceMut<T, B>,
+    shape: RmsNormShape,
+    strides: RmsNormStrides,
+    cfg: RmsNormConfig,
+) -> Result<()> {
+    check_shape(OP, shape, cfg)?;
+    let (rows, hidden) = (shape.rows, shape.hidden);
+    let (xr, _xg) = rowwise::input(OP, "x", x, backend, (rows, hidden, strides.x))?;
+    let (wr, _wg) = rowwise::input(OP, "weight", weight, backend, (1, hidden, hidden))?;
+    let (or, _og) = rowwise::output(OP, "out", out, backend, (rows, hidden, strides.out))?;
+    rowwise::check_overlap(OP, ("out", or), ("x", xr), true)?;
+    rowwise::check_overlap(OP, ("out", or), ("weight", wr), false)?;
+    let addrs = Addrs {
+        x: xr.addr,
+        out: or.addr,
+        weight: wr.addr,
+        residual: None,
+        strides,
+    };
+    launch_rms::<T, B>(backend, OP, addrs, shape, cfg)
+}
+
+/// [`fused_add_rms_norm`] with each tensor at its own row stride ([`RmsNormStrides`]): each buffer holds
+/// exactly its span. `out` may be `x` itself (vLLM's in-place form, the same address and stride).
+///
+/// # Errors
+/// As [`fused_add_rms_norm`]; `ShapeMismatch` unless each buffer holds its span; `InvalidShape` for an
+/// `out` or `residual` stride under `hidden`.
+#[allow(clippy::too_many_arguments)]
+pub fn fused_add_rms_norm_strided<T: Elem + DeviceValue, B: Backend>(
+    backend: &B,
+    x: &impl DeviceSlice<T, B>,
+    residual: &mut impl DeviceSliceMut<T, B>,
+    weight: &impl DeviceSlice<T, B>,
+    out: &mut impl DeviceSliceMut<T, B>,
+    shape: RmsNormShape,
+    strides: RmsNormStrides,
+    cfg: RmsNormConfig,
+) -> Result<()> {
+    check_shape(OP_FUSED, shape, cfg)?;
+    let (rows, hidden) = (shape.rows, shape.hidden);
+    let (xr, _xg) = rowwise::input(OP_FUSED, "x", x, backend, (rows, hidden, strides.x))?;
+    let (wr, _wg) = rowwise::input(OP_FUSED, "weight", weight, backend, (1, hidden, hidden))?;
+    let (rr, _rg) = rowwise::output(
+        OP_FUSED,
+        "residual",
+        residual,
+        backend,
+        (rows, hidden, strides.residual),
+    )?;
+    let (or, _og) = rowwise::output(OP_FUSED, "out", out, backend, (rows, hidden, strides.out))?;
+    let written: [(&'static str, Region); 2] = [("out", or), ("residual", rr)];
+    for w in written {
+        rowwise::check_overlap(OP_FUSED, w, ("weight", wr), false)?;
+    }
+    rowwise::check_overlap(OP_FUSED, ("out", or), ("x", xr), true)?;
+    rowwise::check_overlap(OP_FUSED, ("residual", rr), ("x", xr), false)?;
+    rowwise::check_overlap(OP_FUSED, ("out", or), ("residual", rr), false)?;
+    let addrs = Addrs {
+        x: xr.addr,
+        out: or.addr,
+        weight: wr.addr,
+        residual: Some(rr.addr),
+        strides,
     };
     launch_rms::<T, B>(backend, OP_FUSED, addrs, shape, cfg)
 }
@@ -281,11 +371,11 @@ mod tests {
 
     #[test]
     fn vectorizes_only_when_every_row_is_aligned() {
-        let shape = RmsNormShape { rows: 2, hidden: 8 };
-        assert!(can_vectorize(&[0x1000, 0x2000], shape, 2)); // 16-byte rows
-        assert!(!can_vectorize(&[0x1000, 0x2002], shape, 2)); // one base 2 bytes off
-        assert!(!can_vectorize(&[0x1000], RmsNormShape { rows: 2, hidden: 9 }, 2)); // 18-byte rows
-        assert!(can_vectorize(&[0x1000], RmsNormShape { rows: 1, hidden: 9 }, 2));
-        // one row: tail only
+        assert!(can_vectorize(&[0x1000, 0x2000], &[8, 8], 2, 2)); // 16-byte rows
+        assert!(!can_vectorize(&[0x1000, 0x2002], &[8, 8], 2, 2)); // one base 2 bytes off
+        assert!(!can_vectorize(&[0x1000], &[9], 2, 2)); // 18-byte rows
+        assert!(can_vectorize(&[0x1000], &[9], 1, 2));
+        assert!(!can_vectorize(&[0x1000, 0x2000], &[8, 12], 2, 2)); // one 24-byte stride
+                                                                    // one row: tail only
     }
 }

@@ -3,7 +3,7 @@
 //! | | |
 //! |---|---|
 //! | dtypes | `f32`, `f16`, `bf16` (inputs and output share the dtype) |
-//! | layouts | [`swiglu`]: `gate, up, out: (rows, d)`; [`swiglu_packed`]: `gate_up: (rows, 2d)` holding `[gate \| up]` per row (vLLM's `silu_and_mul`), `out: (rows, d)`; contiguous |
+//! | layouts | [`swiglu`]: `gate, up, out: (rows, d)`; [`swiglu_packed`]: `gate_up: (rows, 2d)` holding `[gate \| up]` per row (vLLM's `silu_and_mul`), `out: (rows, d)`; contiguous, or each at its own row stride in [`swiglu_strided`] ([`SwigluStrides`]) |
 //! | kernel | `cuda/swiglu.cu`: one 256-thread block per (row, chunk of 256·16 bytes); 16-byte vector accesses when every pointer and row stride is 16-byte aligned, coalesced scalar accesses otherwise |
 //! | numerics | silu and the product in f32; [`Rounding::MatchTorch`] rounds `silu(gate)` to `T` before the product (torch), [`Rounding::Once`] rounds once at the store — see [`crate::reference::swiglu()`] |
 //! | aliasing | `out` may not overlap an input (`Error::Aliasing`) |
@@ -13,9 +13,9 @@
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue, Kernel, LaunchDims};
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
-use crate::ops::validate;
+use crate::ops::{rowwise, validate};
 use crate::raw::{rounding_code, SwigluParams};
-use crate::shapes::{Rounding, SwigluShape};
+use crate::shapes::{Rounding, SwigluShape, SwigluStrides};
 
 const OP: &str = "swiglu";
 const OP_PACKED: &str = "swiglu_packed";
@@ -92,14 +92,14 @@ fn vectorizable(rows: usize, addrs: &[u64], strides: &[usize], elem_bytes: usize
         && (rows == 1 || strides.iter().all(|s| (s * elem_bytes) % VEC_BYTES == 0))
 }
 
-/// One launch from resolved addresses: `(gate, up)` start at `gate_addr`/`up_addr` with row stride
-/// `in_stride` (elements), `out` at `out_addr` with row stride `d`.
+/// One launch from resolved addresses: `gate`, `up` and `out` start at `gate_addr`, `up_addr` and
+/// `out_addr` with the row strides `st` (elements).
 fn launch<T: Elem, B: Backend>(
     backend: &B,
     op: &'static str,
     dims: LaunchDims,
     (out_addr, gate_addr, up_addr): (u64, u64, u64),
-    in_stride: usize,
+    st: SwigluStrides,
     shape: SwigluShape,
     rounding: Rounding,
 ) -> Result<()> {
@@ -107,14 +107,19 @@ fn launch<T: Elem, B: Backend>(
         return Ok(()); // empty output (validated like any other call)
     }
     let elem = std::mem::size_of::<T>();
-    let vectorized = vectorizable(shape.rows, &[out_addr, gate_addr, up_addr], &[shape.d, in_stride], elem);
+    let vectorized = vectorizable(
+        shape.rows,
+        &[out_addr, gate_addr, up_addr],
+        &[st.out, st.gate, st.up],
+        elem,
+    );
     let params = SwigluParams {
         out: out_addr as *mut std::ffi::c_void,
         gate: gate_addr as *const std::ffi::c_void,
         up: up_addr as *const std::ffi::c_void,
-        out_row_stride: validate::to_i64(op, "out row stride", shape.d)?,
-        gate_row_stride: validate::to_i64(op, "gate row stride", in_stride)?,
-        up_row_stride: validate::to_i64(op, "up row stride", in_stride)?,
+        out_row_stride: validate::to_i64(op, "out row stride", st.out)?,
+        gate_row_stride: validate::to_i64(op, "gate row stride", st.gate)?,
+        up_row_stride: validate::to_i64(op, "up row stride", st.up)?,
         rows: validate::to_i32(op, "rows", shape.rows)?,
         d: validate::to_i32(op, "d", shape.d)?,
         rounding: rounding_code(rounding),
@@ -152,7 +157,45 @@ where
     let (out_addr, _out_guard) = validate::addr_of_mut(OP, "out", out, backend, &[rows, d])?;
     validate::check_no_overlap(OP, ("out", out_addr, bytes), ("gate", gate_addr, bytes))?;
     validate::check_no_overlap(OP, ("out", out_addr, bytes), ("up", up_addr, bytes))?;
-    launch::<T, B>(backend, OP, dims, (out_addr, gate_addr, up_addr), d, shape, rounding)
+    launch::<T, B>(
+        backend,
+        OP,
+        dims,
+        (out_addr, gate_addr, up_addr),
+        SwigluStrides::contiguous(d),
+        shape,
+        rounding,
+    )
+}
+
+/// [`swiglu`] with each tensor at its own row stride ([`SwigluStrides`]): each buffer holds exactly its
+/// span (`gate` and `up` may be views of one packed or fused buffer; read-only views of one buffer
+/// coexist).
+///
+/// # Errors
+/// As [`swiglu`]; `ShapeMismatch` unless each buffer holds its span; `InvalidShape` for an `out` stride
+/// under `d`; `Aliasing` when `out` overlaps the span of `gate` or `up`.
+pub fn swiglu_strided<T, B>(
+    backend: &B,
+    gate: &impl DeviceSlice<T, B>,
+    up: &impl DeviceSlice<T, B>,
+    out: &mut impl DeviceSliceMut<T, B>,
+    shape: SwigluShape,
+    strides: SwigluStrides,
+    rounding: Rounding,
+) -> Result<()>
+where
+    T: Elem + DeviceValue,
+    B: Backend,
+{
+    let SwigluShape { rows, d } = shape;
+    let dims = launch_config(OP, shape, std::mem::size_of::<T>())?;
+    let (gr, _gg) = rowwise::input(OP, "gate", gate, backend, (rows, d, strides.gate))?;
+    let (ur, _ug) = rowwise::input(OP, "up", up, backend, (rows, d, strides.up))?;
+    let (or, _og) = rowwise::output(OP, "out", out, backend, (rows, d, strides.out))?;
+    rowwise::check_overlap(OP, ("out", or), ("gate", gr), false)?;
+    rowwise::check_overlap(OP, ("out", or), ("up", ur), false)?;
+    launch::<T, B>(backend, OP, dims, (or.addr, gr.addr, ur.addr), strides, shape, rounding)
 }
 
 /// `out = silu(gate) · up` on `backend`, for a packed `gate_up: (rows, 2d)` holding `[gate | up]` per
@@ -182,12 +225,17 @@ where
     validate::check_no_overlap(OP_PACKED, ("out", out_addr, out_bytes), ("gate_up", in_addr, in_bytes))?;
     // up starts d elements into each row; d * elem fits (it is below in_bytes).
     let up_addr = in_addr + (d * elem) as u64;
+    let strides = SwigluStrides {
+        gate: 2 * d,
+        up: 2 * d,
+        out: d,
+    };
     launch::<T, B>(
         backend,
         OP_PACKED,
         dims,
         (out_addr, in_addr, up_addr),
-        2 * d,
+        strides,
         shape,
         rounding,
     )

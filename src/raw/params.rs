@@ -206,7 +206,7 @@ pub struct AttentionParams {
     pub total_k: i32,
     pub page_size: i32,
     pub num_pages: i32,
-    pub reserved0: i32,
+    pub page_shift: i32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
@@ -283,7 +283,7 @@ const _: () = {
     ["Offset of field: AttentionParams::total_k"][::core::mem::offset_of!(AttentionParams, total_k) - 280usize];
     ["Offset of field: AttentionParams::page_size"][::core::mem::offset_of!(AttentionParams, page_size) - 284usize];
     ["Offset of field: AttentionParams::num_pages"][::core::mem::offset_of!(AttentionParams, num_pages) - 288usize];
-    ["Offset of field: AttentionParams::reserved0"][::core::mem::offset_of!(AttentionParams, reserved0) - 292usize];
+    ["Offset of field: AttentionParams::page_shift"][::core::mem::offset_of!(AttentionParams, page_shift) - 292usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

@@ -485,7 +485,7 @@ where
         total_k: 0,
         page_size: 0,
         num_pages: 0,
-        reserved0: 0,
+        page_shift: -1,
     };
     if s.batch == 0 || s.q_len == 0 {
         return Ok(()); // no query: o and lse are empty (kv_len == 0 still launches: o = 0, lse = -inf)

@@ -422,7 +422,11 @@ where
         total_k: i32_of("total_k", keys.total_k)?,
         page_size: i32_of("page_size", pages.page_size)?,
         num_pages: i32_of("num_pages", pages.num_pages)?,
-        reserved0: 0,
+        page_shift: if pages.page_size.is_power_of_two() {
+            pages.page_size.trailing_zeros() as i32
+        } else {
+            -1
+        },
     };
     if s.batch == 0 || s.max_q_len == 0 || s.total_q == 0 {
         return Ok(()); // no query
