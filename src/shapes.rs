@@ -335,6 +335,20 @@ pub struct GemmShape {
     pub k: usize,
 }
 
+/// GEMM's leading dimensions ([`crate::ops::gemm::gemm_strided`]): elements between the rows of `A`, `B`
+/// and `C` as stored (at least each one's columns: `A` `(m, k)` or, `trans_a`, `(k, m)`; `B` `(k, n)` or,
+/// `trans_b`, `(n, k)`; `C` `(m, n)`, `(m, n/2)` for SwiGLU), so that operands can be column blocks of wider
+/// matrices: a slice of a fused projection's output, or one into a wider buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmLd {
+    /// Between rows of `A` as stored.
+    pub lda: usize,
+    /// Between rows of `B` as stored.
+    pub ldb: usize,
+    /// Between rows of `C`.
+    pub ldc: usize,
+}
+
 /// GEMM's scalars, transposes and epilogue. With `beta == 0` and the linear epilogue, `C` is write-only
 /// (never read).
 #[derive(Clone, Copy, Debug, PartialEq)]

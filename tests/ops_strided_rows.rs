@@ -3,18 +3,22 @@
 //! runs in another order on the scalar path), the fused op's new residual and SwiGLU bit for bit (SwiGLU
 //! also against the contiguous kernel). Strides leave gaps between rows that must stay untouched; they are
 //! whole 16-byte words (the vector path) or not (the scalar path); x may be one row read at stride 0;
-//! SwiGLU's gate and up are two views of one fused projection.
+//! SwiGLU's gate and up are two views of one fused projection. GEMM at leading dimensions (a column block
+//! of a fused output as A, C into a wider buffer): the reference's error bound, and the contiguous call's
+//! bits where the path is the same.
 
 #[macro_use]
 mod common;
 
 use half::{bf16, f16};
 use llama_kernels::backend::{Backend, DeviceValue, EmuBackend};
+use llama_kernels::ops::gemm::{self, gemm_strided};
 use llama_kernels::ops::rms_norm::{fused_add_rms_norm_strided, rms_norm_strided};
 use llama_kernels::ops::swiglu::{self, swiglu_strided};
 use llama_kernels::reference::{self, random_vec, to_f64_vec, Tolerance};
 use llama_kernels::{
-    strided_span, DType, Elem, Error, RmsNormConfig, RmsNormShape, RmsNormStrides, Rounding, SwigluShape, SwigluStrides,
+    strided_span, DType, Elem, Error, GemmConfig, GemmEpilogue, GemmLd, GemmShape, RmsNormConfig, RmsNormShape,
+    RmsNormStrides, Rounding, SwigluShape, SwigluStrides,
 };
 
 /// A value the kernels never write: gaps between rows keep it.
@@ -213,3 +217,59 @@ fn strided_rows_are_validated() {
     assert!(matches!(e, Error::ShapeMismatch { tensor: "gate", .. }), "{e}");
     assert_eq!(DType::F16, f16::DTYPE);
 }
+
+/// GEMM on column blocks of wider matrices: `A` the q columns of a fused QKV output, `C` written into a
+/// wider buffer. With leading dimensions that keep the tensor-core path, the result is the contiguous
+/// call's bit for bit; with odd ones (v2 stages elementwise) it meets the reference's error bound.
+fn gemm_cases<T: Elem + DeviceValue, B: Backend>(b: &B) {
+    let cfg = GemmConfig {
+        trans_a: false,
+        trans_b: true,
+        alpha: 1.0,
+        beta: 0.0,
+        epilogue: GemmEpilogue::Linear,
+    };
+    // (m, n, k, A's row in the fused buffer, C's row): decode-sized and prefill-sized m.
+    for (m, n, k, lda, ldc) in [
+        (4usize, 96usize, 64usize, 64 + 2 * 32, 104usize),
+        (70, 80, 128, 128 + 2 * 64, 88),
+        (5, 40, 24, 24 + 11, 41),
+    ] {
+        let name = format!("{} gemm m {m} n {n} k {k} lda {lda} ldc {ldc}", T::DTYPE);
+        let fused = random_vec::<T>(m * lda, k as u64, 1.0);
+        let w = random_vec::<T>(n * k, 5, 0.2);
+        let fused_d = b.upload(&fused).unwrap();
+        let a_view = b.slice(&fused_d, 0..strided_span(m, k, lda).unwrap()).unwrap();
+        let w_d = b.upload(&w).unwrap();
+        let c_len = strided_span(m, n, ldc).unwrap();
+        let mut c = b.upload(&vec![sentinel::<T>(); c_len]).unwrap();
+        let shape = GemmShape { m, n, k };
+        let ld = GemmLd { lda, ldb: k, ldc };
+        gemm_strided(b, &a_view, &w_d, &mut c, shape, ld, cfg).unwrap();
+        let got = b.download(&c).unwrap();
+        assert!(gaps_untouched(&got, m, n, ldc), "{name}: wrote a gap");
+        let got = rows_of(&got, m, n, ldc);
+        let a = rows_of(&fused, m, k, lda);
+        common::gemm::check_oracle(&got, &a, &w, &vec![T::from_f64(0.0); m * n], shape, cfg)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if T::DTYPE != DType::F32 && lda % 8 == 0 && ldc % 8 == 0 {
+            let a_d = b.upload(&a).unwrap();
+            let mut dense = b.alloc_poisoned::<T>(m * n).unwrap();
+            gemm::gemm(b, &a_d, &w_d, &mut dense, shape, cfg).unwrap();
+            same_bits(&name, &got, &b.download(&dense).unwrap());
+        }
+    }
+    // A leading dimension under its matrix's columns.
+    let x = b.alloc_zeros::<T>(64).unwrap();
+    let mut y = b.alloc_zeros::<T>(64).unwrap();
+    let bad = GemmLd { lda: 4, ldb: 8, ldc: 8 };
+    let e = gemm_strided(b, &x, &x, &mut y, GemmShape { m: 8, n: 8, k: 8 }, bad, cfg).unwrap_err();
+    assert!(matches!(e, Error::InvalidShape { .. }), "{e}");
+}
+
+fn gemm_all<B: Backend>(b: &B) {
+    gemm_cases::<f32, B>(b);
+    gemm_cases::<f16, B>(b);
+    gemm_cases::<bf16, B>(b);
+}
+backend_tests!(gemm_strided_leading_dimensions, gemm_all);

@@ -4,7 +4,7 @@
 //! | | |
 //! |---|---|
 //! | dtypes | `f32`, `f16`, `bf16` (A, B and C share the dtype) |
-//! | layouts | `A: (m, k)`, or `(k, m)` when `trans_a`; `B: (k, n)`, or `(n, k)` when `trans_b`; `C: (m, n)`; contiguous |
+//! | layouts | `A: (m, k)`, or `(k, m)` when `trans_a`; `B: (k, n)`, or `(n, k)` when `trans_b`; `C: (m, n)`; contiguous, or at leading dimensions `lda, ldb, ldc` with [`gemm_strided`] ([`GemmLd`]) |
 //! | kernel | f16/bf16, v3 (`cuda/gemm.cu`): tensor cores (`mma.sync.m16n8k16`, `ldmatrix`), a 4-stage 16-byte `cp.async` ring into XOR-swizzled shared memory, 128x256, 128x128 or 64x64 block tiles ([`Config`], chosen by [`plan`]), grouped rasterization, 16-byte stores of C. Operands v3 cannot stage (a base, leading dimension or batch stride of `a` or `b` not 16-byte aligned): v2 (`dev/gemm/v2_mma.cu`, 64x64x32, one stage). f32: v1 (`dev/gemm/v1_cuda_cores.cu`, CUDA cores, 64x64 block tile, k-step 16, 4x4 register tile per thread) |
 //! | decode path | f16/bf16 with `1 ≤ m ≤ 16`, `A` stored `(m, k)`, `B` stored `(n, k)` (LLaMA's `x·Wᵀ` at decode), 16-byte aligned: `cuda/gemm_decode.cu` streams W once with 16 16-byte loads in flight per thread, in 128- or 32-row blocks and, for small `n`, k split across blocks and reduced by a second kernel in split order ([`decode_plan`]'s rule); the split's f32 partial sums (`batch·splits·m·n`, [`gemm_workspace_len`]) are allocated per call, or passed in with [`gemm_batched_with_workspace`] |
 //! | epilogues | [`GemmEpilogue`]: `Linear` (`alpha·acc + beta·C`), `ResidualAdd` (`C += alpha·acc` in place), `SwiGlu` (`C (m, n/2) = silu(g)·u` of interleaved gate/up columns, see [`interleave_gate_up`]); every rung runs all three (`cuda/include/gemm_epilogue.cuh`) |
@@ -19,7 +19,7 @@ use crate::dtype::Elem;
 use crate::error::{Error, Result};
 use crate::ops::validate;
 use crate::raw::GemmParams;
-use crate::shapes::{GemmBatch, GemmConfig, GemmEpilogue, GemmShape, Rounding, GEMM_SWIGLU_BLOCK};
+use crate::shapes::{GemmBatch, GemmConfig, GemmEpilogue, GemmLd, GemmShape, Rounding, GEMM_SWIGLU_BLOCK};
 
 mod plan;
 
@@ -138,7 +138,18 @@ where
     T: Elem + DeviceValue,
     B: Backend,
 {
-    run(backend, a, b, c, None::<&mut B::Buffer<f32>>, shape, cfg, batch, tiles)
+    run(
+        backend,
+        a,
+        b,
+        c,
+        None::<&mut B::Buffer<f32>>,
+        shape,
+        cfg,
+        batch,
+        tiles,
+        None,
+    )
 }
 
 /// f32 elements of split-K workspace a call of this shape, config, batch and tiles needs in `dtype` on
@@ -189,7 +200,43 @@ where
     T: Elem + DeviceValue,
     B: Backend,
 {
-    run(backend, a, b, c, Some(workspace), shape, cfg, batch, tiles)
+    run(backend, a, b, c, Some(workspace), shape, cfg, batch, tiles, None)
+}
+
+/// [`gemm`] with `A`, `B` and `C` at leading dimensions `ld` ([`GemmLd`]): each buffer holds exactly
+/// its span (`(rows - 1)·ld + columns` of the matrix as stored), so an operand may be a view of a column
+/// block of a wider matrix (a fused QKV projection's q columns; its output written into a wider buffer).
+/// The tensor-core kernels need every leading dimension a multiple of 8 elements and 16-byte aligned
+/// bases (else v2, which stages elementwise, runs).
+///
+/// # Errors
+/// As [`gemm`]; `InvalidShape` for a leading dimension under its matrix's columns; `ShapeMismatch`
+/// unless each buffer holds its span; `Aliasing` when `c`'s span overlaps `a`'s or `b`'s.
+pub fn gemm_strided<T, B>(
+    backend: &B,
+    a: &impl DeviceSlice<T, B>,
+    b: &impl DeviceSlice<T, B>,
+    c: &mut impl DeviceSliceMut<T, B>,
+    shape: GemmShape,
+    ld: GemmLd,
+    cfg: GemmConfig,
+) -> Result<()>
+where
+    T: Elem + DeviceValue,
+    B: Backend,
+{
+    run(
+        backend,
+        a,
+        b,
+        c,
+        None::<&mut B::Buffer<f32>>,
+        shape,
+        cfg,
+        GemmBatch::ONE,
+        Tiles::Auto,
+        Some(ld),
+    )
 }
 
 /// The plan a call runs: [`plan_call`]'s rule for `Tiles::Auto`, else the forced tile or decode shape
@@ -246,6 +293,7 @@ fn run<T, B, W>(
     cfg: GemmConfig,
     batch: GemmBatch,
     tiles: Tiles,
+    ld: Option<GemmLd>,
 ) -> Result<()>
 where
     T: Elem + DeviceValue,
@@ -276,9 +324,31 @@ where
     let a_dims = if cfg.trans_a { [k, m] } else { [m, k] }; // as stored
     let b_dims = if cfg.trans_b { [n, k] } else { [k, n] }; // as stored
     let elem = std::mem::size_of::<T>();
-    // Elements of each buffer: (count - 1)·stride + one matrix (0 for an empty batch).
-    let span = |what: &str, rows: usize, cols: usize, stride: usize| -> Result<usize> {
-        let one = validate::checked_product(OP, what, &[rows, cols])?;
+    // Leading dimensions: the columns as stored, or the caller's (at least those).
+    let ld = ld.unwrap_or(GemmLd {
+        lda: a_dims[1],
+        ldb: b_dims[1],
+        ldc: c_cols,
+    });
+    for (name, v, cols, rows) in [
+        ("lda", ld.lda, a_dims[1], a_dims[0]),
+        ("ldb", ld.ldb, b_dims[1], b_dims[0]),
+        ("ldc", ld.ldc, c_cols, m),
+    ] {
+        if v < cols && rows > 1 {
+            return Err(Error::InvalidShape {
+                op: OP,
+                reason: format!("{name} = {v} is under the {cols} columns of its matrix as stored"),
+            });
+        }
+    }
+    // Elements of each buffer: (count - 1)·stride + one matrix (0 for an empty batch); a matrix of `rows`
+    // rows at leading dimension `ld` spans (rows - 1)·ld + cols.
+    let span = |what: &str, (rows, cols, ld): (usize, usize, usize), stride: usize| -> Result<usize> {
+        let one = crate::shapes::strided_span(rows, cols, ld).ok_or_else(|| Error::SizeOverflow {
+            op: OP,
+            what: format!("{what}: {rows} rows at leading dimension {ld} overflow usize"),
+        })?;
         match batch.count {
             0 => Ok(0),
             count => validate::checked_product(OP, what, &[count - 1, stride])?
@@ -289,9 +359,9 @@ where
                 }),
         }
     };
-    let a_len = span("a", a_dims[0], a_dims[1], batch.stride_a)?;
-    let b_len = span("b", b_dims[0], b_dims[1], batch.stride_b)?;
-    let c_len = span("c", m, c_cols, batch.stride_c)?;
+    let a_len = span("a", (a_dims[0], a_dims[1], ld.lda), batch.stride_a)?;
+    let b_len = span("b", (b_dims[0], b_dims[1], ld.ldb), batch.stride_b)?;
+    let c_len = span("c", (m, c_cols, ld.ldc), batch.stride_c)?;
     if batch.count > 1 && batch.stride_c < m * c_cols {
         return Err(Error::InvalidArgument {
             op: OP,
@@ -314,7 +384,7 @@ where
     // v3 stages both operands in 16-byte chunks: bases 16-byte aligned, rows and batch strides a
     // multiple of 8 elements.
     let chunked = |addr: u64, ld: usize, stride: usize| addr % 16 == 0 && ld % 8 == 0 && stride % 8 == 0;
-    let aligned = chunked(a_addr, a_dims[1], batch.stride_a) && chunked(b_addr, b_dims[1], batch.stride_b);
+    let aligned = chunked(a_addr, ld.lda, batch.stride_a) && chunked(b_addr, ld.ldb, batch.stride_b);
     let plan = choose(shape, cfg, batch.count, T::DTYPE, aligned, backend.sm_count(), tiles)?;
     let dims = launch_config(shape, plan, batch.count)?;
     // Split-K's f32 partial sums: (batch, splits, m, n), every element written by the split kernel.
@@ -367,9 +437,9 @@ where
         workspace: ws_addr
             .as_ref()
             .map_or(std::ptr::null_mut(), |(addr, _)| *addr as *mut std::ffi::c_void),
-        lda: validate::to_i64(OP, "lda", a_dims[1])?,
-        ldb: validate::to_i64(OP, "ldb", b_dims[1])?,
-        ldc: validate::to_i64(OP, "ldc", c_cols)?,
+        lda: validate::to_i64(OP, "lda", ld.lda)?,
+        ldb: validate::to_i64(OP, "ldb", ld.ldb)?,
+        ldc: validate::to_i64(OP, "ldc", ld.ldc)?,
         batch_stride_a: validate::to_i64(OP, "stride_a", batch.stride_a)?,
         batch_stride_b: validate::to_i64(OP, "stride_b", batch.stride_b)?,
         batch_stride_c: validate::to_i64(OP, "stride_c", batch.stride_c)?,
