@@ -8,8 +8,9 @@
 // work (97.6% counting every f32 instruction as an FMA), 0 bank conflicts, K/V 1.03x the keys each block
 // sees; decode kv 8192 GQA 32/8: K/V 1.01x (b1, 344 blocks) and 1.001x (b16, 512 blocks). Model, prefill
 // seq 4096 causal GQA 32/8 d128: 231 TFLOP/s on an A100-SXM4-80GB (145% of FlashAttention-2's 159; the
-// model runs 20-40% fast on A100 tensor-core GEMMs, docs/perf-model.md), 402 on an H100 SXM (126% of FA2's
-// 319); decode b16 kv 8192: 86% / 90% of HBM; b1: 54% / 48% (two launches).
+// model runs 20-40% fast on A100 tensor-core GEMMs, docs/perf-model.md), 401 on an H100 SXM (126% of FA2's
+// 319); decode b16 kv 8192: 85% / 88% of HBM; b1: 53% / 47% (two launches). Paged decode (16-key pages,
+// scattered; `cargo run --release --example roofline`) b8 / b32: A100 73% / 78%, H100 81% / 89% of HBM.
 //
 // Per batch b, query head h (kv head hk = h / G, G = heads_per_kv_head), query row i, visible keys j
 // (j < kv_len, d - window_left <= j <= d + window_right with d = i + diag_offset; -1 = unbounded;
