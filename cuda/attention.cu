@@ -451,7 +451,7 @@ __device__ __forceinline__ void attention_mma_kernel(const AttentionParams& p) {
         l_run[r] += __shfl_xor_sync(FULL_MASK, l_run[r], 1);
         l_run[r] += __shfl_xor_sync(FULL_MASK, l_run[r], 2);
     }
-    if (paged) out.bad |= __syncthreads_or(page_bad) != 0;  // any thread's page out of range: all NaN
+    if (paged) out.bad |= __syncthreads_or(page_bad) != 0;  // a page this block read is out of range: NaN
 
     if constexpr (Tr::WARPS_KV == 1) {
 #pragma unroll

@@ -29,6 +29,8 @@ use llama_kernels::*;
 
 #[path = "fuzz_ops/cases.rs"]
 mod cases;
+#[path = "fuzz_ops/paged.rs"]
+mod paged;
 use cases::{Case, Data, Op, Rng};
 
 /// What one case came to.
@@ -549,6 +551,7 @@ fn run_typed<T: Elem + DeviceValue>(backend: &EmuBackend, case: &Case) -> std::r
             _ => convert_to::<T, bf16>(backend, case),
         },
         Op::KvAppend => kv_append_case::<T>(backend, case),
+        Op::AttentionPaged => paged::case::<T>(backend, case),
         Op::Embedding => {
             let shape = EmbeddingShape::contiguous(d(0), d(1), d(2));
             let table = case.data::<T>(0, n_of(&[shape.vocab, shape.d]));

@@ -5,8 +5,10 @@
 //
 // The metadata is device data the host cannot check without a copy, so every value read here is clamped
 // into what the host validated (rows < total_q / total_k, keys <= kv_len, pages < num_pages): no address
-// leaves the tensors, whatever the metadata says. A sequence whose metadata had to be clamped is `bad`,
-// and the kernels write NaN to all of its outputs (o and lse), never a plausible wrong answer.
+// leaves the tensors, whatever the metadata says. A sequence whose lengths had to be clamped is `bad`, and
+// the kernels write NaN to all of its outputs (o and lse); a page id out of range turns to NaN the
+// outputs of every block that reads it (so every query that would see one of its keys): never a
+// plausible wrong answer.
 #pragma once
 #include "common.cuh"
 

@@ -92,7 +92,7 @@ typedef struct SwigluParams {
  * packs the queries (kv_len is then the largest); block_table pages the keys: key j of sequence b is row
  * block_table[b * block_table_stride + j / page_size] * page_size + j % page_size of k and v. Per
  * sequence, diag_offset is that sequence's kv_len - q_len (the field is used only without them).
- * cuda/include/attention_seq.cuh reads them; a sequence whose metadata is out of range is written NaN. */
+ * cuda/include/attention_seq.cuh reads them and says which outputs metadata out of range turns to NaN. */
 typedef struct AttentionParams {
     void* o;                  /* (batch, q_len, n_heads, head_dim) */
     float* lse;               /* (batch, n_heads, q_len) natural-log LSE, f32; NULL = not written */

@@ -46,6 +46,8 @@ pub enum Op {
     /// `kv_append` (RoPE as the case's config) with distinct slots from the seed (flag: all in the cache;
     /// else some negative or past it).
     KvAppend,
+    /// `attention_paged` on a ragged batch (flag: valid metadata; else one sequence's is out of range).
+    AttentionPaged,
 }
 
 /// How the input tensors are filled (each tensor from the case seed and its slot).
@@ -132,6 +134,7 @@ impl Case {
             Convert,
             Embedding,
             KvAppend,
+            AttentionPaged,
         ]);
         let dtype = rng.pick(&[DType::F32, DType::F16, DType::BF16]);
         let mut c = Case::plain(op, dtype);
@@ -142,6 +145,18 @@ impl Case {
             KvAppend => vec![dim(rng), dim(rng).min(9), dim(rng).min(9), head_dim(rng), dim(rng)],
             Gemm => vec![dim(rng), dim(rng), dim(rng)],
             Rope => vec![dim(rng), dim(rng).min(9), dim(rng).min(9), head_dim(rng)],
+            AttentionPaged => {
+                let kv_heads = rng.pick(&[1usize, 2, 3]);
+                let heads = kv_heads * rng.pick(&[1usize, 2, 4]) + usize::from(rng.chance(5));
+                let page = rng.pick(&[1usize, 3, 16, 16, 64, 256, 300]);
+                vec![
+                    rng.pick(&[1usize, 2, 3, 4]),
+                    heads,
+                    kv_heads,
+                    head_dim(rng).min(256),
+                    page,
+                ]
+            }
             Attention => {
                 let kv_heads = rng.pick(&[1usize, 1, 2, 3, 0]);
                 let heads = kv_heads * rng.pick(&[1usize, 2, 4]) + usize::from(rng.chance(5));
@@ -165,6 +180,9 @@ impl Case {
         };
         if matches!(op, Attention | Gemm) && matches!(c.x, Data::Scaled(s) | Data::Constant(s) if s.abs() > 2.0) {
             c.x = Data::Specials; // their f32 accumulation order decides an overflow (see the README)
+        }
+        if op == AttentionPaged {
+            c.x = Data::Random; // the plain attention case covers the special values; this one the metadata
         }
         c.scalar = match op {
             RmsNorm | FusedAddRmsNorm => rng
@@ -374,6 +392,7 @@ fn shrink_to_budget(op: Op, dims: &mut [usize]) {
     let budget: u128 = match op {
         Op::Attention => 1 << 20,
         Op::Gemm => 1 << 21,
+        Op::AttentionPaged => 1 << 40, // dims are heads, head_dim and a page size: paged.rs bounds its tensors
         _ => 1 << 18,
     };
     let reasonable = |d: usize| d <= 1 << 16;
