@@ -7,6 +7,13 @@
 //!
 //! Never runs nvidia-smi: the arch list is fixed or comes from the environment.
 //!
+//! Without nvcc (or with `LLAMA_KERNELS_COMMITTED_PTX=1`, and on docs.rs) the build takes the committed
+//! PTX of `ptx/` instead: the emulator runs it, and on a GPU the driver JIT-compiles it, so the crate
+//! builds with Rust alone. `ptx/SOURCES` holds the hash of each kernel's sources (the `.cu` and every
+//! file it includes) that its PTX was made from: a `.cu` edited since is an error naming the pip command
+//! that installs nvcc. `tests/build_artifacts.rs` checks, with nvcc, that `ptx/` is what nvcc makes of
+//! today's sources, and rewrites it under `LLAMA_KERNELS_BLESS=1`.
+//!
 //! nvcc dominates the build, and cargo runs this script once per profile and tool (clippy, test, release).
 //! So every nvcc output is cached in `target/nvcc-cache/`, shared by all of them, under a key that hashes
 //! the nvcc command line, `nvcc --version`, the source and every file it includes by `#include "..."`
@@ -24,29 +31,37 @@ const DEFAULT_ARCHS: &str = "80,86,89,90";
 const PTX_ARCH: &str = "80";
 const ARCH_ENV: &str = "LLAMA_KERNELS_CUDA_ARCHS";
 const CACHE_ENV: &str = "LLAMA_KERNELS_NVCC_CACHE";
+const COMMITTED_ENV: &str = "LLAMA_KERNELS_COMMITTED_PTX";
 
 fn main() {
-    for var in nvcc_finder::NVCC_ENV_VARS.iter().chain(&[ARCH_ENV, CACHE_ENV, "PATH"]) {
+    for var in nvcc_finder::NVCC_ENV_VARS
+        .iter()
+        .chain(&[ARCH_ENV, CACHE_ENV, COMMITTED_ENV, "DOCS_RS", "PATH"])
+    {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=cuda");
     println!("cargo:rerun-if-changed=dev");
+    println!("cargo:rerun-if-changed=ptx");
     println!("cargo:rerun-if-changed=ptx-emu/src/nvcc.rs");
 
-    let nvcc = match nvcc_finder::find_nvcc() {
-        Ok(p) => p,
-        Err(msg) => fail(&msg),
-    };
-    println!("cargo:rustc-env=LLAMA_KERNELS_NVCC={}", nvcc.display());
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let archs = arch_list();
-
     let mut sources: Vec<PathBuf> = std::fs::read_dir("cuda")
         .unwrap_or_else(|e| fail(&format!("cannot read cuda/: {e}")))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "cu"))
         .collect();
     sources.sort();
+    let forced = std::env::var(COMMITTED_ENV).is_ok_and(|v| v == "1") || std::env::var_os("DOCS_RS").is_some();
+    let nvcc = match nvcc_finder::find_nvcc() {
+        Ok(p) if !forced => p,
+        Ok(_) => return committed_ptx(&out_dir, &sources, &format!("{COMMITTED_ENV}=1 or DOCS_RS is set")),
+        // A named nvcc that is missing is a mistake to report, not a reason to fall back.
+        Err(msg) if std::env::var_os("NVCC").is_some() => fail(&msg),
+        Err(_) => return committed_ptx(&out_dir, &sources, "no nvcc found"),
+    };
+    println!("cargo:rustc-env=LLAMA_KERNELS_NVCC={}", nvcc.display());
+    let archs = arch_list();
     let cache = NvccCache::new(&nvcc, &out_dir);
 
     // One job per (source, output kind); run them on NUM_JOBS threads, largest source first so the
@@ -96,6 +111,65 @@ fn main() {
     }
     report.sort();
     write_outputs(&out_dir, &sources, &archs, &report);
+}
+
+/// The hash of `src` and every file it includes, as `ptx/SOURCES` records it.
+fn source_hash(src: &Path) -> String {
+    let mut h = Hasher128::default();
+    for (path, bytes) in include_closure(src).unwrap_or_else(|| fail(&format!("cannot read {}", src.display()))) {
+        h.write(path.to_string_lossy().as_bytes());
+        h.write(&bytes);
+    }
+    format!("{:032x}", h.finish())
+}
+
+/// `ptx/SOURCES` as today's sources would have it: one `name hash` line per `cuda/*.cu`.
+fn sources_manifest(sources: &[PathBuf]) -> String {
+    sources
+        .iter()
+        .map(|src| format!("{} {}\n", stem(src), source_hash(src)))
+        .collect()
+}
+
+/// The build without nvcc: the committed `ptx/<name>.ptx` of every kernel, after checking that none of
+/// their sources changed since; no SASS (empty fatbins, so the CUDA backend JIT-compiles the PTX) and
+/// no ptxas report.
+fn committed_ptx(out_dir: &Path, sources: &[PathBuf], why: &str) {
+    let committed = std::fs::read_to_string("ptx/SOURCES").unwrap_or_default();
+    let today = sources_manifest(sources);
+    if committed != today {
+        let changed: Vec<String> = today
+            .lines()
+            .filter(|l| !committed.lines().any(|c| c == *l))
+            .filter_map(|l| l.split(' ').next().map(|n| format!("cuda/{n}.cu")))
+            .collect();
+        fail(&format!(
+            "building without nvcc ({why}) takes the committed PTX of ptx/, but {} changed since it was made \
+             (ptx/SOURCES). Editing kernels needs nvcc: install it with\n    {}\nthen build once and \
+             regenerate ptx/ with `LLAMA_KERNELS_BLESS=1 cargo test --test build_artifacts committed_ptx`",
+            if changed.is_empty() {
+                "the kernel list".to_string()
+            } else {
+                changed.join(", ")
+            },
+            nvcc_finder::NVCC_PIP_INSTALL
+        ));
+    }
+    for src in sources {
+        let name = stem(src);
+        let ptx = std::fs::read(format!("ptx/{name}.ptx"))
+            .unwrap_or_else(|e| fail(&format!("cannot read ptx/{name}.ptx: {e}")));
+        std::fs::write(out_dir.join(format!("{name}.ptx")), ptx)
+            .unwrap_or_else(|e| fail(&format!("cannot write {name}.ptx: {e}")));
+        std::fs::write(out_dir.join(format!("{name}.fatbin")), b"")
+            .unwrap_or_else(|e| fail(&format!("cannot write {name}.fatbin: {e}")));
+    }
+    println!(
+        "cargo:warning=llama-kernels: {why}: built from the committed PTX (ptx/), which the CUDA driver \
+         JIT-compiles on first use; nvcc would add SASS for sm_80/86/89/90"
+    );
+    println!("cargo:rustc-env=LLAMA_KERNELS_NVCC=");
+    write_outputs(out_dir, sources, &[], &[]);
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -465,6 +539,11 @@ fn write_outputs(out_dir: &Path, sources: &[PathBuf], archs: &[String], report: 
         ));
     }
     rs.push_str("];\n");
+    rs.push_str(&format!(
+        "/// `ptx/SOURCES` as today's sources make it (a kernel's name and the hash of its sources).\n\
+         pub const PTX_SOURCES: &str = {:?};\n",
+        sources_manifest(sources)
+    ));
     write(&out_dir.join("kernels.rs"), &rs);
 }
 

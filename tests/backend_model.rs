@@ -26,6 +26,19 @@ fn the_emulator_reports_a_configurable_sm_count() {
 
 #[test]
 fn model_mode_predicts_every_launch() {
+    if llama_kernels::raw::PTXAS_REPORT.is_empty() {
+        // A build from the committed PTX (no nvcc) has no registers for the model.
+        use std::io::Write as _;
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI builds with nvcc: the ptxas report must be there"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping model_mode_predicts_every_launch: no ptxas report (no nvcc)"
+        );
+        return;
+    }
     let emu = EmuBackend::with_model("h100-sxm", Some(8)).unwrap();
     let (rows, hidden) = (64usize, 4096usize);
     let x = emu.upload(&random_vec::<bf16>(rows * hidden, 1, 1.0)).unwrap();

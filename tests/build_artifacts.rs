@@ -1,5 +1,6 @@
-//! What build.rs produced: the params mirror is fresh, every kernel is in the PTX and in the fatbin for
-//! every listed arch, and ptxas reports zero spill bytes for every kernel.
+//! What build.rs produced: the params mirror is fresh, the committed PTX (`ptx/`) is what nvcc makes of
+//! today's sources, every kernel is in the PTX and in the fatbin for every listed arch, and ptxas reports
+//! zero spill bytes for every kernel.
 //!
 //! Tools these tests need beyond the build (libclang for bindgen, cuobjdump) are looked up at run time;
 //! when one is missing the test prints why it skips, except under `CI`, where it fails.
@@ -95,6 +96,42 @@ fn params_mirror_is_fresh_and_layout_asserted_on_both_sides() {
     let generated = params_bindgen::generate_params_rs(PARAMS_H).unwrap();
     check_or_bless(PARAMS_RS, &generated);
     check_or_bless(PARAMS_LAYOUT_H, &params_layout_h(&generated));
+}
+
+/// The committed PTX (`ptx/`, what a build without nvcc uses) is what nvcc makes of today's sources, and
+/// `ptx/SOURCES` names those sources' hashes; `LLAMA_KERNELS_BLESS=1` rewrites both (and removes the PTX
+/// of a kernel that is gone).
+#[test]
+fn committed_ptx_is_what_nvcc_makes_of_todays_sources() {
+    if NVCC_PATH.is_empty() {
+        return skip_or_fail(
+            "committed_ptx_is_fresh",
+            "this build took the committed PTX (no nvcc): there is nothing to compare it with",
+        );
+    }
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/ptx");
+    if std::env::var_os("LLAMA_KERNELS_BLESS").is_some() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    for image in MODULE_IMAGES {
+        check_or_bless(&format!("{dir}/{}.ptx", image.name), image.ptx);
+    }
+    check_or_bless(&format!("{dir}/SOURCES"), llama_kernels::raw::module::PTX_SOURCES);
+    let expected: BTreeSet<String> = MODULE_IMAGES
+        .iter()
+        .map(|m| format!("{}.ptx", m.name))
+        .chain(["SOURCES".to_string()])
+        .collect();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !expected.contains(&name) {
+            if std::env::var_os("LLAMA_KERNELS_BLESS").is_some() {
+                std::fs::remove_file(entry.path()).unwrap();
+            } else {
+                panic!("ptx/{name} is no kernel's: regenerate with `LLAMA_KERNELS_BLESS=1 cargo test --test build_artifacts committed_ptx`");
+            }
+        }
+    }
 }
 
 /// `cuobjdump` beside the nvcc that built the kernels.
@@ -208,6 +245,12 @@ fn every_kernel_is_in_the_ptx_and_in_the_fatbin_for_every_arch() {
 
 #[test]
 fn ptxas_reports_every_kernel_on_every_arch_with_zero_spills() {
+    if NVCC_PATH.is_empty() {
+        return skip_or_fail(
+            "ptxas_reports_every_kernel",
+            "this build took the committed PTX (no nvcc): no SASS, no ptxas report",
+        );
+    }
     for image in MODULE_IMAGES {
         for kernel in ptx_entries(image.ptx) {
             for arch in llama_kernels::raw::module::SASS_ARCHS {

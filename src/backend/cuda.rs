@@ -144,11 +144,18 @@ impl CudaBackend {
                 None => {
                     let image = module_image(kernel.module)
                         .ok_or_else(|| load_err(format!("no compiled module `{}`", kernel.module)))?;
+                    // A build without nvcc embeds no SASS (an empty fatbin): the driver JIT-compiles the
+                    // committed PTX instead (build.rs, "Without nvcc").
+                    let (image_bytes, what) = if image.fatbin.is_empty() {
+                        (cudarc::nvrtc::Ptx::from_src(image.ptx), "PTX")
+                    } else {
+                        (cudarc::nvrtc::Ptx::from_binary(image.fatbin.to_vec()), "fatbin")
+                    };
                     let m = self
                         .stream
                         .context()
-                        .load_module(cudarc::nvrtc::Ptx::from_binary(image.fatbin.to_vec()))
-                        .map_err(|e| load_err(format!("loading the fatbin of `{}`: {e}", kernel.module)))?;
+                        .load_module(image_bytes)
+                        .map_err(|e| load_err(format!("loading the {what} of `{}`: {e}", kernel.module)))?;
                     modules.insert(kernel.module, m.clone());
                     m
                 }

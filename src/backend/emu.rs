@@ -186,7 +186,14 @@ impl Backend for EmuBackend {
             Some((arch, sample_blocks)) => {
                 let regs = Self::registers(kernel.name, arch.cc).ok_or_else(|| Error::KernelLoad {
                     kernel: kernel.name.into(),
-                    detail: format!("no ptxas report for sm_{} or older", arch.cc),
+                    detail: if crate::raw::PTXAS_REPORT.is_empty() {
+                        "no ptxas report: this build took the committed PTX (no nvcc), and the speed-of-light \
+                         model takes each kernel's registers from nvcc's ptxas report; install nvcc (README, \
+                         Prerequisites) for model predictions"
+                            .to_string()
+                    } else {
+                        format!("no ptxas report for sm_{} or older", arch.cc)
+                    },
                 })?;
                 let m = ptx_emu::ModelOptions {
                     arch: arch.clone(),
