@@ -23,9 +23,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod nvcc_finder {
-    include!("ptx-emu/src/nvcc.rs");
-}
+// Where nvcc is: the same search as ptx-emu's (a build dependency, so that the packaged crate needs no
+// file from outside itself).
+use ptx_emu::nvcc as nvcc_finder;
 
 const DEFAULT_ARCHS: &str = "80,86,89,90";
 const PTX_ARCH: &str = "80";
@@ -43,7 +43,6 @@ fn main() {
     println!("cargo:rerun-if-changed=cuda");
     println!("cargo:rerun-if-changed=dev");
     println!("cargo:rerun-if-changed=ptx");
-    println!("cargo:rerun-if-changed=ptx-emu/src/nvcc.rs");
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let mut sources: Vec<PathBuf> = std::fs::read_dir("cuda")

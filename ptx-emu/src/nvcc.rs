@@ -1,5 +1,5 @@
-// Locating nvcc: shared by llama-kernels' build.rs (through `include!`) and ptx-emu's tests and CLI.
-// Dependency-free on purpose: a build script includes this file verbatim.
+// Locating nvcc: shared by llama-kernels' build.rs (a build dependency) and ptx-emu's tests and CLI.
+// Dependency-free on purpose, so that a build script can depend on ptx-emu cheaply.
 
 /// The pip command that installs nvcc on a machine without the CUDA toolkit.
 pub const NVCC_PIP_INSTALL: &str = "python3 -m pip install nvidia-cuda-nvcc==13.2.86 \
