@@ -210,21 +210,7 @@ where
         split,
     )?;
     let need = p.workspace_len(s);
-    if workspace.len() < need {
-        return Err(Error::ShapeMismatch {
-            op: OP,
-            tensor: "workspace",
-            expected: need,
-            actual: workspace.len(),
-        });
-    }
-    let (ws_addr, _ws_guard) = workspace.device_addr_mut(backend).map_err(|e| match e {
-        Error::ContextMismatch { .. } => Error::ContextMismatch {
-            op: OP,
-            tensor: "workspace",
-        },
-        other => other,
-    })?;
+    let (ws_addr, _ws_guard) = workspace_addr(backend, workspace, need)?;
     launch::<T, B>(
         backend,
         q,
@@ -492,27 +478,61 @@ where
     }
     backend.launch(p.kernel, p.dims, &params)?;
     if p.n_splits > 1 {
-        let combine = AttentionCombineParams {
-            o: params.o,
-            lse: params.lse,
-            o_partial,
-            lse_partial,
-            cu_seqlens_q: params.cu_seqlens_q,
-            o_batch_stride: params.o_batch_stride,
-            o_row_stride: params.o_row_stride,
-            o_head_stride: params.o_head_stride,
-            lse_batch_stride: params.lse_batch_stride,
-            lse_head_stride: params.lse_head_stride,
-            batch: params.batch,
-            q_len: params.q_len,
-            n_heads: params.n_heads,
-            head_dim: params.head_dim,
-            n_splits: params.n_splits,
-            total_q: params.total_q,
-        };
-        backend.launch(AttentionPlan::combine_kernel(T::DTYPE), p.combine_dims(s), &combine)?;
+        launch_combine::<T, B>(backend, &params, p, s)?;
     }
     Ok(())
+}
+
+/// The caller's split-KV workspace once checked to hold `need` f32: its address and guard.
+pub(super) fn workspace_addr<'a, B: Backend>(
+    backend: &'a B,
+    workspace: &'a mut impl DeviceSliceMut<f32, B>,
+    need: usize,
+) -> Result<(u64, B::Guard<'a>)> {
+    if workspace.len() < need {
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            tensor: "workspace",
+            expected: need,
+            actual: workspace.len(),
+        });
+    }
+    workspace.device_addr_mut(backend).map_err(|e| match e {
+        Error::ContextMismatch { .. } => Error::ContextMismatch {
+            op: OP,
+            tensor: "workspace",
+        },
+        other => other,
+    })
+}
+
+/// The combine kernel after a split launch of `params` (its outputs, workspace and row layout) planned
+/// for `shape`.
+pub(super) fn launch_combine<T: Elem, B: Backend>(
+    backend: &B,
+    params: &AttentionParams,
+    p: &AttentionPlan,
+    shape: AttentionShape,
+) -> Result<()> {
+    let combine = AttentionCombineParams {
+        o: params.o,
+        lse: params.lse,
+        o_partial: params.o_partial,
+        lse_partial: params.lse_partial,
+        cu_seqlens_q: params.cu_seqlens_q,
+        o_batch_stride: params.o_batch_stride,
+        o_row_stride: params.o_row_stride,
+        o_head_stride: params.o_head_stride,
+        lse_batch_stride: params.lse_batch_stride,
+        lse_head_stride: params.lse_head_stride,
+        batch: params.batch,
+        q_len: params.q_len,
+        n_heads: params.n_heads,
+        head_dim: params.head_dim,
+        n_splits: params.n_splits,
+        total_q: params.total_q,
+    };
+    backend.launch(AttentionPlan::combine_kernel(T::DTYPE), p.combine_dims(shape), &combine)
 }
 
 #[cfg(test)]

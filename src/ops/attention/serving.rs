@@ -15,12 +15,12 @@
 //! | workspace | split-KV scratch from the caller, [`serving_workspace_len`] f32 (0 when the plan does not split); nothing is allocated |
 
 use super::plan::{self, check_shape, window_field, AttentionPlan, Kind, SplitKv};
-use super::OP;
+use super::{launch_combine, workspace_addr, OP};
 use crate::backend::{Backend, DeviceSlice, DeviceSliceMut, DeviceValue};
 use crate::dtype::{DType, Elem};
 use crate::error::{Error, Result};
 use crate::ops::validate;
-use crate::raw::{AttentionCombineParams, AttentionParams};
+use crate::raw::AttentionParams;
 use crate::shapes::{AttentionConfig, PagedKvShape, VarlenShape};
 
 /// The plan of a serving call: that of the padded batch [`VarlenShape::padded`].
@@ -309,21 +309,7 @@ where
     let (o_addr, _og) = validate::addr_of_mut(OP, "o", o, backend, &q_dims)?;
     let (lse_addr, _lg) = validate::addr_of_mut(OP, "lse", lse, backend, &[s.n_heads, s.total_q])?;
     let need = p.workspace_len(padded);
-    if workspace.len() < need {
-        return Err(Error::ShapeMismatch {
-            op: OP,
-            tensor: "workspace",
-            expected: need,
-            actual: workspace.len(),
-        });
-    }
-    let (ws_addr, _wg) = workspace.device_addr_mut(backend).map_err(|e| match e {
-        Error::ContextMismatch { .. } => Error::ContextMismatch {
-            op: OP,
-            tensor: "workspace",
-        },
-        other => other,
-    })?;
+    let (ws_addr, _wg) = workspace_addr(backend, workspace, need)?;
     if p.kind != Kind::V1 {
         // v2 moves rows in 16-byte chunks (rows are whole chunks: head_dim % 8 == 0).
         for (name, addr) in [("q", q_addr), (keys.k.0, keys.k.1), (keys.v.0, keys.v.1), ("o", o_addr)] {
@@ -433,29 +419,7 @@ where
     }
     backend.launch(p.kernel, p.dims, &params)?;
     if p.n_splits > 1 {
-        let combine = AttentionCombineParams {
-            o: params.o,
-            lse: params.lse,
-            o_partial,
-            lse_partial,
-            cu_seqlens_q: params.cu_seqlens_q,
-            o_batch_stride: 0,
-            o_row_stride: q_row,
-            o_head_stride: hd,
-            lse_batch_stride: 0,
-            lse_head_stride: params.lse_head_stride,
-            batch: params.batch,
-            q_len: params.q_len,
-            n_heads: params.n_heads,
-            head_dim: params.head_dim,
-            n_splits: params.n_splits,
-            total_q,
-        };
-        backend.launch(
-            AttentionPlan::combine_kernel(T::DTYPE),
-            p.combine_dims(padded),
-            &combine,
-        )?;
+        launch_combine::<T, B>(backend, &params, &p, padded)?;
     }
     Ok(())
 }
