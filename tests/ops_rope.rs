@@ -530,3 +530,65 @@ fn rope_rejects_aliasing() {
         "{e}"
     );
 }
+
+/// A table uploaded once serves every call of its config, and is refused for another: another theta,
+/// rotary dim or scaling would rotate silently wrong with a bare `f32` buffer.
+#[test]
+fn rope_with_table_checks_the_table_against_the_config() {
+    use llama_kernels::ops::rope::{rope_with_table, RopeTable};
+    let backend = EmuBackend::new();
+    let shape = RopeShape {
+        tokens: 3,
+        n_heads: 2,
+        n_kv_heads: 1,
+        head_dim: 64,
+    };
+    let cfg = RopeConfig {
+        theta: 500000.0,
+        rotary_dim: 64,
+        layout: RopeLayout::HalfSplit,
+        scaling: Some(Llama3Scaling::LLAMA_3_1),
+    };
+    let table = RopeTable::upload(&backend, &cfg).unwrap();
+    assert_eq!(table.config(), &cfg);
+    let q0 = random_vec::<bf16>(3 * 2 * 64, 1, 1.0);
+    let pos = backend.upload(&[5i32, 900, 70000]).unwrap();
+    // The same bits as the table built on the call.
+    let mut a = backend.upload(&q0).unwrap();
+    let mut b = backend.upload(&q0).unwrap();
+    rope_with_table(&backend, &mut a, None::<&mut EmuBuffer<bf16>>, &pos, &table, shape, cfg).unwrap();
+    rope_with_config(&backend, &mut b, None::<&mut EmuBuffer<bf16>>, &pos, shape, cfg).unwrap();
+    assert_eq!(backend.download(&a).unwrap(), backend.download(&b).unwrap());
+    // Interleaved pairs use the same frequencies: allowed.
+    let interleaved = RopeConfig {
+        layout: RopeLayout::Interleaved,
+        ..cfg
+    };
+    rope_with_table(
+        &backend,
+        &mut a,
+        None::<&mut EmuBuffer<bf16>>,
+        &pos,
+        &table,
+        shape,
+        interleaved,
+    )
+    .unwrap();
+    for other in [
+        RopeConfig { theta: 10000.0, ..cfg },
+        RopeConfig { rotary_dim: 32, ..cfg },
+        RopeConfig { scaling: None, ..cfg },
+    ] {
+        let e = rope_with_table(
+            &backend,
+            &mut a,
+            None::<&mut EmuBuffer<bf16>>,
+            &pos,
+            &table,
+            shape,
+            other,
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{other:?}: {e}");
+    }
+}

@@ -319,6 +319,76 @@ where
     rope(backend, q, k, positions, &inv_freq, shape, cfg)
 }
 
+/// A frequency table uploaded once, with the config it was made from: [`rope_with_table`] checks that a
+/// call's config is that one (a table of another theta, rotary dim or scaling is an error, not a silently
+/// wrong rotation), which [`rope`], taking any `f32` buffer, cannot.
+pub struct RopeTable<B: Backend> {
+    inv_freq: B::Buffer<f32>,
+    /// The frequencies' part of the config: theta, rotary_dim and scaling (the layout is the call's).
+    cfg: RopeConfig,
+}
+
+impl<B: Backend> RopeTable<B> {
+    /// Builds the table of `cfg` ([`reference::rope_inv_freq`]) and uploads it.
+    ///
+    /// # Errors
+    /// As [`upload_inv_freq`].
+    pub fn upload(backend: &B, cfg: &RopeConfig) -> Result<Self> {
+        Ok(RopeTable {
+            inv_freq: upload_inv_freq(backend, cfg)?,
+            cfg: *cfg,
+        })
+    }
+
+    /// The config the table was made from.
+    pub fn config(&self) -> &RopeConfig {
+        &self.cfg
+    }
+
+    /// The `(rotary_dim / 2,)` f32 table on the device (for [`crate::ops::kv_cache::kv_append`]).
+    pub fn inv_freq(&self) -> &B::Buffer<f32> {
+        &self.inv_freq
+    }
+
+    /// `InvalidArgument` unless `cfg` makes this table: the same theta, rotary dim and scaling.
+    pub fn check(&self, op: &'static str, cfg: &RopeConfig) -> Result<()> {
+        let t = &self.cfg;
+        if t.theta.to_bits() != cfg.theta.to_bits() || t.rotary_dim != cfg.rotary_dim || t.scaling != cfg.scaling {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "the RoPE table was made for theta {}, rotary_dim {}, scaling {:?}; the call asks for theta {}, \
+                     rotary_dim {}, scaling {:?}",
+                    t.theta, t.rotary_dim, t.scaling, cfg.theta, cfg.rotary_dim, cfg.scaling
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// [`rope`] with a [`RopeTable`] uploaded once: the table is checked against `cfg` first.
+///
+/// # Errors
+/// As [`rope`]; `InvalidArgument` when `table` was made for another theta, rotary dim or scaling.
+pub fn rope_with_table<T, B, K>(
+    backend: &B,
+    q: &mut impl DeviceSliceMut<T, B>,
+    k: Option<&mut K>,
+    positions: &impl DeviceSlice<i32, B>,
+    table: &RopeTable<B>,
+    shape: RopeShape,
+    cfg: RopeConfig,
+) -> Result<()>
+where
+    T: Elem + DeviceValue,
+    B: Backend,
+    K: DeviceSliceMut<T, B>,
+{
+    table.check(OP, &cfg)?;
+    rope(backend, q, k, positions, &table.inv_freq, shape, cfg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
