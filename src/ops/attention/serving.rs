@@ -204,12 +204,12 @@ where
     let keys = KeyTensors {
         k: ("k_cache", k_addr, kv_bytes),
         v: ("v_cache", v_addr, kv_bytes),
-        meta: [
-            ("seq_lens", sl_addr, s.batch * 4),
-            ("block_table", bt_addr, s.batch * pages.max_pages_per_seq * 4),
-        ],
         total_k: slots,
-        pages: Some(pages),
+        meta: KeyMeta::Paged {
+            seq_lens: ("seq_lens", sl_addr, s.batch * 4),
+            block_table: ("block_table", bt_addr, s.batch * pages.max_pages_per_seq * 4),
+            pages,
+        },
     };
     launch(backend, q, cu_seqlens_q, keys, (o, lse), workspace, s, cfg, split)
 }
@@ -249,24 +249,35 @@ where
     let keys = KeyTensors {
         k: ("k", k_addr, kv_bytes),
         v: ("v", v_addr, kv_bytes),
-        meta: [
-            ("cu_seqlens_k", ck_addr, (s.batch + 1) * 4),
-            ("cu_seqlens_k", ck_addr, 0),
-        ],
         total_k,
-        pages: None,
+        meta: KeyMeta::Packed {
+            cu_seqlens_k: ("cu_seqlens_k", ck_addr, (s.batch + 1) * 4),
+        },
     };
     launch(backend, q, cu_seqlens_q, keys, (o, lse), workspace, s, cfg, split)
 }
 
-/// The key side of a launch, validated: k and v (name, address, bytes), the key metadata (seq_lens and
-/// block_table, or cu_seqlens_k), rows of k and v, and the pages when paged.
+/// A validated buffer: its name, address and bytes (for the overlap checks).
+type Region = (&'static str, u64, usize);
+
+/// The key side of a launch, validated: k and v, their rows, and what places each sequence's keys.
 struct KeyTensors {
-    k: (&'static str, u64, usize),
-    v: (&'static str, u64, usize),
-    meta: [(&'static str, u64, usize); 2],
+    k: Region,
+    v: Region,
     total_k: usize,
-    pages: Option<PagedKvShape>,
+    meta: KeyMeta,
+}
+
+/// How each sequence's keys are found.
+enum KeyMeta {
+    /// In pages of a cache ([`attention_paged`]).
+    Paged {
+        seq_lens: Region,
+        block_table: Region,
+        pages: PagedKvShape,
+    },
+    /// Packed rows ([`attention_varlen`]).
+    Packed { cu_seqlens_k: Region },
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -285,8 +296,7 @@ where
     T: Elem + DeviceValue,
     B: Backend,
 {
-    let padded = s.padded();
-    check_shape(padded, s.max_kv_len)?;
+    let padded = s.padded(); // checked by the entry points (check_shape)
     let bad = |reason| Error::InvalidArgument { op: OP, reason };
     let (scale, scale_log2) = cfg.checked_scale(s.head_dim).map_err(bad)?;
     let (window_left, window_right) = cfg.checked_window().map_err(bad)?;
@@ -322,14 +332,18 @@ where
     if p.n_splits > 1 {
         validate::check_align(OP, "workspace", ws_addr, 16)?;
     }
-    let inputs = [
+    let mut inputs = vec![
         ("q", q_addr, q_bytes),
         ("cu_seqlens_q", cq_addr, (s.batch + 1) * 4),
         keys.k,
         keys.v,
-        keys.meta[0],
-        keys.meta[1],
     ];
+    match keys.meta {
+        KeyMeta::Paged {
+            seq_lens, block_table, ..
+        } => inputs.extend([seq_lens, block_table]),
+        KeyMeta::Packed { cu_seqlens_k } => inputs.push(cu_seqlens_k),
+    }
     let written = [o_region, lse_region, ws_region];
     for (n, w) in written.iter().enumerate() {
         for other in inputs.iter().chain(&written[n + 1..]) {
@@ -347,19 +361,29 @@ where
         (s.n_kv_heads * s.head_dim) as i64,
         s.head_dim as i64,
     );
-    let (seq_lens, block_table, cu_seqlens_k) = match keys.pages {
-        Some(_) => (
-            keys.meta[0].1 as *const i32,
-            keys.meta[1].1 as *const i32,
-            std::ptr::null(),
-        ),
-        None => (std::ptr::null(), std::ptr::null(), keys.meta[0].1 as *const i32),
-    };
-    let pages = keys.pages.unwrap_or(PagedKvShape {
+    let unpaged = PagedKvShape {
         num_pages: 0,
         page_size: 0,
         max_pages_per_seq: 0,
-    });
+    };
+    let (seq_lens, block_table, cu_seqlens_k, pages) = match keys.meta {
+        KeyMeta::Paged {
+            seq_lens,
+            block_table,
+            pages,
+        } => (
+            seq_lens.1 as *const i32,
+            block_table.1 as *const i32,
+            std::ptr::null(),
+            pages,
+        ),
+        KeyMeta::Packed { cu_seqlens_k } => (
+            std::ptr::null(),
+            std::ptr::null(),
+            cu_seqlens_k.1 as *const i32,
+            unpaged,
+        ),
+    };
     let params = AttentionParams {
         o: o_addr as *mut std::ffi::c_void,
         lse: lse_addr as *mut f32,
